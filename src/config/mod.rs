@@ -1,0 +1,246 @@
+//! Typed configuration: the upstream plugin's TOML keys plus our own sections, loaded with
+//! figment (file, then `TELEPORT_MATTERMOST_*` overrides) and validated with every problem
+//! reported at once, each naming its key and the fix.
+
+mod env;
+mod raw;
+pub mod secret;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use secrecy::SecretString;
+use url::Url;
+
+pub use env::PREFIX as ENV_PREFIX;
+
+use crate::route::Recipient;
+
+/// The default config path, the same as upstream's.
+pub const DEFAULT_PATH: &str = "/etc/teleport-mattermost.toml";
+
+/// The commented example printed by `configure`.
+pub const EXAMPLE: &str = include_str!("example.toml");
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub teleport: TeleportConfig,
+    pub mattermost: MattermostConfig,
+    /// Effective routing table: role (or `*`) → recipients.
+    pub role_to_recipients: BTreeMap<String, Vec<Recipient>>,
+    pub log: LogConfig,
+    pub http: HttpConfig,
+    pub review: ReviewConfig,
+    pub bridge: BridgeConfig,
+    /// Things that work but deserve attention (deprecated keys, overridden tables).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TeleportConfig {
+    /// Auth (`host:3025`) or Proxy (`host:443`, `host:3080`) address.
+    pub addr: String,
+    pub credentials: Credentials,
+    /// Re-read the identity file every `refresh_identity_interval` for the process lifetime.
+    pub refresh_identity: bool,
+    pub refresh_identity_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `tctl auth sign --format=file` or tbot output.
+    IdentityFile(PathBuf),
+    /// `tctl auth sign --format=tls` output.
+    KeyPair {
+        key: PathBuf,
+        cert: PathBuf,
+        cas: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct MattermostConfig {
+    pub url: Url,
+    pub token: SecretString,
+    /// Timeout of one Mattermost API call.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub output: LogOutput,
+    pub severity: tracing::Level,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogOutput {
+    Stdout,
+    Stderr,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen_addr: SocketAddr,
+    /// The base URL Mattermost uses to reach this service (buttons, dialogs, slash command).
+    pub public_addr: Option<Url>,
+    /// When non-empty, the Mattermost callback routes answer 403 to any other peer.
+    pub callback_allowed_sources: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReviewConfig {
+    pub enabled: bool,
+    pub user_id_trait: String,
+    pub allow_email_username_match: bool,
+    pub signing_secret: Option<SecretString>,
+    pub command_tokens: Vec<SecretString>,
+    pub require_reason: RequireReason,
+    pub link_only_roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequireReason {
+    Never,
+    Deny,
+    Always,
+}
+
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// Events of different access requests processed at once.
+    pub concurrency: usize,
+}
+
+/// An IPv4 or IPv6 network in CIDR form, for the callback allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, p) = s.split_once('/').unwrap_or((s, ""));
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if p.is_empty() {
+            max
+        } else {
+            p.trim().parse().ok()?
+        };
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (canonical(self.addr), ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(i)) => {
+                mask_eq(&n.octets(), &i.octets(), self.prefix)
+            }
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(i)) => {
+                mask_eq(&n.octets(), &i.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 peers (dual-stack listeners) compare as IPv4.
+fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn mask_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let full = usize::from(prefix / 8);
+    let rest = prefix % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0
+}
+
+/// Every problem found in a config, each naming its key and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration in {}:", self.source)?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads `path`, applies `env` overrides and validates. Pass `std::env::vars()` in
+    /// production and an explicit list in tests.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let source = path.display().to_string();
+        if let Err(e) = std::fs::metadata(path) {
+            return Err(ConfigError {
+                source,
+                problems: vec![format!(
+                    "cannot read the config file: {e}; write one with `teleport-mattermost configure > {}` and edit it",
+                    path.display()
+                )],
+            });
+        }
+        let figment = Figment::new()
+            .merge(Toml::file_exact(path))
+            .merge(env::EnvOverrides::new(env));
+        validate::from_figment(&figment).map_err(|problems| ConfigError { source, problems })
+    }
+
+    /// Loads a config from TOML text (tests, `demo`), with no environment overrides.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let figment = Figment::new().merge(Toml::string(text));
+        validate::from_figment(&figment).map_err(|problems| ConfigError {
+            source: "TOML text".into(),
+            problems,
+        })
+    }
+}
+
+impl ReviewConfig {
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            user_id_trait: "mattermost_user_id".into(),
+            allow_email_username_match: false,
+            signing_secret: None,
+            command_tokens: Vec::new(),
+            require_reason: RequireReason::Deny,
+            link_only_roles: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,425 @@
+use std::io::Write;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+/// A temp dir with an identity file and a token file, and a config pointing at them.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("auth_id"), "identity").unwrap();
+        std::fs::write(dir.path().join("token"), "  file-token-123\n").unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn write(&self, toml: &str) -> PathBuf {
+        let p = self.dir.path().join("config.toml");
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(toml.as_bytes()).unwrap();
+        p
+    }
+
+    fn minimal(&self) -> String {
+        format!(
+            "[teleport]\nidentity = {:?}\n[mattermost]\nurl = \"https://mm.example.com\"\ntoken = \"secret-token\"\n",
+            self.path("auth_id")
+        )
+    }
+
+    fn load(&self, toml: &str) -> Result<Config, ConfigError> {
+        Config::load(&self.write(toml), Vec::<(String, String)>::new())
+    }
+
+    fn problems(&self, toml: &str) -> Vec<String> {
+        self.load(toml)
+            .expect_err("config should be refused")
+            .problems
+    }
+}
+
+fn has(problems: &[String], needle: &str) {
+    assert!(
+        problems.iter().any(|p| p.contains(needle)),
+        "no problem contains {needle:?}: {problems:#?}"
+    );
+}
+
+#[test]
+fn minimal_config_gets_the_upstream_defaults() {
+    let f = Fixture::new();
+    let c = f.load(&f.minimal()).unwrap();
+    assert_eq!(c.teleport.addr, "localhost:3025");
+    assert_eq!(
+        c.teleport.refresh_identity_interval,
+        Duration::from_secs(60)
+    );
+    assert!(!c.teleport.refresh_identity);
+    assert_eq!(c.log.output, LogOutput::Stderr);
+    assert_eq!(c.log.severity, tracing::Level::INFO);
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert_eq!(c.http.listen_addr.to_string(), "0.0.0.0:8081");
+    assert!(!c.review.enabled);
+    assert_eq!(c.review.user_id_trait, "mattermost_user_id");
+    assert_eq!(c.bridge.concurrency, 128);
+    assert!(c.role_to_recipients.is_empty());
+    assert_eq!(c.mattermost.token.expose_secret(), "secret-token");
+}
+
+#[test]
+fn missing_url_names_the_key_and_the_fix() {
+    let f = Fixture::new();
+    let toml = f
+        .minimal()
+        .replace("url = \"https://mm.example.com\"\n", "");
+    has(
+        &f.problems(&toml),
+        "`mattermost.url` is missing: set it to your Mattermost base URL",
+    );
+}
+
+#[test]
+fn url_must_be_http_or_https() {
+    let f = Fixture::new();
+    let toml = f
+        .minimal()
+        .replace("https://mm.example.com", "ftp://mm.example.com");
+    has(&f.problems(&toml), "use an http:// or https:// URL");
+}
+
+#[test]
+fn partial_tls_trio_lists_given_and_missing_settings() {
+    let f = Fixture::new();
+    let toml = format!(
+        "[teleport]\nclient_key = {:?}\n[mattermost]\nurl = \"https://mm\"\ntoken = \"t\"\n",
+        f.path("auth_id")
+    );
+    has(
+        &f.problems(&toml),
+        "teleport setting(s) `client_key` are provided but setting(s) `client_crt`, `root_cas` are missing",
+    );
+}
+
+#[test]
+fn identity_and_key_pair_are_mutually_exclusive() {
+    let f = Fixture::new();
+    let toml = f.minimal().replace(
+        "[mattermost]",
+        &format!("client_crt = {:?}\n[mattermost]", f.path("auth_id")),
+    );
+    has(
+        &f.problems(&toml),
+        "`teleport.identity` is mutually exclusive with",
+    );
+}
+
+#[test]
+fn refresh_requires_identity() {
+    let f = Fixture::new();
+    let p = f.path("auth_id");
+    let toml = format!(
+        "[teleport]\nclient_key = {p:?}\nclient_crt = {p:?}\nroot_cas = {p:?}\nrefresh_identity = true\n[mattermost]\nurl = \"https://mm\"\ntoken = \"t\"\n"
+    );
+    has(
+        &f.problems(&toml),
+        "`teleport.refresh_identity` requires that `teleport.identity` be set",
+    );
+}
+
+#[test]
+fn no_credentials_says_how_to_export_an_identity() {
+    let f = Fixture::new();
+    let toml = "[mattermost]\nurl = \"https://mm\"\ntoken = \"t\"\n";
+    has(&f.problems(toml), "no credentials configured");
+}
+
+#[test]
+fn bad_severity_lists_the_valid_ones() {
+    let f = Fixture::new();
+    let toml = format!("{}[log]\nseverity = \"loud\"\n", f.minimal());
+    has(
+        &f.problems(&toml),
+        "`log.severity` is \"loud\": use one of info, warn, error, debug, trace",
+    );
+}
+
+#[test]
+fn severity_is_case_insensitive_with_upstream_aliases() {
+    let f = Fixture::new();
+    for (given, want) in [
+        ("INFO", tracing::Level::INFO),
+        ("Err", tracing::Level::ERROR),
+        ("warning", tracing::Level::WARN),
+        ("DEBUG", tracing::Level::DEBUG),
+    ] {
+        let c = f
+            .load(&format!("{}[log]\nseverity = {given:?}\n", f.minimal()))
+            .unwrap();
+        assert_eq!(c.log.severity, want, "{given}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_all_named_with_the_file() {
+    let f = Fixture::new();
+    let toml = f
+        .minimal()
+        .replace("[mattermost]", "adress = \"x\"\n[mattermost]")
+        + "tokn = \"y\"\n[extra]\nx = 1\n";
+    let problems = f.problems(&toml);
+    let file = f.path("config.toml");
+    has(
+        &problems,
+        &format!("unknown key `teleport.adress` in {file}"),
+    );
+    has(
+        &problems,
+        &format!("unknown key `mattermost.tokn` in {file}"),
+    );
+    has(&problems, "unknown key `extra`");
+    has(
+        &problems,
+        "known keys of [mattermost]: url, token, recipients, timeout",
+    );
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let f = Fixture::new();
+    let toml = "[log]\nseverity = \"x\"\nformat = \"xml\"\n[mattermost]\n";
+    let problems = f.problems(toml);
+    has(&problems, "`mattermost.url` is missing");
+    has(&problems, "`mattermost.token` is missing");
+    has(&problems, "`log.severity`");
+    has(&problems, "`log.format` is \"xml\"");
+    has(&problems, "no credentials configured");
+}
+
+#[test]
+fn token_file_missing_names_the_file_not_the_value() {
+    let f = Fixture::new();
+    let toml = f
+        .minimal()
+        .replace("\"secret-token\"", "\"/nonexistent/dir/mm_token\"");
+    let problems = f.problems(&toml);
+    has(
+        &problems,
+        "`mattermost.token` cannot read the file /nonexistent/dir/mm_token",
+    );
+}
+
+#[test]
+fn token_from_file_is_trimmed() {
+    let f = Fixture::new();
+    let toml = f
+        .minimal()
+        .replace("\"secret-token\"", &format!("{:?}", f.path("token")));
+    let c = f.load(&toml).unwrap();
+    assert_eq!(c.mattermost.token.expose_secret(), "file-token-123");
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let f = Fixture::new();
+    let toml = format!(
+        "{}[review]\nsigning_secret = \"0123456789abcdef0123456789abcdef-hmac\"\ncommand_token = [\"cmd-token-a\", \"cmd-token-b\"]\n",
+        f.minimal()
+    );
+    let c = f.load(&toml).unwrap();
+    let dbg = format!("{c:?}");
+    for secret in [
+        "secret-token",
+        "0123456789abcdef",
+        "cmd-token-a",
+        "cmd-token-b",
+    ] {
+        assert!(!dbg.contains(secret), "{secret} leaked into Debug: {dbg}");
+    }
+    assert_eq!(c.review.command_tokens.len(), 2);
+}
+
+#[test]
+fn env_overrides_a_nested_key() {
+    let f = Fixture::new();
+    let path = f.write(&f.minimal());
+    let env = [
+        (
+            "TELEPORT_MATTERMOST_MATTERMOST__URL".to_string(),
+            "https://override.example.com".to_string(),
+        ),
+        ("TELEPORT_MATTERMOST_LOG__SEVERITY".into(), "debug".into()),
+        ("UNRELATED".into(), "x".into()),
+    ];
+    let c = Config::load(&path, env).unwrap();
+    assert_eq!(c.mattermost.url.as_str(), "https://override.example.com/");
+    assert_eq!(c.log.severity, tracing::Level::DEBUG);
+}
+
+#[test]
+fn unknown_env_override_names_the_variable() {
+    let f = Fixture::new();
+    let path = f.write(&f.minimal());
+    let env = [(
+        "TELEPORT_MATTERMOST_MATTERMOST__TOKN".to_string(),
+        "x".to_string(),
+    )];
+    let problems = Config::load(&path, env).unwrap_err().problems;
+    has(&problems, "TELEPORT_MATTERMOST_MATTERMOST__TOKN");
+}
+
+#[test]
+fn auth_server_is_a_deprecated_alias() {
+    let f = Fixture::new();
+    let toml = f.minimal().replace(
+        "[teleport]",
+        "[teleport]\nauth_server = \"auth.example.com:3025\"",
+    );
+    let c = f.load(&toml).unwrap();
+    assert_eq!(c.teleport.addr, "auth.example.com:3025");
+    assert!(c.warnings[0].contains("deprecated"));
+    let toml = toml.replace("[teleport]", "[teleport]\naddr = \"proxy.example.com:443\"");
+    assert_eq!(
+        f.load(&toml).unwrap().teleport.addr,
+        "proxy.example.com:443"
+    );
+}
+
+#[test]
+fn role_to_recipients_takes_a_string_or_a_list() {
+    let f = Fixture::new();
+    let toml = format!(
+        "{}[role_to_recipients]\n\"*\" = \"team/fallback\"\neditor = [\"reviewer@example.com\", \"@bob\"]\n",
+        f.minimal()
+    );
+    let c = f.load(&toml).unwrap();
+    assert_eq!(c.role_to_recipients["*"].len(), 1);
+    assert_eq!(
+        c.role_to_recipients["editor"],
+        vec![
+            Recipient::Email("reviewer@example.com".into()),
+            Recipient::Username("bob".into())
+        ]
+    );
+    let bad = format!("{}[role_to_recipients]\neditor = 5\n", f.minimal());
+    has(
+        &f.problems(&bad),
+        "is a number: use a string or a list of strings",
+    );
+    let bad = format!(
+        "{}[role_to_recipients]\neditor = [\"fallback\"]\n",
+        f.minimal()
+    );
+    has(&f.problems(&bad), "recipient \"fallback\" is not valid");
+}
+
+#[test]
+fn mattermost_recipients_replace_the_role_table_with_a_warning() {
+    let f = Fixture::new();
+    let toml = format!(
+        "{}recipients = [\"t/c\"]\n[role_to_recipients]\neditor = \"a@b.co\"\n",
+        f.minimal()
+    );
+    let c = f.load(&toml).unwrap();
+    assert_eq!(c.role_to_recipients.keys().collect::<Vec<_>>(), vec!["*"]);
+    assert!(c.warnings.iter().any(|w| w.contains("replaces the whole")));
+}
+
+#[test]
+fn durations_are_human_strings() {
+    let f = Fixture::new();
+    let toml = f.minimal().replace(
+        "[mattermost]",
+        "refresh_identity = true\nrefresh_identity_interval = \"30s\"\n[mattermost]",
+    );
+    let c = f.load(&toml).unwrap();
+    assert_eq!(
+        c.teleport.refresh_identity_interval,
+        Duration::from_secs(30)
+    );
+    let bad = toml.replace("\"30s\"", "30");
+    has(&f.problems(&bad), "write a duration string such as \"30s\"");
+}
+
+#[test]
+fn review_needs_a_secret_and_a_public_address() {
+    let f = Fixture::new();
+    let toml = format!("{}[review]\nenabled = true\n", f.minimal());
+    let problems = f.problems(&toml);
+    has(
+        &problems,
+        "`review.signing_secret` is required when `review.enabled = true`",
+    );
+    has(
+        &problems,
+        "`http.public_addr` is required when `review.enabled = true`",
+    );
+    let short = format!("{}[review]\nsigning_secret = \"short\"\n", f.minimal());
+    has(&f.problems(&short), "shorter than 32 characters");
+}
+
+#[test]
+fn callback_sources_are_cidr_networks() {
+    let f = Fixture::new();
+    let toml = format!(
+        "{}[http]\ncallback_allowed_sources = [\"10.0.0.0/8\", \"::1\", \"nope\"]\n",
+        f.minimal()
+    );
+    has(
+        &f.problems(&toml),
+        "has \"nope\", which is not a CIDR network",
+    );
+    let net = IpNet::parse("10.0.0.0/8").unwrap();
+    assert!(net.contains("10.1.2.3".parse().unwrap()));
+    assert!(net.contains("::ffff:10.1.2.3".parse().unwrap()));
+    assert!(!net.contains("11.0.0.1".parse().unwrap()));
+    assert!(
+        IpNet::parse("::1")
+            .unwrap()
+            .contains("::1".parse().unwrap())
+    );
+    assert!(IpNet::parse("10.0.0.0/33").is_none());
+}
+
+#[test]
+fn missing_config_file_says_how_to_create_one() {
+    let problems = Config::load(Path::new("/nonexistent/tm.toml"), Vec::new())
+        .unwrap_err()
+        .problems;
+    has(
+        &problems,
+        "teleport-mattermost configure > /nonexistent/tm.toml",
+    );
+}
+
+#[test]
+fn configure_output_loads_once_its_paths_exist() {
+    let f = Fixture::new();
+    let dir = f.dir.path().display().to_string();
+    let text = EXAMPLE.replace("/var/lib/teleport/plugins/mattermost", &dir);
+    std::fs::write(f.dir.path().join("mattermost_token"), "tok").unwrap();
+    let c = f.load(&text).unwrap();
+    assert!(c.teleport.refresh_identity);
+    assert_eq!(c.teleport.addr, "teleport.example.com:443");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // The example documents every key the loader knows.
+    for (section, keys) in raw::SECTIONS {
+        assert!(
+            text.contains(&format!("[{section}]")),
+            "[{section}] missing"
+        );
+        for key in *keys {
+            assert!(
+                text.contains(&format!("{key} =")),
+                "{section}.{key} missing"
+            );
+        }
+    }
+}

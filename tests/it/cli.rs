@@ -1,0 +1,169 @@
+//! The real binary: `version`, `configure`, `check` and `start` with SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_teleport-mattermost");
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+#[test]
+fn version_prints_semver_git_and_rustc() {
+    let out = run(&["version"]);
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let line = line.trim();
+    let words: Vec<&str> = line.split(' ').collect();
+    assert_eq!(words[0], "teleport-mattermost");
+    assert!(
+        words[1].starts_with('v') && words[1][1..].split('.').count() == 3,
+        "{line}"
+    );
+    let rest = &words[2..];
+    let rest = if rest[0].starts_with("git:") {
+        assert!(rest[0].len() > 4, "{line}");
+        &rest[1..]
+    } else {
+        rest
+    };
+    assert_eq!(rest[0], "rustc", "{line}");
+    assert!(rest[1].chars().next().unwrap().is_ascii_digit(), "{line}");
+}
+
+#[test]
+fn usage_errors_exit_1_like_upstream() {
+    assert_eq!(run(&[]).status.code(), Some(1));
+    assert_eq!(run(&["start", "--pid-file=/x"]).status.code(), Some(1));
+    assert_eq!(run(&["--help"]).status.code(), Some(0));
+}
+
+fn fixture_config(dir: &std::path::Path, listen: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("auth_id"), "identity").unwrap();
+    let path = dir.join("tm.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[teleport]\nidentity = {:?}\n[mattermost]\nurl = \"https://mm.example.com\"\ntoken = \"tok\"\n[http]\nlisten_addr = {listen:?}\n",
+            dir.join("auth_id")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn check_reports_every_problem_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[log]\nseverity = \"x\"\n[mattermost]\ntoken = \"hunter2-secret\"\n",
+    )
+    .unwrap();
+    let out = run(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("✘ `mattermost.url` is missing"), "{text}");
+    assert!(text.contains("✘ `log.severity`"), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "check output leaked the token: {text}"
+    );
+    let good = fixture_config(dir.path(), "127.0.0.1:0");
+    let out = run(&["check", "-c", good.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn configure_prints_a_loadable_example() {
+    let out = run(&["configure"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("[teleport]") && text.contains("[mattermost]"));
+}
+
+#[test]
+fn start_serves_health_and_stops_within_15s_of_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let config = fixture_config(dir.path(), &listen);
+    let mut child = Command::new(BIN)
+        .args(["start", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        if let Ok(b) = http_get(&listen, "/healthz") {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "service did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.ends_with("ok\n"), "{body}");
+    assert!(
+        http_get(&listen, "/readyz")
+            .unwrap()
+            .starts_with("HTTP/1.1 503")
+    );
+    assert!(
+        http_get(&listen, "/metrics")
+            .unwrap()
+            .contains("teleport_mattermost_build_info")
+    );
+    // SIGHUP must not kill it.
+    signal(child.id(), "HUP");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP killed the process"
+    );
+    signal(child.id(), "TERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no exit within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}");
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// A minimal HTTP/1.1 GET, so this test needs no client crate.
+fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
