@@ -7,13 +7,16 @@
 //! - [`http`]: axum router (health, readiness, metrics, Mattermost callbacks).
 //! - [`metrics`]: the non-global Prometheus registry; [`logging`]: tracing setup.
 //! - [`route`]: recipients (config, access monitoring rules, suggested reviewers).
+//! - [`bridge`]: events → posts; [`retry`]: bounded jittered backoff.
 
 pub mod app;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod retry;
 pub mod route;
 pub mod signals;
 pub mod version;

@@ -1,0 +1,197 @@
+//! Per-key work queue: work for one access request runs in order (one at a time), different
+//! requests run in parallel up to a limit. Processing reconciles to the request's latest
+//! state, so a newer item for a key replaces one not yet started ("latest wins"), and a
+//! failed item is retried with bounded, jittered backoff unless something newer arrives.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::retry::Backoff;
+
+/// What a handler says about an item it could not finish.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    /// Worth trying again (Teleport or Mattermost unavailable, someone else's fresh claim).
+    /// `after` overrides the backoff, e.g. a Mattermost `Retry-After`.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Retrying cannot help (bad data); logged and dropped.
+    Fail(String),
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// How items of one key combine while waiting: the default keeps the newest.
+pub trait Supersede: Sized {
+    fn supersede(self, newer: Self) -> Self {
+        newer
+    }
+}
+
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff: Backoff,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 12,
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(10)),
+        }
+    }
+}
+
+struct Slot<V> {
+    pending: Option<V>,
+    /// Woken when `pending` is replaced, to cut a retry wait short.
+    newer: Arc<Notify>,
+}
+
+struct Inner<K, V> {
+    slots: Mutex<HashMap<K, Slot<V>>>,
+    permits: Semaphore,
+    active: watch::Sender<usize>,
+    handler: Box<dyn Fn(K, V) -> HandlerFuture + Send + Sync>,
+    policy: RetryPolicy,
+}
+
+/// Cheap to clone; all clones share the queue.
+pub struct KeyedQueue<K, V> {
+    inner: Arc<Inner<K, V>>,
+}
+
+impl<K, V> Clone for KeyedQueue<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K, V> KeyedQueue<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + std::fmt::Display + 'static,
+    V: Supersede + Clone + Send + 'static,
+{
+    pub fn new(
+        concurrency: usize,
+        policy: RetryPolicy,
+        handler: impl Fn(K, V) -> HandlerFuture + Send + Sync + 'static,
+    ) -> Self {
+        let (active, _) = watch::channel(0);
+        Self {
+            inner: Arc::new(Inner {
+                slots: Mutex::new(HashMap::new()),
+                permits: Semaphore::new(concurrency.max(1)),
+                active,
+                handler: Box::new(handler),
+                policy,
+            }),
+        }
+    }
+
+    /// Queues `value` for `key`; starts a worker for the key unless one is running.
+    pub fn submit(&self, key: K, value: V) {
+        let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get_mut(&key) {
+            slot.pending = Some(match slot.pending.take() {
+                Some(old) => old.supersede(value),
+                None => value,
+            });
+            slot.newer.notify_one();
+            return;
+        }
+        slots.insert(
+            key.clone(),
+            Slot {
+                pending: Some(value),
+                newer: Arc::new(Notify::new()),
+            },
+        );
+        self.inner.active.send_modify(|n| *n += 1);
+        drop(slots);
+        let inner = self.inner.clone();
+        tokio::spawn(async move { worker(inner, key).await });
+    }
+
+    /// Keys with work queued or running.
+    pub fn active(&self) -> usize {
+        *self.inner.active.borrow()
+    }
+
+    /// Resolves when no key has work (tests, benchmark, shutdown drain).
+    pub async fn idle(&self) {
+        let mut rx = self.inner.active.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+async fn worker<K, V>(inner: Arc<Inner<K, V>>, key: K)
+where
+    K: Eq + Hash + Clone + Send + Sync + std::fmt::Display + 'static,
+    V: Supersede + Clone + Send + 'static,
+{
+    let mut attempt = 0u32;
+    let mut current: Option<V> = None;
+    loop {
+        let newer = {
+            let mut slots = inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(slot) = slots.get_mut(&key) else {
+                return;
+            };
+            if let Some(v) = slot.pending.take() {
+                current = Some(v);
+                attempt = 0;
+            }
+            match &current {
+                Some(_) => slot.newer.clone(),
+                None => {
+                    slots.remove(&key);
+                    drop(slots);
+                    inner.active.send_modify(|n| *n -= 1);
+                    return;
+                }
+            }
+        };
+        let value = current.clone().expect("checked above");
+        let outcome = {
+            let _permit = inner.permits.acquire().await.expect("never closed");
+            (inner.handler)(key.clone(), value).await
+        };
+        match outcome {
+            Outcome::Done => current = None,
+            Outcome::Fail(why) => {
+                tracing::error!(request_id = %key, error = %why, "Failed to process request; dropping this event");
+                current = None;
+            }
+            Outcome::Retry { reason, after } => {
+                attempt += 1;
+                if attempt >= inner.policy.attempts {
+                    tracing::error!(request_id = %key, error = %reason, attempts = attempt, "giving up on this event after retries; the next event or reconcile will pick it up");
+                    current = None;
+                    continue;
+                }
+                let wait = after.unwrap_or_else(|| inner.policy.backoff.delay(attempt));
+                tracing::warn!(request_id = %key, error = %reason, retry_in_ms = wait.as_millis() as u64, "event failed; retrying");
+                // A newer event for this request replaces the failed one at once.
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = newer.notified() => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
