@@ -8,6 +8,7 @@
 //! - [`metrics`]: the non-global Prometheus registry; [`logging`]: tracing setup.
 //! - [`route`]: recipients (config, access monitoring rules, suggested reviewers).
 //! - [`bridge`]: events → posts; [`retry`]: bounded jittered backoff.
+//! - [`review`]: buttons, dialogs and `/teleport`, submitted on behalf of the reviewer.
 
 pub mod app;
 pub mod bridge;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod retry;
+pub mod review;
 pub mod route;
 pub mod signals;
 pub mod version;
