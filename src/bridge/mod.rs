@@ -1,3 +1,18 @@
 //! The bridge: Teleport access-request events become Mattermost posts, kept current.
+//!
+//! - [`queue`]: per-request ordering, bounded parallelism, retries.
+//! - [`processor`]: one request's posts brought up to date, exactly once (see [`claim`]).
+//! - [`ports`]: the Teleport and Mattermost operations it needs; [`render`]: post texts.
 
+pub mod claim;
+pub mod metrics;
+pub mod ports;
+pub mod processor;
 pub mod queue;
+pub mod render;
+pub mod work;
+
+#[cfg(test)]
+mod fakes;
+#[cfg(test)]
+mod processor_tests;

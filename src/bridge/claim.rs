@@ -1,0 +1,107 @@
+//! The `claim` plugin-data key: a short lease that makes one replica the only writer of a
+//! request's Mattermost posts while it works. It is written with compare-and-swap together
+//! with the upstream keys; upstream decoders ignore it. A replica that dies leaves a claim
+//! that expires, and the next one to see the request takes over and redoes the phase —
+//! deterministic `pending_post_id`s let Mattermost drop the re-sent posts.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const KEY: &str = "claim";
+
+/// Shorter than Mattermost's 30 s `pending_post_id` window, so a takeover's re-sent posts are
+/// still deduplicated; renewed at every progress write.
+pub const LEASE: Duration = Duration::from_secs(12);
+
+/// What the claim holder was doing, so a takeover knows whether root posts may be missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Posting the root messages (some may be missing).
+    Post,
+    /// Replies and status updates; everything else is derivable from the request.
+    Update,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub owner: String,
+    /// Unix milliseconds.
+    pub until: u64,
+    pub phase: Phase,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Claim {
+    pub fn new(owner: &str, phase: Phase) -> Self {
+        Self {
+            owner: owner.to_string(),
+            until: now_ms() + LEASE.as_millis() as u64,
+            phase,
+        }
+    }
+
+    /// `<owner>;<until ms>;<post|update>`; anything unreadable counts as an expired claim,
+    /// so a corrupt value can never block a request forever.
+    pub fn parse(raw: &str) -> Option<Self> {
+        if raw.is_empty() {
+            return None;
+        }
+        let mut parts = raw.rsplitn(3, ';');
+        let phase = parts.next();
+        let until = parts.next().and_then(|u| u.parse().ok());
+        let owner = parts.next();
+        match (owner, until, phase) {
+            (Some(o), Some(until), Some("post")) => Some(Self { owner: o.into(), until, phase: Phase::Post }),
+            (Some(o), Some(until), Some("update")) => Some(Self { owner: o.into(), until, phase: Phase::Update }),
+            _ => Some(Self { owner: String::new(), until: 0, phase: Phase::Post }),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let phase = match self.phase {
+            Phase::Post => "post",
+            Phase::Update => "update",
+        };
+        format!("{};{};{phase}", self.owner, self.until)
+    }
+
+    pub fn expired(&self, now: u64) -> bool {
+        now >= self.until
+    }
+
+    pub fn remaining(&self, now: u64) -> Duration {
+        Duration::from_millis(self.until.saturating_sub(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_owner_may_contain_separators() {
+        let c = Claim { owner: "host;a:1".into(), until: 42, phase: Phase::Update };
+        assert_eq!(Claim::parse(&c.encode()), Some(c));
+        assert_eq!(Claim::parse(""), None);
+    }
+
+    #[test]
+    fn garbage_is_an_expired_post_claim() {
+        let c = Claim::parse("nonsense").unwrap();
+        assert!(c.expired(1));
+        assert_eq!(c.phase, Phase::Post);
+    }
+
+    #[test]
+    fn a_new_claim_lasts_the_lease() {
+        let c = Claim::new("me", Phase::Post);
+        let now = now_ms();
+        assert!(!c.expired(now));
+        assert!(c.remaining(now) <= LEASE);
+        assert!(c.expired(now + LEASE.as_millis() as u64 + 1));
+    }
+}

@@ -1,0 +1,148 @@
+//! In-memory stand-ins with the real systems' semantics that matter here: Teleport's plugin
+//! data compare-and-swap and Mattermost's `pending_post_id` dedup.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use super::ports::{Body, Chat, Map, NewPost, PortError, Store};
+use super::render::Renderer;
+use super::work::Summary;
+use crate::access::Review;
+use crate::route::Recipient;
+
+#[derive(Clone, Default)]
+pub struct FakeStore {
+    pub data: Arc<Mutex<BTreeMap<String, Map>>>,
+    /// Requests that no longer exist (NotFound on first write).
+    pub deleted: Arc<Mutex<BTreeSet<String>>>,
+    pub writes: Arc<Mutex<u32>>,
+}
+
+impl FakeStore {
+    pub fn get_now(&self, id: &str) -> Option<Map> {
+        self.data.lock().unwrap().get(id).cloned()
+    }
+}
+
+impl Store for FakeStore {
+    async fn get(&self, id: &str) -> Result<Option<Map>, PortError> {
+        tokio::task::yield_now().await;
+        Ok(self.get_now(id))
+    }
+
+    async fn update(&self, id: &str, set: Map, expect: Map) -> Result<(), PortError> {
+        tokio::task::yield_now().await;
+        let mut data = self.data.lock().unwrap();
+        let entry = data.get(id);
+        if entry.is_none() && self.deleted.lock().unwrap().contains(id) {
+            return Err(PortError::NotFound);
+        }
+        for (k, want) in &expect {
+            let have = entry.and_then(|e| e.get(k)).map(String::as_str).unwrap_or("");
+            if have != want {
+                return Err(PortError::Conflict);
+            }
+        }
+        let mut next = entry.cloned().unwrap_or_default();
+        for (k, v) in set {
+            if v.is_empty() {
+                next.remove(&k);
+            } else {
+                next.insert(k, v);
+            }
+        }
+        *self.writes.lock().unwrap() += 1;
+        if next.is_empty() {
+            data.remove(id);
+        } else {
+            data.insert(id.to_string(), next);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posted {
+    pub id: String,
+    pub channel_id: String,
+    pub root_id: Option<String>,
+    pub message: String,
+    pub key: String,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeChat {
+    /// Recipient (as text) → channel id; missing recipients do not resolve.
+    pub channels: Arc<Mutex<BTreeMap<String, String>>>,
+    pub posts: Arc<Mutex<Vec<Posted>>>,
+    pub updates: Arc<Mutex<Vec<(String, String)>>>,
+    /// Channels whose next posts fail with a temporary error.
+    pub failing: Arc<Mutex<BTreeMap<String, u32>>>,
+}
+
+impl FakeChat {
+    pub fn with(channels: &[(&str, &str)]) -> Self {
+        let c = Self::default();
+        *c.channels.lock().unwrap() =
+            channels.iter().map(|(r, ch)| (r.to_string(), ch.to_string())).collect();
+        c
+    }
+
+    pub fn roots(&self) -> Vec<Posted> {
+        self.posts.lock().unwrap().iter().filter(|p| p.root_id.is_none()).cloned().collect()
+    }
+
+    pub fn replies(&self) -> Vec<Posted> {
+        self.posts.lock().unwrap().iter().filter(|p| p.root_id.is_some()).cloned().collect()
+    }
+}
+
+impl Chat for FakeChat {
+    async fn resolve(&self, r: &Recipient) -> Result<Option<String>, PortError> {
+        Ok(self.channels.lock().unwrap().get(&r.to_string()).cloned())
+    }
+
+    async fn post(&self, p: NewPost) -> Result<String, PortError> {
+        tokio::task::yield_now().await;
+        if let Some(n) = self.failing.lock().unwrap().get_mut(&p.channel_id).filter(|n| **n > 0) {
+            *n -= 1;
+            return Err(PortError::Retry { reason: "500 from fake".into(), after: None });
+        }
+        let mut posts = self.posts.lock().unwrap();
+        // Mattermost returns the first post for a repeated pending_post_id.
+        if let Some(existing) = posts.iter().find(|x| x.key == p.idempotency_key) {
+            return Ok(existing.id.clone());
+        }
+        let id = format!("post-{}", posts.len() + 1);
+        posts.push(Posted {
+            id: id.clone(),
+            channel_id: p.channel_id,
+            root_id: p.root_id,
+            message: p.body.message,
+            key: p.idempotency_key,
+        });
+        Ok(id)
+    }
+
+    async fn update(&self, _channel_id: &str, post_id: &str, body: Body) -> Result<(), PortError> {
+        tokio::task::yield_now().await;
+        self.updates.lock().unwrap().push((post_id.to_string(), body.message));
+        Ok(())
+    }
+}
+
+pub struct FakeRender;
+
+impl Renderer for FakeRender {
+    fn root(&self, s: &Summary, channel_id: &str) -> Body {
+        Body::text(format!("root {} {:?} a{}/d{} in {channel_id}", s.id, s.status, s.approvals, s.denials))
+    }
+
+    fn reply(&self, _s: &Summary, r: &Review) -> Body {
+        Body::text(format!("reply {} {:?}", r.author, r.proposed_state))
+    }
+
+    fn outcome(&self, s: &Summary) -> Body {
+        Body::text(format!("outcome {} {:?}", s.id, s.status))
+    }
+}

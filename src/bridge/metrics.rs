@@ -1,0 +1,85 @@
+//! The bridge's metric families.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct BridgeMetrics {
+    pub events: IntCounterVec,
+    pub sent: IntCounterVec,
+    pub updates: IntCounterVec,
+    pub cas_conflicts: IntCounter,
+    pub event_seconds: Histogram,
+    pub watch_reconnects: IntCounter,
+    pub watch_up: IntGauge,
+    pub rules: IntGauge,
+}
+
+impl BridgeMetrics {
+    pub fn new(m: &Metrics) -> Self {
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            m.register(&IntCounterVec::new(Opts::new(name, help), labels).expect("static metric"))
+        };
+        Self {
+            events: counter_vec(
+                "teleport_mattermost_events_total",
+                "Access request events seen, by kind (put/delete) and request state.",
+                &["op", "state"],
+            ),
+            sent: counter_vec(
+                "teleport_mattermost_posts_total",
+                "Mattermost posts created, by kind (root, reply, requester) and outcome.",
+                &["kind", "outcome"],
+            ),
+            updates: counter_vec(
+                "teleport_mattermost_post_updates_total",
+                "Mattermost root posts updated in place, by outcome.",
+                &["outcome"],
+            ),
+            cas_conflicts: m.register(
+                &IntCounter::new(
+                    "teleport_mattermost_cas_conflicts_total",
+                    "Plugin data compare-and-swap conflicts (another replica wrote first).",
+                )
+                .expect("static metric"),
+            ),
+            event_seconds: m.register(
+                &Histogram::with_opts(
+                    HistogramOpts::new(
+                        "teleport_mattermost_event_duration_seconds",
+                        "Time to process one access request event, retries included.",
+                    )
+                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0]),
+                )
+                .expect("static metric"),
+            ),
+            watch_reconnects: m.register(
+                &IntCounter::new(
+                    "teleport_mattermost_watch_reconnects_total",
+                    "Times the watch on Teleport was re-established after it ended.",
+                )
+                .expect("static metric"),
+            ),
+            watch_up: m.register(
+                &IntGauge::new("teleport_mattermost_watch_up", "1 while the watch on Teleport is established.")
+                    .expect("static metric"),
+            ),
+            rules: m.register(
+                &IntGauge::new(
+                    "teleport_mattermost_access_monitoring_rules",
+                    "Access monitoring rules currently routing requests to Mattermost.",
+                )
+                .expect("static metric"),
+            ),
+        }
+    }
+
+    pub fn sent(&self, kind: &str, ok: bool) {
+        self.sent.with_label_values(&[kind, if ok { "ok" } else { "error" }]).inc();
+    }
+
+    pub fn updated(&self, ok: bool) {
+        self.updates.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
+    }
+}

@@ -1,0 +1,122 @@
+//! One unit of work for a request (its latest known state, or its deletion) and the summary
+//! the posts are rendered from — built from the request when it exists, else from plugin data.
+
+use time::OffsetDateTime;
+
+use super::queue::Supersede;
+use crate::access::{AccessRequest, PluginData, RequestState, Resolution, Review};
+
+#[derive(Debug, Clone)]
+pub enum Work {
+    Put(Box<AccessRequest>),
+    /// Teleport deleted the request (it expired, or an admin deleted it).
+    Deleted,
+}
+
+impl Work {
+    /// How far the request has come; requests only move forward (reviews are appended,
+    /// pending becomes resolved, then it is deleted), so more progress means newer.
+    fn progress(&self) -> (u8, usize) {
+        match self {
+            Work::Deleted => (2, usize::MAX),
+            Work::Put(r) if r.state.is_resolved() => (1, r.reviews.len()),
+            Work::Put(r) => (0, r.reviews.len()),
+        }
+    }
+}
+
+impl Supersede for Work {
+    /// A listing made at start-up can arrive after a newer event for the same request; the
+    /// one that has come further wins, so an older snapshot never replaces a newer one.
+    fn supersede(self, newer: Self) -> Self {
+        if newer.progress() >= self.progress() {
+            newer
+        } else {
+            self
+        }
+    }
+}
+
+/// What the posts show.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub id: String,
+    pub user: String,
+    pub roles: Vec<String>,
+    pub resources: Vec<String>,
+    pub request_reason: String,
+    pub status: Resolution,
+    pub resolve_reason: String,
+    pub created: Option<OffsetDateTime>,
+    /// When granted access would end.
+    pub expires: Option<OffsetDateTime>,
+    pub max_duration: Option<OffsetDateTime>,
+    pub approvals: u32,
+    pub denials: u32,
+    /// Approvals and denials needed (the strictest threshold), once known.
+    pub needed: Option<(u32, u32)>,
+    pub promoted_title: Option<String>,
+    /// False for long-term (access list) requests: link only, never buttons.
+    pub short_term: bool,
+}
+
+pub fn resolution_of(state: RequestState) -> Resolution {
+    match state {
+        RequestState::Approved => Resolution::Approved,
+        RequestState::Denied => Resolution::Denied,
+        RequestState::Promoted => Resolution::Promoted,
+        RequestState::Pending | RequestState::None => Resolution::Unresolved,
+    }
+}
+
+impl Summary {
+    pub fn from_request(r: &AccessRequest) -> Self {
+        let count = |s: RequestState| r.reviews.iter().filter(|v| v.proposed_state == s).count() as u32;
+        let needed = r
+            .thresholds
+            .iter()
+            .map(|t| (t.approve.max(1), t.deny.max(1)))
+            .reduce(|a, b| (a.0.max(b.0), a.1.max(b.1)));
+        Self {
+            id: r.id.clone(),
+            user: r.user.clone(),
+            roles: r.roles.clone(),
+            resources: r.resources.iter().map(ToString::to_string).collect(),
+            request_reason: r.request_reason.clone(),
+            status: resolution_of(r.state),
+            resolve_reason: r.resolve_reason.clone(),
+            created: r.created,
+            expires: r.expires,
+            max_duration: r.max_duration,
+            approvals: count(RequestState::Approved),
+            denials: count(RequestState::Denied),
+            needed,
+            promoted_title: r.promoted_access_list_title.clone(),
+            short_term: !r.is_long_term(),
+        }
+    }
+
+    /// For a deleted request, whose details survive only in plugin data.
+    pub fn from_plugin_data(id: &str, d: &PluginData) -> Self {
+        Self {
+            id: id.to_string(),
+            user: d.user.clone(),
+            roles: d.roles.clone(),
+            resources: d.resources.clone(),
+            request_reason: d.request_reason.clone(),
+            status: d.resolution,
+            resolve_reason: d.resolve_reason.clone(),
+            max_duration: d.max_duration,
+            short_term: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// The reviews of a request, for thread replies.
+pub fn reviews(work: &Work) -> &[Review] {
+    match work {
+        Work::Put(r) => &r.reviews,
+        Work::Deleted => &[],
+    }
+}
