@@ -8,6 +8,7 @@
 //! - [`metrics`]: the non-global Prometheus registry; [`logging`]: tracing setup.
 //! - [`route`]: recipients (config, access monitoring rules, suggested reviewers).
 
+pub mod access;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,8 @@ pub mod logging;
 pub mod metrics;
 pub mod route;
 pub mod signals;
+pub mod sim;
+pub mod teleport;
 pub mod version;
 
 /// Installs rustls' ring provider as the process default, once. Every TLS config in the
