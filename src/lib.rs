@@ -10,6 +10,7 @@
 //! - [`bridge`]: events → posts; [`retry`]: bounded jittered backoff.
 //! - [`review`]: buttons, dialogs and `/teleport`, submitted on behalf of the reviewer.
 
+pub mod access;
 pub mod app;
 pub mod bridge;
 pub mod cli;
@@ -21,6 +22,8 @@ pub mod retry;
 pub mod review;
 pub mod route;
 pub mod signals;
+pub mod sim;
+pub mod teleport;
 pub mod version;
 
 /// Installs rustls' ring provider as the process default, once. Every TLS config in the

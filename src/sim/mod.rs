@@ -1,0 +1,3 @@
+//! Simulators of the external systems (used by tests, the benchmark and `demo`).
+
+pub mod teleport;
