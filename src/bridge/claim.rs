@@ -55,9 +55,21 @@ impl Claim {
         let until = parts.next().and_then(|u| u.parse().ok());
         let owner = parts.next();
         match (owner, until, phase) {
-            (Some(o), Some(until), Some("post")) => Some(Self { owner: o.into(), until, phase: Phase::Post }),
-            (Some(o), Some(until), Some("update")) => Some(Self { owner: o.into(), until, phase: Phase::Update }),
-            _ => Some(Self { owner: String::new(), until: 0, phase: Phase::Post }),
+            (Some(o), Some(until), Some("post")) => Some(Self {
+                owner: o.into(),
+                until,
+                phase: Phase::Post,
+            }),
+            (Some(o), Some(until), Some("update")) => Some(Self {
+                owner: o.into(),
+                until,
+                phase: Phase::Update,
+            }),
+            _ => Some(Self {
+                owner: String::new(),
+                until: 0,
+                phase: Phase::Post,
+            }),
         }
     }
 
@@ -84,7 +96,11 @@ mod tests {
 
     #[test]
     fn round_trips_and_owner_may_contain_separators() {
-        let c = Claim { owner: "host;a:1".into(), until: 42, phase: Phase::Update };
+        let c = Claim {
+            owner: "host;a:1".into(),
+            until: 42,
+            phase: Phase::Update,
+        };
         assert_eq!(Claim::parse(&c.encode()), Some(c));
         assert_eq!(Claim::parse(""), None);
     }

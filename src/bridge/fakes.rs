@@ -38,7 +38,10 @@ impl Store for FakeStore {
             return Err(PortError::NotFound);
         }
         for (k, want) in &expect {
-            let have = entry.and_then(|e| e.get(k)).map(String::as_str).unwrap_or("");
+            let have = entry
+                .and_then(|e| e.get(k))
+                .map(String::as_str)
+                .unwrap_or("");
             if have != want {
                 return Err(PortError::Conflict);
             }
@@ -83,17 +86,31 @@ pub struct FakeChat {
 impl FakeChat {
     pub fn with(channels: &[(&str, &str)]) -> Self {
         let c = Self::default();
-        *c.channels.lock().unwrap() =
-            channels.iter().map(|(r, ch)| (r.to_string(), ch.to_string())).collect();
+        *c.channels.lock().unwrap() = channels
+            .iter()
+            .map(|(r, ch)| (r.to_string(), ch.to_string()))
+            .collect();
         c
     }
 
     pub fn roots(&self) -> Vec<Posted> {
-        self.posts.lock().unwrap().iter().filter(|p| p.root_id.is_none()).cloned().collect()
+        self.posts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.root_id.is_none())
+            .cloned()
+            .collect()
     }
 
     pub fn replies(&self) -> Vec<Posted> {
-        self.posts.lock().unwrap().iter().filter(|p| p.root_id.is_some()).cloned().collect()
+        self.posts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.root_id.is_some())
+            .cloned()
+            .collect()
     }
 }
 
@@ -104,9 +121,18 @@ impl Chat for FakeChat {
 
     async fn post(&self, p: NewPost) -> Result<String, PortError> {
         tokio::task::yield_now().await;
-        if let Some(n) = self.failing.lock().unwrap().get_mut(&p.channel_id).filter(|n| **n > 0) {
+        if let Some(n) = self
+            .failing
+            .lock()
+            .unwrap()
+            .get_mut(&p.channel_id)
+            .filter(|n| **n > 0)
+        {
             *n -= 1;
-            return Err(PortError::Retry { reason: "500 from fake".into(), after: None });
+            return Err(PortError::Retry {
+                reason: "500 from fake".into(),
+                after: None,
+            });
         }
         let mut posts = self.posts.lock().unwrap();
         // Mattermost returns the first post for a repeated pending_post_id.
@@ -126,7 +152,10 @@ impl Chat for FakeChat {
 
     async fn update(&self, _channel_id: &str, post_id: &str, body: Body) -> Result<(), PortError> {
         tokio::task::yield_now().await;
-        self.updates.lock().unwrap().push((post_id.to_string(), body.message));
+        self.updates
+            .lock()
+            .unwrap()
+            .push((post_id.to_string(), body.message));
         Ok(())
     }
 }
@@ -135,7 +164,10 @@ pub struct FakeRender;
 
 impl Renderer for FakeRender {
     fn root(&self, s: &Summary, channel_id: &str) -> Body {
-        Body::text(format!("root {} {:?} a{}/d{} in {channel_id}", s.id, s.status, s.approvals, s.denials))
+        Body::text(format!(
+            "root {} {:?} a{}/d{} in {channel_id}",
+            s.id, s.status, s.approvals, s.denials
+        ))
     }
 
     fn reply(&self, _s: &Summary, r: &Review) -> Body {

@@ -50,7 +50,9 @@ impl BridgeMetrics {
                         "teleport_mattermost_event_duration_seconds",
                         "Time to process one access request event, retries included.",
                     )
-                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0]),
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
+                    ]),
                 )
                 .expect("static metric"),
             ),
@@ -62,8 +64,11 @@ impl BridgeMetrics {
                 .expect("static metric"),
             ),
             watch_up: m.register(
-                &IntGauge::new("teleport_mattermost_watch_up", "1 while the watch on Teleport is established.")
-                    .expect("static metric"),
+                &IntGauge::new(
+                    "teleport_mattermost_watch_up",
+                    "1 while the watch on Teleport is established.",
+                )
+                .expect("static metric"),
             ),
             rules: m.register(
                 &IntGauge::new(
@@ -76,10 +81,14 @@ impl BridgeMetrics {
     }
 
     pub fn sent(&self, kind: &str, ok: bool) {
-        self.sent.with_label_values(&[kind, if ok { "ok" } else { "error" }]).inc();
+        self.sent
+            .with_label_values(&[kind, if ok { "ok" } else { "error" }])
+            .inc();
     }
 
     pub fn updated(&self, ok: bool) {
-        self.updates.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
+        self.updates
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
     }
 }

@@ -15,7 +15,10 @@ pub enum PortError {
     /// The access request no longer exists.
     NotFound,
     /// Temporary (unavailable, timeout, 5xx, 429); `after` is the server's requested wait.
-    Retry { reason: String, after: Option<Duration> },
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
     /// Retrying will not help (permission, bad request, too large).
     Fatal(String),
 }
@@ -37,7 +40,12 @@ pub type Map = BTreeMap<String, String>;
 pub trait Store: Send + Sync + 'static {
     fn get(&self, request_id: &str) -> impl Future<Output = Result<Option<Map>, PortError>> + Send;
     /// `expect` is compared key by key ("" = absent); `""` in `set` deletes the key.
-    fn update(&self, request_id: &str, set: Map, expect: Map) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn update(
+        &self,
+        request_id: &str,
+        set: Map,
+        expect: Map,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// A message body: markdown text plus props (attachments with buttons).
@@ -58,9 +66,17 @@ pub struct NewPost {
 
 pub trait Chat: Send + Sync + 'static {
     /// The channel id for a recipient; `Ok(None)` when it does not exist (skipped with a warning).
-    fn resolve(&self, recipient: &Recipient) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    fn resolve(
+        &self,
+        recipient: &Recipient,
+    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
     /// Creates a post and returns its id.
     fn post(&self, post: NewPost) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Replaces a post's message and props.
-    fn update(&self, channel_id: &str, post_id: &str, body: Body) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn update(
+        &self,
+        channel_id: &str,
+        post_id: &str,
+        body: Body,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -42,7 +42,10 @@ struct Held {
 fn retry(e: PortError) -> Outcome {
     match e {
         PortError::Retry { reason, after } => Outcome::Retry { reason, after },
-        PortError::Conflict => Outcome::Retry { reason: "plugin data changed concurrently".into(), after: None },
+        PortError::Conflict => Outcome::Retry {
+            reason: "plugin data changed concurrently".into(),
+            after: None,
+        },
         PortError::NotFound => Outcome::Done,
         PortError::Fatal(m) => Outcome::Fail(m),
     }
@@ -50,7 +53,10 @@ fn retry(e: PortError) -> Outcome {
 
 fn encode(data: &PluginData, claim: Option<&Claim>) -> Map {
     let mut m = data.encode();
-    m.insert(claim::KEY.into(), claim.map(Claim::encode).unwrap_or_default());
+    m.insert(
+        claim::KEY.into(),
+        claim.map(Claim::encode).unwrap_or_default(),
+    );
     m
 }
 
@@ -113,14 +119,23 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             };
             return self.work(id, &work, held).await;
         }
-        Outcome::Retry { reason: "too many concurrent plugin data writes".into(), after: None }
+        Outcome::Retry {
+            reason: "too many concurrent plugin data writes".into(),
+            after: None,
+        }
     }
 
     /// Takes the claim when there is work; `None` when the posts are already current.
     async fn acquire(&self, id: &str, work: &Work) -> Result<Option<Held>, Acquire> {
         let now = claim::now_ms();
-        let Some(stored) = self.store.get(id).await.map_err(|e| Acquire::Stop(retry(e)))? else {
-            let Some(data) = initial_data(work).filter(|_| target(work) == Resolution::Unresolved) else {
+        let Some(stored) = self
+            .store
+            .get(id)
+            .await
+            .map_err(|e| Acquire::Stop(retry(e)))?
+        else {
+            let Some(data) = initial_data(work).filter(|_| target(work) == Resolution::Unresolved)
+            else {
                 // Never posted (resolved or deleted before we saw it pending): nothing to update.
                 return Ok(None);
             };
@@ -128,18 +143,24 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             let set = encode(&data, Some(&c));
             let expect = set.keys().map(|k| (k.clone(), String::new())).collect();
             return match self.store.update(id, set.clone(), expect).await {
-                Ok(()) => Ok(Some(Held { data, written: set, phase: Phase::Post })),
+                Ok(()) => Ok(Some(Held {
+                    data,
+                    written: set,
+                    phase: Phase::Post,
+                })),
                 Err(PortError::Conflict) => Err(Acquire::Again),
                 Err(e) => Err(Acquire::Stop(retry(e))),
             };
         };
-        let data = PluginData::decode(&stored).map_err(|e| Acquire::Stop(Outcome::Fail(e.to_string())))?;
+        let data =
+            PluginData::decode(&stored).map_err(|e| Acquire::Stop(Outcome::Fail(e.to_string())))?;
         let held_claim = stored.get(claim::KEY).and_then(|c| Claim::parse(c));
         if let Some(c) = &held_claim {
             if c.owner != self.owner && !c.expired(now) {
                 // Check back soon: the holder usually finishes in milliseconds, and if it
                 // died the lease runs out within the queue's retry budget.
-                let wait = c.remaining(now).min(BUSY_WAIT) + std::time::Duration::from_millis(rand::random_range(10..100));
+                let wait = c.remaining(now).min(BUSY_WAIT)
+                    + std::time::Duration::from_millis(rand::random_range(10..100));
                 return Err(Acquire::Stop(Outcome::Retry {
                     reason: format!("another replica ({}) is updating this request", c.owner),
                     after: Some(wait),
@@ -167,7 +188,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let set = encode(&data, Some(&c));
         let expect = as_stored(&stored, &set);
         match self.store.update(id, set.clone(), expect).await {
-            Ok(()) => Ok(Some(Held { data, written: set, phase })),
+            Ok(()) => Ok(Some(Held {
+                data,
+                written: set,
+                phase,
+            })),
             Err(PortError::Conflict) => Err(Acquire::Again),
             Err(e) => Err(Acquire::Stop(retry(e))),
         }
@@ -201,7 +226,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     if let Err(e) = r {
                         self.metrics.sent("reply", false);
                         // Replies up to `i` are recorded; the retry posts the rest.
-                        return self.save_then(id, &mut held, Some(Phase::Update), retry(e)).await;
+                        return self
+                            .save_then(id, &mut held, Some(Phase::Update), retry(e))
+                            .await;
                     }
                     self.metrics.sent("reply", true);
                 }
@@ -210,7 +237,8 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             roots_changed = true;
         }
         let resolution = target(work);
-        let resolving = resolution != Resolution::Unresolved && held.data.resolution == Resolution::Unresolved;
+        let resolving =
+            resolution != Resolution::Unresolved && held.data.resolution == Resolution::Unresolved;
         if resolving {
             held.data.resolution = resolution;
             if let Work::Put(r) = work {
@@ -232,7 +260,13 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         self.save_then(id, &mut held, None, Outcome::Done).await
     }
 
-    async fn post_roots(&self, id: &str, work: &Work, summary: &Summary, held: &mut Held) -> Result<(), Outcome> {
+    async fn post_roots(
+        &self,
+        id: &str,
+        work: &Work,
+        summary: &Summary,
+        held: &mut Held,
+    ) -> Result<(), Outcome> {
         let Work::Put(req) = work else {
             // Deleted before the roots were posted: nothing to post any more.
             return Ok(());
@@ -243,8 +277,20 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             suggested_reviewers: req.suggested_reviewers.clone(),
             system_annotations: req.system_annotations.clone(),
             request_reason: req.request_reason.clone(),
-            creation_time: req.created.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default(),
-            expiry: req.expires.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default(),
+            creation_time: req
+                .created
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default(),
+            expiry: req
+                .expires
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default(),
             plugin_name: PLUGIN_NAME.into(),
         };
         let routed = self.routing.recipients(&env);
@@ -253,7 +299,12 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
         let resolved = join_all(routed.iter().map(|r| self.resolve(&r.recipient))).await;
         let mut channels = Vec::new();
-        let mut seen: BTreeSet<String> = held.data.messages.iter().map(|m| m.channel_id.clone()).collect();
+        let mut seen: BTreeSet<String> = held
+            .data
+            .messages
+            .iter()
+            .map(|m| m.channel_id.clone())
+            .collect();
         for (r, res) in routed.iter().zip(resolved) {
             match res {
                 Ok(Some(ch)) => {
@@ -261,7 +312,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                         channels.push(ch);
                     }
                 }
-                Ok(None) => tracing::warn!(request_id = %id, recipient = %r.recipient, "recipient does not resolve to a Mattermost channel; skipping it"),
+                Ok(None) => {
+                    tracing::warn!(request_id = %id, recipient = %r.recipient, "recipient does not resolve to a Mattermost channel; skipping it")
+                }
                 Err(e) => return Err(self.save_then(id, held, Some(Phase::Post), retry(e)).await),
             }
         }
@@ -279,7 +332,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             match r {
                 Ok(post_id) => {
                     self.metrics.sent("root", true);
-                    held.data.messages.push(SentMessage { channel_id: ch.clone(), post_id });
+                    held.data.messages.push(SentMessage {
+                        channel_id: ch.clone(),
+                        post_id,
+                    });
                 }
                 Err(e) => {
                     self.metrics.sent("root", false);
@@ -306,7 +362,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             match r {
                 Ok(()) => self.metrics.updated(true),
                 // A deleted post cannot be updated; the others still are.
-                Err(PortError::NotFound) => tracing::warn!(request_id = %id, post_id = %m.post_id, "post no longer exists; not updating it"),
+                Err(PortError::NotFound) => {
+                    tracing::warn!(request_id = %id, post_id = %m.post_id, "post no longer exists; not updating it")
+                }
                 Err(e) => {
                     self.metrics.updated(false);
                     failure.get_or_insert(e);
@@ -352,10 +410,20 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     }
 
     /// Records progress; `keep` renews the claim (work remains), `None` releases it.
-    async fn save_then(&self, id: &str, held: &mut Held, keep: Option<Phase>, then: Outcome) -> Outcome {
+    async fn save_then(
+        &self,
+        id: &str,
+        held: &mut Held,
+        keep: Option<Phase>,
+        then: Outcome,
+    ) -> Outcome {
         let c = keep.map(|p| Claim::new(&self.owner, p));
         let set = encode(&held.data, c.as_ref());
-        match self.store.update(id, set.clone(), held.written.clone()).await {
+        match self
+            .store
+            .update(id, set.clone(), held.written.clone())
+            .await
+        {
             Ok(()) => {
                 held.written = set;
                 then
@@ -368,7 +436,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 self.metrics.cas_conflicts.inc();
                 match then {
                     Outcome::Done => Outcome::Done,
-                    _ => Outcome::Retry { reason: "claim lost".into(), after: None },
+                    _ => Outcome::Retry {
+                        reason: "claim lost".into(),
+                        after: None,
+                    },
                 }
             }
             Err(e) => retry(e),
@@ -383,6 +454,9 @@ enum Acquire {
 
 impl Body {
     pub fn text(message: impl Into<String>) -> Self {
-        Self { message: message.into(), props: serde_json::Value::Null }
+        Self {
+            message: message.into(),
+            props: serde_json::Value::Null,
+        }
     }
 }

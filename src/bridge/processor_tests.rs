@@ -53,10 +53,21 @@ fn request(state: RequestState, reviews: &[(&str, RequestState)]) -> Work {
         roles: vec!["editor".into()],
         state,
         request_reason: "because of".into(),
-        resolve_reason: if state.is_resolved() { "finally okay".into() } else { String::new() },
+        resolve_reason: if state.is_resolved() {
+            "finally okay".into()
+        } else {
+            String::new()
+        },
         reviews: reviews
             .iter()
-            .map(|(a, s)| Review { author: a.to_string(), proposed_state: *s, reason: "ok".into(), ..Review::default() })
+            .map(|(a, s)| Review {
+                author: a.to_string(),
+                proposed_state: *s,
+                reason: "ok".into(),
+                created: None,
+                submitted_by: String::new(),
+                on_behalf: false,
+            })
             .collect(),
         ..AccessRequest::default()
     }))
@@ -70,14 +81,24 @@ fn stored(store: &FakeStore) -> PluginData {
 async fn a_pending_request_is_posted_once_per_channel_and_recorded() {
     let (store, chat) = (FakeStore::default(), chat());
     let p = processor("a", &store, &chat);
-    assert!(matches!(p.handle(ID, request(RequestState::Pending, &[])).await, Outcome::Done));
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
     let roots = chat.roots();
-    assert_eq!(roots.len(), 2, "team/missing does not resolve and is skipped");
+    assert_eq!(
+        roots.len(),
+        2,
+        "team/missing does not resolve and is skipped"
+    );
     let data = stored(&store);
     assert_eq!(data.messages.len(), 2);
     assert_eq!(data.user, "requester@example.com");
     assert_eq!(data.roles, vec!["editor".to_string()]);
-    assert!(!store.get_now(ID).unwrap().contains_key(claim::KEY), "claim released");
+    assert!(
+        !store.get_now(ID).unwrap().contains_key(claim::KEY),
+        "claim released"
+    );
     // The same event again changes nothing.
     p.handle(ID, request(RequestState::Pending, &[])).await;
     assert_eq!(chat.roots().len(), 2);
@@ -86,13 +107,15 @@ async fn a_pending_request_is_posted_once_per_channel_and_recorded() {
 #[tokio::test]
 async fn three_replicas_racing_post_each_root_exactly_once() {
     let (store, chat) = (FakeStore::default(), chat());
-    let ps: Vec<P> = ["a", "b", "c"].iter().map(|o| processor(o, &store, &chat)).collect();
+    let ps: Vec<P> = ["a", "b", "c"]
+        .iter()
+        .map(|o| processor(o, &store, &chat))
+        .collect();
     let work = request(RequestState::Pending, &[]);
-    let mut outcomes = Vec::new();
     // Losers see a fresh claim and come back later, as the queue would.
     for _ in 0..50 {
         let runs = ps.iter().map(|p| p.handle(ID, work.clone()));
-        outcomes = futures_util::future::join_all(runs).await;
+        let outcomes = futures_util::future::join_all(runs).await;
         if outcomes.iter().all(|o| matches!(o, Outcome::Done)) {
             break;
         }
@@ -107,22 +130,42 @@ async fn each_review_gets_one_reply_per_root_even_when_events_repeat() {
     let (store, chat) = (FakeStore::default(), chat());
     let p = processor("a", &store, &chat);
     p.handle(ID, request(RequestState::Pending, &[])).await;
-    let one = request(RequestState::Pending, &[("reviewer1", RequestState::Approved)]);
+    let one = request(
+        RequestState::Pending,
+        &[("reviewer1", RequestState::Approved)],
+    );
     p.handle(ID, one.clone()).await;
     p.handle(ID, one).await;
-    assert_eq!(chat.replies().len(), 2, "one reply under each of the 2 roots");
+    assert_eq!(
+        chat.replies().len(),
+        2,
+        "one reply under each of the 2 roots"
+    );
     assert_eq!(stored(&store).reviews_count, 1);
     let two = request(
         RequestState::Pending,
-        &[("reviewer1", RequestState::Approved), ("reviewer2", RequestState::Approved)],
+        &[
+            ("reviewer1", RequestState::Approved),
+            ("reviewer2", RequestState::Approved),
+        ],
     );
     p.handle(ID, two).await;
     assert_eq!(chat.replies().len(), 4);
     let replies = chat.replies();
     let roots: Vec<String> = chat.roots().iter().map(|r| r.id.clone()).collect();
-    assert!(replies.iter().all(|r| roots.contains(r.root_id.as_ref().unwrap())));
+    assert!(
+        replies
+            .iter()
+            .all(|r| roots.contains(r.root_id.as_ref().unwrap()))
+    );
     // The roots were refreshed to show the progress.
-    assert!(chat.updates.lock().unwrap().iter().any(|(_, m)| m.contains("a2/d0")));
+    assert!(
+        chat.updates
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, m)| m.contains("a2/d0"))
+    );
 }
 
 #[tokio::test]
@@ -130,15 +173,25 @@ async fn resolution_updates_every_root_and_tells_the_requester_once() {
     let (store, chat) = (FakeStore::default(), chat());
     let p = processor("a", &store, &chat);
     p.handle(ID, request(RequestState::Pending, &[])).await;
-    let approved = request(RequestState::Approved, &[("reviewer1", RequestState::Approved)]);
-    assert!(matches!(p.handle(ID, approved.clone()).await, Outcome::Done));
+    let approved = request(
+        RequestState::Approved,
+        &[("reviewer1", RequestState::Approved)],
+    );
+    assert!(matches!(
+        p.handle(ID, approved.clone()).await,
+        Outcome::Done
+    ));
     let data = stored(&store);
     assert_eq!(data.resolution, Resolution::Approved);
     assert_eq!(data.resolve_reason, "finally okay");
     let updates = chat.updates.lock().unwrap().clone();
     assert_eq!(updates.len(), 2);
     assert!(updates.iter().all(|(_, m)| m.contains("Approved")));
-    let dms: Vec<_> = chat.roots().into_iter().filter(|p| p.channel_id == "ch-dm-req").collect();
+    let dms: Vec<_> = chat
+        .roots()
+        .into_iter()
+        .filter(|p| p.channel_id == "ch-dm-req")
+        .collect();
     assert_eq!(dms.len(), 1);
     assert!(dms[0].message.contains("outcome"));
     // Repeated resolved event and a later deletion are quiet no-ops.
@@ -157,14 +210,20 @@ async fn deleting_a_pending_request_marks_its_posts_expired_from_plugin_data() {
     assert_eq!(stored(&store).resolution, Resolution::Expired);
     let updates = chat.updates.lock().unwrap().clone();
     assert_eq!(updates.len(), 2);
-    assert!(updates.iter().all(|(_, m)| m.contains("Expired")), "{updates:?}");
+    assert!(
+        updates.iter().all(|(_, m)| m.contains("Expired")),
+        "{updates:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_request_resolved_before_it_was_seen_is_not_posted() {
     let (store, chat) = (FakeStore::default(), chat());
     let p = processor("a", &store, &chat);
-    assert!(matches!(p.handle(ID, request(RequestState::Denied, &[])).await, Outcome::Done));
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Denied, &[])).await,
+        Outcome::Done
+    ));
     assert!(matches!(p.handle(ID, Work::Deleted).await, Outcome::Done));
     assert!(chat.posts.lock().unwrap().is_empty());
     assert!(store.get_now(ID).is_none());
@@ -178,7 +237,9 @@ async fn a_fresh_claim_of_another_replica_is_waited_for_briefly() {
     store.data.lock().unwrap().insert(ID.into(), m);
     let p = processor("a", &store, &chat);
     match p.handle(ID, request(RequestState::Pending, &[])).await {
-        Outcome::Retry { after: Some(d), .. } => assert!(d <= std::time::Duration::from_millis(2100), "{d:?}"),
+        Outcome::Retry { after: Some(d), .. } => {
+            assert!(d <= std::time::Duration::from_millis(2100), "{d:?}")
+        }
         other => panic!("expected a retry, got {other:?}"),
     }
     assert!(chat.posts.lock().unwrap().is_empty());
@@ -194,12 +255,27 @@ async fn a_takeover_after_a_crash_completes_without_duplicates() {
     let mut data = PluginData::decode(&m).unwrap();
     data.messages.truncate(1);
     m.extend(data.encode());
-    m.insert(claim::KEY.into(), Claim { owner: "dead".into(), until: 1, phase: Phase::Post }.encode());
+    m.insert(
+        claim::KEY.into(),
+        Claim {
+            owner: "dead".into(),
+            until: 1,
+            phase: Phase::Post,
+        }
+        .encode(),
+    );
     store.data.lock().unwrap().insert(ID.into(), m);
 
     let p = processor("b", &store, &chat);
-    assert!(matches!(p.handle(ID, request(RequestState::Pending, &[])).await, Outcome::Done));
-    assert_eq!(chat.roots().len(), 2, "the re-sent post was deduplicated by its pending_post_id");
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert_eq!(
+        chat.roots().len(),
+        2,
+        "the re-sent post was deduplicated by its pending_post_id"
+    );
     assert_eq!(stored(&store).messages.len(), 2);
     assert!(!store.get_now(ID).unwrap().contains_key(claim::KEY));
 }
@@ -209,11 +285,21 @@ async fn a_failed_post_keeps_progress_and_the_retry_posts_only_what_is_missing()
     let (store, chat) = (FakeStore::default(), chat());
     chat.failing.lock().unwrap().insert("ch-dm-r1".into(), 1);
     let p = processor("a", &store, &chat);
-    assert!(matches!(p.handle(ID, request(RequestState::Pending, &[])).await, Outcome::Retry { .. }));
-    assert_eq!(stored(&store).messages.len(), 1, "the successful post is recorded");
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Retry { .. }
+    ));
+    assert_eq!(
+        stored(&store).messages.len(),
+        1,
+        "the successful post is recorded"
+    );
     let claim = Claim::parse(&store.get_now(ID).unwrap()[claim::KEY]).unwrap();
     assert_eq!((claim.owner.as_str(), claim.phase), ("a", Phase::Post));
-    assert!(matches!(p.handle(ID, request(RequestState::Pending, &[])).await, Outcome::Done));
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
     assert_eq!(chat.roots().len(), 2);
     assert_eq!(stored(&store).messages.len(), 2);
 }
@@ -228,8 +314,20 @@ async fn a_newer_state_supersedes_an_older_snapshot() {
         Work::Put(r) => (r.state, r.reviews.len()),
         Work::Deleted => (RequestState::None, 99),
     };
-    assert_eq!(keep(pending.clone().supersede(older.clone())), (RequestState::Pending, 1));
-    assert_eq!(keep(older.supersede(resolved.clone())), (RequestState::Approved, 1));
-    assert_eq!(keep(resolved.supersede(pending)), (RequestState::Approved, 1));
-    assert_eq!(keep(Work::Deleted.supersede(request(RequestState::Pending, &[]))), (RequestState::None, 99));
+    assert_eq!(
+        keep(pending.clone().supersede(older.clone())),
+        (RequestState::Pending, 1)
+    );
+    assert_eq!(
+        keep(older.supersede(resolved.clone())),
+        (RequestState::Approved, 1)
+    );
+    assert_eq!(
+        keep(resolved.supersede(pending)),
+        (RequestState::Approved, 1)
+    );
+    assert_eq!(
+        keep(Work::Deleted.supersede(request(RequestState::Pending, &[]))),
+        (RequestState::None, 99)
+    );
 }

@@ -71,7 +71,8 @@ pub fn resolution_of(state: RequestState) -> Resolution {
 
 impl Summary {
     pub fn from_request(r: &AccessRequest) -> Self {
-        let count = |s: RequestState| r.reviews.iter().filter(|v| v.proposed_state == s).count() as u32;
+        let count =
+            |s: RequestState| r.reviews.iter().filter(|v| v.proposed_state == s).count() as u32;
         let needed = r
             .thresholds
             .iter()
