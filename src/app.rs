@@ -1,51 +1,74 @@
-//! The application: built from a `Config`, it binds its listener, then runs until the
-//! shutdown token is cancelled or a fatal error stops it.
+//! The application: built from a `Config`, it binds its listener, connects to Teleport and
+//! Mattermost, then runs the bridge and the HTTP server until shutdown or a fatal error.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::bridge::metrics::BridgeMetrics;
+use crate::bridge::post_render::{Buttons, PostRenderer};
+use crate::bridge::processor::Processor;
+use crate::bridge::queue::{HandlerFuture, KeyedQueue, RetryPolicy};
+use crate::bridge::watcher::Watcher;
+use crate::bridge::work::Work;
 use crate::config::Config;
 use crate::http::{self, HttpState, Readiness};
+use crate::mattermost::client::{ClientOptions as MmOptions, MattermostClient};
 use crate::metrics::Metrics;
+use crate::review::signing::Signer;
+use crate::route::{PLUGIN_NAME, Routing};
 use crate::signals::Signals;
+use crate::teleport::client::{ClientOptions as TpOptions, PingInfo, version_at_least};
+use crate::teleport::{TeleportClient, TeleportError};
 
 /// How long in-flight work may take after a shutdown request (upstream's value).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+/// Start-up (ping, health check) must finish within this (upstream's init timeout).
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Oldest Teleport we support: GetAccessRequestsV2 and plugin data CAS as used here.
+pub const MIN_TELEPORT: (u64, u64, u64) = (13, 0, 0);
+
+/// Process-level settings that do not belong in the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `TELEPORT_PLUGIN_FAIL_FAST`: exit when the watch is lost instead of reconnecting.
+    pub fail_fast: bool,
+    /// This replica's name in plugin-data claims; defaults to host name + random suffix.
+    pub replica: Option<String>,
+}
+
+impl Options {
+    /// Reads the options from the process environment (only `start` does this).
+    pub fn from_env() -> Self {
+        let fail_fast = std::env::var("TELEPORT_PLUGIN_FAIL_FAST")
+            .is_ok_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        Self { fail_fast, replica: None }
+    }
+}
 
 pub struct Application {
-    #[allow(dead_code)]
     config: Config,
+    options: Options,
     listener: TcpListener,
     state: HttpState,
 }
 
 impl Application {
     /// Binds the HTTP listener; nothing talks to Teleport or Mattermost yet.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.http.listen_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the HTTP listener on {} (`http.listen_addr`)",
-                    config.http.listen_addr
-                )
-            })?;
+    pub async fn build(config: Config, options: Options) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.http.listen_addr).await.with_context(|| {
+            format!("binding the HTTP listener on {} (`http.listen_addr`)", config.http.listen_addr)
+        })?;
         let state = HttpState::new(Readiness::default(), Metrics::new());
-        Ok(Self {
-            config,
-            listener,
-            state,
-        })
+        Ok(Self { config, options, listener, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn readiness(&self) -> Readiness {
@@ -57,30 +80,146 @@ impl Application {
     }
 
     /// Serves until `signals.shutdown` is cancelled, then drains within `SHUTDOWN_GRACE`.
+    /// Returns an error when start-up fails or the bridge hits something retrying cannot fix.
     pub async fn run_until_stopped(self, signals: Signals) -> anyhow::Result<()> {
         let addr = self.local_addr();
+        let cfg = &self.config;
+        let metrics = self.state.metrics.clone();
+        let shutdown = signals.shutdown.clone();
+
+        // The HTTP server starts first so probes answer (503 not ready) during start-up.
         let router = http::router(self.state.clone(), Router::new());
-        let token = signals.shutdown.clone();
-        tracing::info!(http.addr = %addr, "HTTP server listening");
-        let server = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { token.cancelled().await });
+        let token = shutdown.clone();
+        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { token.cancelled().await });
         let server = tokio::spawn(async move { server.await });
-        signals.shutdown.cancelled().await;
+        tracing::info!(http.addr = %addr, "HTTP server listening");
+
+        let started = async {
+            let teleport = TeleportClient::connect(&cfg.teleport, &signals, TpOptions::default())
+                .context("loading the Teleport identity (`teleport.identity` or client_key/client_crt/root_cas)")?;
+            let ping = ping(&teleport).await?;
+            let mattermost = MattermostClient::new(MmOptions::from_config(&cfg.mattermost), &metrics)
+                .context("building the Mattermost client")?;
+            let bot = tokio::time::timeout(INIT_TIMEOUT, mattermost.me())
+                .await
+                .map_err(|_| anyhow::anyhow!("Mattermost API health check timed out after {}s ({})", INIT_TIMEOUT.as_secs(), cfg.mattermost.url))?
+                .context("API health check failed (GET /api/v4/users/me)")?;
+            tracing::info!(mattermost.bot = %bot.username, mattermost.url = %cfg.mattermost.url, "Mattermost API health check passed");
+            anyhow::Ok((teleport, ping, mattermost))
+        };
+        let (teleport, ping, mattermost) = tokio::select! {
+            r = started => r?,
+            _ = shutdown.cancelled() => return finish(server).await,
+        };
+
+        let bridge_metrics = BridgeMetrics::new(&metrics);
+        let routing = Arc::new(Routing::new(cfg.role_to_recipients.clone()));
+        let processor = Arc::new(Processor {
+            store: teleport.plugin_data(PLUGIN_NAME),
+            chat: mattermost.clone(),
+            render: renderer(cfg, &ping),
+            routing: routing.clone(),
+            owner: self.options.replica.clone().unwrap_or_else(replica_name),
+            metrics: bridge_metrics.clone(),
+        });
+        let histogram = bridge_metrics.event_seconds.clone();
+        let queue = KeyedQueue::new(cfg.bridge.concurrency, RetryPolicy::default(), move |id: String, work: Work| {
+            let (p, h) = (processor.clone(), histogram.clone());
+            Box::pin(async move {
+                let t = Instant::now();
+                let outcome = p.handle(&id, work).await;
+                h.observe(t.elapsed().as_secs_f64());
+                outcome
+            }) as HandlerFuture
+        });
+        let watcher = Watcher {
+            client: teleport,
+            queue: queue.clone(),
+            routing,
+            readiness: self.state.readiness.clone(),
+            metrics: bridge_metrics,
+            fail_fast: self.options.fail_fast,
+        };
+        let result = watcher.run(shutdown.clone()).await;
         self.state.readiness.set(false);
-        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-            Ok(Ok(Ok(()))) => {
-                tracing::info!("Successfully shut down");
-                Ok(())
-            }
-            Ok(Ok(Err(e))) => Err(e).context("HTTP server failed"),
-            Ok(Err(e)) => Err(e).context("HTTP server task panicked"),
-            Err(_) => anyhow::bail!(
-                "shutdown took longer than {}s; stopping anyway",
-                SHUTDOWN_GRACE.as_secs()
-            ),
+        if let Err(e) = result {
+            shutdown.cancel();
+            let _ = finish(server).await;
+            return Err(e.into());
         }
+        // Let work already started finish (bounded): a half-done request is completed by the
+        // next replica anyway, thanks to the plugin-data claim.
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, queue.idle()).await;
+        if drained.is_err() {
+            tracing::warn!(requests = queue.active(), "shutdown grace ran out with requests in progress; another replica or the next start completes them");
+        }
+        finish(server).await
+    }
+}
+
+async fn ping(teleport: &TeleportClient) -> anyhow::Result<PingInfo> {
+    let ping = match tokio::time::timeout(INIT_TIMEOUT, teleport.ping()).await {
+        Err(_) => anyhow::bail!(
+            "Unable to get Teleport server version: no answer from {} within {}s; check `teleport.addr` and that the address is the Auth Service (3025) or a Proxy (443/3080)",
+            teleport.target(),
+            INIT_TIMEOUT.as_secs()
+        ),
+        Ok(Err(TeleportError::Other { code: tonic::Code::Unimplemented, .. })) => {
+            anyhow::bail!("server version must be at least {}.{}.{}", MIN_TELEPORT.0, MIN_TELEPORT.1, MIN_TELEPORT.2)
+        }
+        Ok(Err(e)) => return Err(anyhow::Error::new(e).context(format!("Unable to get Teleport server version from {}", teleport.target()))),
+        Ok(Ok(p)) => p,
+    };
+    if !version_at_least(&ping.server_version, MIN_TELEPORT) {
+        anyhow::bail!(
+            "Teleport {} is too old: server version must be at least {}.{}.{}",
+            ping.server_version, MIN_TELEPORT.0, MIN_TELEPORT.1, MIN_TELEPORT.2
+        );
+    }
+    tracing::info!(cluster = %ping.cluster_name, version = %ping.server_version, "connected to Teleport");
+    Ok(ping)
+}
+
+/// Buttons only when review is enabled and the cluster accepts on-behalf reviews (18.11+).
+fn renderer(cfg: &Config, ping: &PingInfo) -> PostRenderer {
+    let buttons = match (&cfg.review.signing_secret, &cfg.http.public_addr) {
+        (Some(secret), Some(public)) if cfg.review.enabled => {
+            if ping.supports_on_behalf_reviews() {
+                public.join("mattermost/action").ok().map(|action_url| Buttons {
+                    signer: Signer::new(secret.clone()),
+                    action_url,
+                    link_only_roles: cfg.review.link_only_roles.clone(),
+                })
+            } else {
+                tracing::warn!(version = %ping.server_version, "in-chat review needs Teleport 18.11 or newer (on-behalf reviews); posts show the link and tsh commands only");
+                None
+            }
+        }
+        _ => None,
+    };
+    PostRenderer {
+        cluster: Some(ping.cluster_name.clone()).filter(|c| !c.is_empty()),
+        link_base: PostRenderer::link_base(&ping.proxy_public_addr, ping.advanced_access_workflows),
+        buttons,
+    }
+}
+
+fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "teleport-mattermost".into());
+    format!("{host}:{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+type Server = tokio::task::JoinHandle<std::io::Result<()>>;
+
+async fn finish(server: Server) -> anyhow::Result<()> {
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(Ok(Ok(()))) => {
+            tracing::info!("Successfully shut down");
+            Ok(())
+        }
+        Ok(Ok(Err(e))) => Err(e).context("HTTP server failed"),
+        Ok(Err(e)) => Err(e).context("HTTP server task panicked"),
+        Err(_) => anyhow::bail!("shutdown took longer than {}s; stopping anyway", SHUTDOWN_GRACE.as_secs()),
     }
 }

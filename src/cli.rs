@@ -113,7 +113,7 @@ fn start(path: &std::path::Path, debug: bool) -> ExitCode {
             "Starting Teleport Access Mattermost Plugin"
         );
         let signals = crate::signals::install()?;
-        let app = crate::app::Application::build(cfg).await?;
+        let app = crate::app::Application::build(cfg, crate::app::Options::from_env()).await?;
         app.run_until_stopped(signals).await
     });
     // Do not wait for stray blocking tasks: the grace period already bounded shutdown.

@@ -5,11 +5,15 @@
 //! - [`ports`]: the Teleport and Mattermost operations it needs; [`render`]: post texts.
 
 pub mod claim;
+pub mod mattermost_chat;
 pub mod metrics;
+pub mod post_render;
 pub mod ports;
 pub mod processor;
 pub mod queue;
 pub mod render;
+pub mod teleport_store;
+pub mod watcher;
 pub mod work;
 
 #[cfg(test)]

@@ -223,14 +223,21 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     })
                 });
                 for r in join_all(posts).await {
-                    if let Err(e) = r {
-                        self.metrics.sent("reply", false);
-                        // Replies up to `i` are recorded; the retry posts the rest.
-                        return self
-                            .save_then(id, &mut held, Some(Phase::Update), retry(e))
-                            .await;
+                    match r {
+                        Ok(_) => self.metrics.sent("reply", true),
+                        Err(e @ PortError::Retry { .. }) => {
+                            self.metrics.sent("reply", false);
+                            // Replies before `i` are recorded; the retry posts the rest
+                            // (re-sent ones of `i` are deduplicated by Mattermost).
+                            return self
+                                .save_then(id, &mut held, Some(Phase::Update), retry(e))
+                                .await;
+                        }
+                        Err(e) => {
+                            self.metrics.sent("reply", false);
+                            tracing::warn!(request_id = %id, error = %e, "Failed to post a review reply; skipping it");
+                        }
                     }
-                    self.metrics.sent("reply", true);
                 }
                 held.data.reviews_count = i as u32 + 1;
             }
@@ -340,7 +347,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 Err(e) => {
                     self.metrics.sent("root", false);
                     tracing::warn!(request_id = %id, channel_id = %ch, error = %e, "Failed to post a message");
-                    failure.get_or_insert(e);
+                    // Only temporary failures are retried; a refusal (bot not in the channel,
+                    // message rejected) would fail the same way again.
+                    if matches!(e, PortError::Retry { .. }) {
+                        failure.get_or_insert(e);
+                    }
                 }
             }
         }

@@ -1,0 +1,145 @@
+//! The bridge's renderer over the Mattermost post templates: builds the view from a request
+//! summary, adds the cluster, the web link, and signed Approve/Deny buttons when in-chat
+//! review applies to the request.
+
+use time::OffsetDateTime;
+use url::Url;
+
+use super::ports::Body;
+use super::render::Renderer;
+use super::work::Summary;
+use crate::access::{RequestState, Resolution, Review};
+use crate::mattermost::render::{
+    self as mm, ActionButton, ButtonStyle, RequestView, ReviewProgress, ReviewView, Status,
+};
+use crate::review::signing::{Action, Signer};
+
+/// Where buttons point and how they are signed; absent when in-chat review is off or the
+/// cluster cannot take on-behalf reviews.
+#[derive(Debug, Clone)]
+pub struct Buttons {
+    pub signer: Signer,
+    /// `<public_addr>/mattermost/action`.
+    pub action_url: Url,
+    /// Requests for these roles get no buttons (review them in Teleport).
+    pub link_only_roles: Vec<String>,
+}
+
+/// Without a known expiry, buttons stay valid this long (the request itself may expire first).
+const DEFAULT_BUTTON_TTL: time::Duration = time::Duration::days(7);
+
+#[derive(Debug, Clone, Default)]
+pub struct PostRenderer {
+    pub cluster: Option<String>,
+    /// `https://<proxy>/web/requests/`; the request id is appended.
+    pub link_base: Option<Url>,
+    pub buttons: Option<Buttons>,
+}
+
+fn status(r: Resolution) -> Status {
+    match r {
+        Resolution::Unresolved => Status::Pending,
+        Resolution::Approved => Status::Approved,
+        Resolution::Denied => Status::Denied,
+        Resolution::Expired => Status::Expired,
+        Resolution::Promoted => Status::Promoted,
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.to_string())
+}
+
+impl PostRenderer {
+    /// The web link base when the proxy address is known (and, as upstream, the cluster has
+    /// the AdvancedAccessWorkflows feature that serves the review page).
+    pub fn link_base(proxy_public_addr: &str, advanced_access_workflows: bool) -> Option<Url> {
+        if !advanced_access_workflows || proxy_public_addr.trim().is_empty() {
+            return None;
+        }
+        let addr = proxy_public_addr.trim();
+        let with_scheme = if addr.contains("://") { addr.to_string() } else { format!("https://{addr}") };
+        let mut url = Url::parse(&with_scheme).ok()?;
+        if url.scheme() == "https" && url.port() == Some(443) {
+            let _ = url.set_port(None);
+        }
+        url.set_path("/web/requests/");
+        Some(url)
+    }
+
+    fn view(&self, s: &Summary) -> RequestView {
+        let reviews = (s.approvals + s.denials > 0).then_some(ReviewProgress {
+            approvals: s.approvals,
+            approvals_needed: s.needed.map(|n| n.0),
+            denials: s.denials,
+            denials_needed: s.needed.map(|n| n.1),
+        });
+        RequestView {
+            id: s.id.clone(),
+            user: s.user.clone(),
+            roles: s.roles.clone(),
+            resources: s.resources.clone(),
+            request_reason: non_empty(&s.request_reason),
+            cluster: self.cluster.clone(),
+            created: s.created.unwrap_or_else(OffsetDateTime::now_utc),
+            access_expires: s.expires,
+            max_duration: s.max_duration,
+            status: status(s.status),
+            resolve_reason: non_empty(&s.resolve_reason),
+            reviews,
+            link: self.link_base.as_ref().and_then(|b| b.join(&s.id).ok()),
+            buttons: None,
+            promoted_list_title: s.promoted_title.clone(),
+        }
+    }
+
+    fn buttons(&self, s: &Summary, channel_id: &str) -> Option<Vec<ActionButton>> {
+        let b = self.buttons.as_ref()?;
+        let link_only = s.roles.iter().any(|r| b.link_only_roles.contains(r));
+        if s.status != Resolution::Unresolved || !s.short_term || link_only {
+            return None;
+        }
+        let expires = s
+            .expires
+            .unwrap_or_else(|| OffsetDateTime::now_utc() + DEFAULT_BUTTON_TTL)
+            .unix_timestamp();
+        let button = |action: Action, name: &str, style| ActionButton {
+            id: action.as_str().to_string(),
+            name: name.to_string(),
+            style,
+            url: b.action_url.clone(),
+            context: serde_json::to_value(b.signer.button(&s.id, action, channel_id, expires))
+                .expect("a button context serializes"),
+        };
+        Some(vec![
+            button(Action::Approve, "Approve", ButtonStyle::Success),
+            button(Action::Deny, "Deny", ButtonStyle::Danger),
+        ])
+    }
+}
+
+impl Renderer for PostRenderer {
+    fn root(&self, s: &Summary, channel_id: &str) -> Body {
+        let mut view = self.view(s);
+        view.buttons = self.buttons(s, channel_id);
+        let r = mm::root_post(&view);
+        Body { message: r.message, props: r.props }
+    }
+
+    fn reply(&self, _s: &Summary, review: &Review) -> Body {
+        let proposed = match review.proposed_state {
+            RequestState::Denied => Status::Denied,
+            _ => Status::Approved,
+        };
+        Body::text(mm::review_reply(&ReviewView {
+            author: review.author.clone(),
+            created: review.created.unwrap_or_else(OffsetDateTime::now_utc),
+            proposed,
+            reason: non_empty(&review.reason),
+        }))
+    }
+
+    fn outcome(&self, s: &Summary) -> Body {
+        Body::text(mm::requester_dm(&self.view(s)))
+    }
+}

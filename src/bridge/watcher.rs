@@ -1,0 +1,209 @@
+//! Watches Teleport for access requests and access monitoring rules, feeds request events to
+//! the work queue, keeps the rule cache current, and catches up after every (re)connect by
+//! listing requests (Teleport replays nothing after INIT). Readiness follows the watch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::BridgeMetrics;
+use super::queue::KeyedQueue;
+use super::work::Work;
+use crate::access::{AccessMonitoringRule, RequestState};
+use crate::http::Readiness;
+use crate::retry::Backoff;
+use crate::route::{PLUGIN_NAME, RuleSpec, Routing};
+use crate::teleport::client::RequestFilter;
+use crate::teleport::events::{WatchEvent, WatchRequest};
+use crate::teleport::{TeleportClient, TeleportError};
+
+/// Upstream waits this long for the INIT event before calling the watch broken.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Reconnect backoff bounds (upstream's watcher job values).
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(20), Duration::from_secs(5));
+/// A watch that lasted this long resets the reconnect backoff.
+const STABLE: Duration = Duration::from_secs(30);
+
+const KIND_REQUEST: &str = "access_request";
+const KIND_RULE: &str = "access_monitoring_rule";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(
+        "Teleport refused the watch: {0}. Give the plugin's role `read` and `list` on `access_request` (rules: resources [access_request], verbs [list, read])"
+    )]
+    PermissionDenied(String),
+    #[error("failed to initialize watcher for all the required resources: Teleport did not confirm `access_request`")]
+    KindNotConfirmed,
+    #[error("the watch on Teleport ended and TELEPORT_PLUGIN_FAIL_FAST is set: {0}")]
+    FailFast(String),
+}
+
+pub struct Watcher {
+    pub client: TeleportClient,
+    pub queue: KeyedQueue<String, Work>,
+    pub routing: Arc<Routing>,
+    pub readiness: Readiness,
+    pub metrics: BridgeMetrics,
+    /// `TELEPORT_PLUGIN_FAIL_FAST=true`: a lost watch ends the process (Kubernetes restarts it).
+    pub fail_fast: bool,
+}
+
+impl Watcher {
+    /// Runs until `shutdown`; returns an error only for what retrying cannot fix.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WatchError> {
+        let mut attempt = 0u32;
+        loop {
+            let started = Instant::now();
+            let result = tokio::select! {
+                r = self.session(&shutdown) => r,
+                _ = shutdown.cancelled() => Ok(()),
+            };
+            self.readiness.set(false);
+            self.metrics.watch_up.set(0);
+            let err = match result {
+                Ok(()) if shutdown.is_cancelled() => return Ok(()),
+                Ok(()) => End::Teleport(TeleportError::ConnectionProblem("the watch stream ended".into())),
+                Err(e) => e,
+            };
+            let err = match err {
+                End::Fatal(e) => return Err(e),
+                End::Teleport(TeleportError::PermissionDenied(m)) => {
+                    return Err(WatchError::PermissionDenied(m));
+                }
+                End::Teleport(e) => e,
+            };
+            if self.fail_fast {
+                return Err(WatchError::FailFast(err.to_string()));
+            }
+            if started.elapsed() > STABLE {
+                attempt = 0;
+            }
+            attempt += 1;
+            let wait = RECONNECT.delay(attempt);
+            self.metrics.watch_reconnects.inc();
+            tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "watch on Teleport lost; reconnecting");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    async fn session(&self, shutdown: &CancellationToken) -> Result<(), End> {
+        let mut stream = self.client.watch(WatchRequest::plugin()).await?;
+        let first = tokio::time::timeout(INIT_TIMEOUT, stream.next())
+            .await
+            .map_err(|_| TeleportError::ConnectionProblem(format!("no INIT event within {}s", INIT_TIMEOUT.as_secs())))?;
+        let kinds = match first {
+            Some(Ok(WatchEvent::Init { confirmed_kinds })) => confirmed_kinds,
+            Some(Ok(other)) => {
+                return Err(TeleportError::ConnectionProblem(format!("expected INIT as the first event, got {other:?}")).into());
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(TeleportError::ConnectionProblem("watch ended before INIT".into()).into()),
+        };
+        // Very old servers confirm nothing explicitly: assume what we asked for.
+        let confirmed = |k: &str| kinds.as_ref().is_none_or(|ks| ks.iter().any(|x| x == k));
+        if !confirmed(KIND_REQUEST) {
+            return Err(End::Fatal(WatchError::KindNotConfirmed));
+        }
+        if confirmed(KIND_RULE) {
+            let rules = self.client.list_access_monitoring_rules(PLUGIN_NAME).await?;
+            self.routing.rules.replace_all(rules.into_iter().map(rule_spec));
+            tracing::info!(rules = self.routing.rules.len(), "access monitoring rules loaded");
+        } else {
+            self.routing.rules.replace_all([]);
+            tracing::info!("access monitoring rules are off: the plugin's role cannot read access_monitoring_rule");
+        }
+        self.metrics.rules.set(self.routing.rules.len() as i64);
+        self.readiness.set(true);
+        self.metrics.watch_up.set(1);
+        tracing::info!("Plugin is ready");
+        let catch_up = self.catch_up(shutdown.child_token());
+        tokio::pin!(catch_up);
+        let mut catching_up = true;
+        loop {
+            tokio::select! {
+                _ = &mut catch_up, if catching_up => catching_up = false,
+                ev = stream.next() => match ev {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(ev)) => self.dispatch(ev),
+                },
+            }
+        }
+    }
+
+    fn dispatch(&self, ev: WatchEvent) {
+        match ev {
+            WatchEvent::RequestPut(r) => {
+                self.metrics.events.with_label_values(&["put", r.state.as_str()]).inc();
+                if !matches!(r.state, RequestState::Pending) && !r.state.is_resolved() {
+                    tracing::warn!(request_id = %r.id, request_state = r.state.as_str(), "Unknown request state");
+                    return;
+                }
+                self.queue.submit(r.id.clone(), Work::Put(Box::new(r)));
+            }
+            WatchEvent::RequestDelete { id } => {
+                self.metrics.events.with_label_values(&["delete", ""]).inc();
+                self.queue.submit(id, Work::Deleted);
+            }
+            WatchEvent::RulePut(rule) => {
+                self.routing.rules.put(rule_spec(rule));
+                self.metrics.rules.set(self.routing.rules.len() as i64);
+            }
+            WatchEvent::RuleDelete { name } => {
+                self.routing.rules.delete(&name);
+                self.metrics.rules.set(self.routing.rules.len() as i64);
+            }
+            WatchEvent::Init { .. } => tracing::debug!("ignoring a repeated INIT event"),
+        }
+    }
+
+    /// Teleport replays nothing after INIT, so list what may have changed while we were not
+    /// watching: every request, each reconciled like an event (posting what is missing,
+    /// updating what was resolved).
+    async fn catch_up(&self, cancel: CancellationToken) {
+        let list = tokio::select! {
+            r = self.client.list_access_requests(&RequestFilter::default()) => r,
+            _ = cancel.cancelled() => return,
+        };
+        match list {
+            Ok(requests) => {
+                let n = requests.len();
+                for r in requests {
+                    if r.state == RequestState::Pending || r.state.is_resolved() {
+                        self.queue.submit(r.id.clone(), Work::Put(Box::new(r)));
+                    }
+                }
+                tracing::info!(requests = n, "catch-up: queued every open and resolved request for reconciliation");
+            }
+            Err(e) => tracing::warn!(error = %e, "catch-up listing failed; new events are still processed"),
+        }
+    }
+}
+
+/// How a watch session ended.
+enum End {
+    Teleport(TeleportError),
+    Fatal(WatchError),
+}
+
+impl From<TeleportError> for End {
+    fn from(e: TeleportError) -> Self {
+        End::Teleport(e)
+    }
+}
+
+pub fn rule_spec(r: AccessMonitoringRule) -> RuleSpec {
+    RuleSpec {
+        name: r.name,
+        subjects: r.subjects,
+        condition: r.condition,
+        notification_name: r.notification.name,
+        recipients: r.notification.recipients,
+    }
+}
