@@ -1,1 +1,3 @@
 //! Teleport Auth simulator.
+
+pub mod pki;
