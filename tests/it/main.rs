@@ -2,3 +2,7 @@
 //! real sockets on port 0.
 
 mod cli;
+mod teleport;
+mod teleport_faults;
+mod teleport_identity;
+mod teleport_review;
