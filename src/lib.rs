@@ -7,6 +7,9 @@
 //! - [`http`]: axum router (health, readiness, metrics, Mattermost callbacks).
 //! - [`metrics`]: the non-global Prometheus registry; [`logging`]: tracing setup.
 //! - [`route`]: recipients (config, access monitoring rules, suggested reviewers).
+//! - [`teleport`]: Teleport Auth client (identity files, mTLS, typed gRPC calls, watch events).
+//! - [`access`]: access-request domain types, the plugin data and its compare-and-swap.
+//! - [`sim`]: simulators (Teleport Auth) for tests, the benchmark and `demo`.
 
 pub mod access;
 pub mod app;

@@ -56,7 +56,8 @@ impl WatchRequest {
         }
     }
 
-    pub(crate) fn to_wire(&self) -> proto::Watch {
+    /// The `proto.Watch` message sent.
+    pub fn to_wire(&self) -> proto::Watch {
         proto::Watch {
             kinds: self
                 .kinds

@@ -6,3 +6,4 @@ mod teleport;
 mod teleport_faults;
 mod teleport_identity;
 mod teleport_review;
+mod teleport_wire;
