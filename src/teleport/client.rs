@@ -17,15 +17,16 @@ use super::convert;
 use super::error::TeleportError;
 use super::events::{self, EventStream, WatchRequest};
 use super::identity::IdentityError;
+pub use super::params::{
+    NewReview, ON_BEHALF_MIN_VERSION, PingInfo, RequestFilter, review_submission, version_at_least,
+};
 use super::tls::{RefreshPolicy, TlsIdentity, TlsSource, spawn_refresher};
 use super::wire::proto::auth_service_client::AuthServiceClient;
 use super::wire::teleport::accessmonitoringrules::v1 as amr;
 use super::wire::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_client::AccessMonitoringRulesServiceClient;
 use super::wire::{proto, types};
 use crate::access::cas::{PluginDataStore, RawData};
-use crate::access::{
-    AccessMonitoringRule, AccessRequest, KIND_ACCESS_REQUEST, RequestState, Review, User,
-};
+use crate::access::{AccessMonitoringRule, AccessRequest, KIND_ACCESS_REQUEST, User};
 use crate::config::TeleportConfig;
 use crate::signals::Signals;
 
@@ -33,9 +34,6 @@ use crate::signals::Signals;
 /// runs with `TELEPORT_UNSTABLE_REJECT_OLD_CLIENTS=yes`, and then wants a semver no older
 /// than its previous major; this is what a v18 Go API client sends, accepted by v17–v19.
 pub const API_VERSION: &str = "18.0.0";
-
-/// The first Teleport version that accepts reviews submitted on behalf of another user.
-pub const ON_BEHALF_MIN_VERSION: (u64, u64, u64) = (18, 11, 0);
 
 /// Page size of the access-monitoring-rule listing (upstream's value).
 const RULES_PAGE_SIZE: i64 = 1000;
@@ -73,70 +71,6 @@ impl tonic::service::Interceptor for VersionHeader {
 }
 
 type Svc = InterceptedService<Channel, VersionHeader>;
-
-/// What `Ping` tells about the cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PingInfo {
-    pub cluster_name: String,
-    pub server_version: String,
-    /// `host:port` of the web proxy; links to requests are built from it.
-    pub proxy_public_addr: String,
-    /// Enterprise feature flag; upstream shows request links only when set.
-    pub advanced_access_workflows: bool,
-}
-
-impl PingInfo {
-    /// True when the server (v18.11+) accepts reviews submitted on behalf of another user.
-    pub fn supports_on_behalf_reviews(&self) -> bool {
-        version_at_least(&self.server_version, ON_BEHALF_MIN_VERSION)
-    }
-}
-
-/// `major.minor.patch` comparison; a pre-release suffix is ignored, garbage is "too old".
-pub fn version_at_least(version: &str, min: (u64, u64, u64)) -> bool {
-    let core = version
-        .trim()
-        .trim_start_matches('v')
-        .split(['-', '+'])
-        .next()
-        .unwrap_or("");
-    let mut it = core.split('.').map(|p| p.parse::<u64>());
-    match (it.next(), it.next(), it.next()) {
-        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => (a, b, c) >= min,
-        _ => false,
-    }
-}
-
-/// Which requests to list. Empty fields do not filter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestFilter {
-    pub id: Option<String>,
-    pub user: Option<String>,
-    pub state: Option<RequestState>,
-}
-
-impl RequestFilter {
-    pub fn state(state: RequestState) -> Self {
-        Self {
-            state: Some(state),
-            ..Default::default()
-        }
-    }
-}
-
-/// A review to submit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewReview {
-    /// The Teleport user whose review this is.
-    pub author: String,
-    /// APPROVED or DENIED.
-    pub proposed_state: RequestState,
-    pub reason: String,
-    /// Submit on behalf of `author` (Teleport v18.11+): sets `SubmittedBy` to this client's
-    /// own user and `submitted_on_behalf_of_author`. Only set these when asked, because
-    /// older servers reject an author other than the caller anyway.
-    pub on_behalf: bool,
-}
 
 /// A cheap-to-clone client of one Teleport cluster.
 #[derive(Clone)]
@@ -440,31 +374,6 @@ impl TeleportClient {
     }
 }
 
-/// The wire form of a review: `Created` always set; fields 11/12 only for on-behalf reviews.
-pub fn review_submission(
-    request_id: &str,
-    review: &NewReview,
-    submitted_by: &str,
-    now: OffsetDateTime,
-) -> types::AccessReviewSubmission {
-    let domain = Review {
-        author: review.author.clone(),
-        proposed_state: review.proposed_state,
-        reason: review.reason.clone(),
-        created: Some(now),
-        submitted_by: if review.on_behalf {
-            submitted_by.to_string()
-        } else {
-            String::new()
-        },
-        on_behalf: review.on_behalf,
-    };
-    types::AccessReviewSubmission {
-        request_id: request_id.into(),
-        review: Some(convert::review_to_proto(&domain, Vec::new())),
-    }
-}
-
 /// [`PluginDataStore`] of one plugin over a [`TeleportClient`].
 #[derive(Debug, Clone)]
 pub struct PluginDataClient {
@@ -486,45 +395,5 @@ impl PluginDataStore for PluginDataClient {
         self.client
             .update_plugin_data(&self.plugin, request_id, set, expect)
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_compare_numerically_and_garbage_is_too_old() {
-        let min = ON_BEHALF_MIN_VERSION;
-        assert!(version_at_least("18.11.0", min));
-        assert!(version_at_least("v18.11.3-dev.1", min));
-        assert!(version_at_least("19.0.0", min));
-        assert!(!version_at_least("18.9.9", min));
-        assert!(!version_at_least("18.2.10", min));
-        assert!(!version_at_least("17.99.0", min));
-        assert!(!version_at_least("eighteen", min));
-        assert!(!version_at_least("", min));
-    }
-
-    #[test]
-    fn on_behalf_fields_are_only_set_when_asked() {
-        let now = OffsetDateTime::now_utc();
-        let mut review = NewReview {
-            author: "bob".into(),
-            proposed_state: RequestState::Approved,
-            reason: "ok".into(),
-            on_behalf: false,
-        };
-        let plain = review_submission("id", &review, "access-plugin", now);
-        let r = plain.review.unwrap();
-        assert_eq!(r.submitted_by, "");
-        assert!(!r.submitted_on_behalf_of_author);
-        assert_eq!(r.created.unwrap().seconds, now.unix_timestamp());
-        review.on_behalf = true;
-        let r = review_submission("id", &review, "access-plugin", now)
-            .review
-            .unwrap();
-        assert_eq!(r.submitted_by, "access-plugin");
-        assert!(r.submitted_on_behalf_of_author);
     }
 }

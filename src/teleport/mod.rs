@@ -9,6 +9,7 @@ pub mod convert;
 mod error;
 pub mod events;
 pub mod identity;
+mod params;
 pub mod tls;
 pub mod wire;
 

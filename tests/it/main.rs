@@ -5,5 +5,6 @@ mod cli;
 mod teleport;
 mod teleport_faults;
 mod teleport_identity;
+mod teleport_plugin_data;
 mod teleport_review;
 mod teleport_wire;

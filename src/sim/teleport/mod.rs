@@ -17,6 +17,7 @@
 pub mod faults;
 pub mod fixtures;
 pub mod pki;
+mod plugin_data;
 pub mod rbac;
 mod review;
 mod server;
@@ -273,7 +274,7 @@ impl TeleportSim {
     }
 
     pub fn plugin_data(&self, request_id: &str, plugin: &str) -> Option<RawData> {
-        self.shared.lock().plugin_data(request_id, plugin)
+        self.shared.lock().plugin_data.read(request_id, plugin)
     }
 
     /// Creates or replaces a rule and broadcasts its PUT.

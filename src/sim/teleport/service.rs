@@ -132,7 +132,7 @@ impl AuthService for AuthSim {
         let mut st = self.0.lock();
         check_plugin_data(&st.role_set(&who.user)?, &["list", "read"])?;
         Ok(Response::new(proto::PluginDataSeq {
-            plugin_data: st.get_plugin_data(f),
+            plugin_data: st.plugin_data.get(f),
         }))
     }
 

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tonic::Status;
 
+use super::plugin_data::PluginDataTable;
 use super::rbac::{RoleSet, SimRole};
-use crate::access::cas::{RawData, apply_update, expectation_failed_message};
 use crate::access::{
     AccessMonitoringRule, AccessRequest, KIND_ACCESS_MONITORING_RULE, KIND_ACCESS_PLUGIN_DATA,
     KIND_ACCESS_REQUEST, RequestKind, RequestState, ResourceId, Threshold, User,
@@ -91,11 +91,6 @@ impl StoredRequest {
     }
 }
 
-struct StoredData {
-    entries: BTreeMap<String, RawData>,
-    expires: Option<OffsetDateTime>,
-}
-
 /// A change, pre-encoded once for all watchers.
 pub(crate) struct SimEvent {
     pub kind: &'static str,
@@ -110,7 +105,7 @@ pub(crate) struct State {
     pub roles: HashMap<String, SimRole>,
     pub users: HashMap<String, User>,
     pub requests: BTreeMap<String, StoredRequest>,
-    plugin_data: HashMap<String, StoredData>,
+    pub plugin_data: PluginDataTable,
     pub rules: BTreeMap<String, AccessMonitoringRule>,
     pub audit: Vec<ReviewAudit>,
     events: broadcast::Sender<Arc<SimEvent>>,
@@ -123,7 +118,7 @@ impl State {
             roles: HashMap::new(),
             users: HashMap::new(),
             requests: BTreeMap::new(),
-            plugin_data: HashMap::new(),
+            plugin_data: PluginDataTable::default(),
             rules: BTreeMap::new(),
             audit: Vec::new(),
             events,
@@ -302,6 +297,20 @@ impl State {
         existed
     }
 
+    /// `UpdatePluginData` (RBAC already checked): new data needs an existing request and
+    /// expires one hour after the request's access expiry.
+    pub fn update_plugin_data(&mut self, p: &types::PluginDataUpdateParams) -> Result<(), Status> {
+        let requests = &self.requests;
+        self.plugin_data.update(p, || {
+            requests
+                .get(&p.resource)
+                .map(|r| r.req.expires.map(|e| e + Duration::from_secs(3600)))
+                .ok_or_else(|| {
+                    Status::not_found(format!("access request {:?} not found", p.resource))
+                })
+        })
+    }
+
     /// Requests `caller` may see: all with list+read, else its own and those it may review.
     pub fn visible_requests(
         &self,
@@ -323,114 +332,6 @@ impl State {
             .filter(|s| see_all || s.req.user == caller || roles.can_review(caller, &s.req))
             .map(StoredRequest::to_proto)
             .collect()
-    }
-
-    /// `GetPluginData` (RBAC already checked).
-    pub fn get_plugin_data(&mut self, f: &types::PluginDataFilter) -> Vec<types::PluginDataV3> {
-        let now = OffsetDateTime::now_utc();
-        if !f.resource.is_empty() {
-            self.expire_plugin_data(&f.resource, now);
-        }
-        let mut ids: Vec<&String> = if f.resource.is_empty() {
-            self.plugin_data.keys().collect()
-        } else {
-            self.plugin_data
-                .get_key_value(&f.resource)
-                .map(|(k, _)| k)
-                .into_iter()
-                .collect()
-        };
-        ids.sort();
-        ids.into_iter()
-            .filter_map(|id| {
-                let d = &self.plugin_data[id];
-                if d.expires.is_some_and(|e| e <= now) {
-                    return None;
-                }
-                if !f.plugin.is_empty() && !d.entries.contains_key(&f.plugin) {
-                    return None;
-                }
-                Some(types::PluginDataV3 {
-                    kind: "plugin_data".into(),
-                    sub_kind: KIND_ACCESS_REQUEST.into(),
-                    version: "v3".into(),
-                    metadata: Some(types::Metadata {
-                        name: id.clone(),
-                        namespace: "default".into(),
-                        expires: convert::ts_to(d.expires),
-                        ..Default::default()
-                    }),
-                    spec: Some(types::PluginDataSpecV3 {
-                        entries: d
-                            .entries
-                            .iter()
-                            .map(|(p, data)| {
-                                (
-                                    p.clone(),
-                                    types::PluginDataEntry {
-                                        data: data.clone().into_iter().collect(),
-                                    },
-                                )
-                            })
-                            .collect(),
-                    }),
-                })
-            })
-            .collect()
-    }
-
-    /// `UpdatePluginData` with Teleport's CAS semantics (RBAC already checked).
-    pub fn update_plugin_data(&mut self, p: &types::PluginDataUpdateParams) -> Result<(), Status> {
-        self.expire_plugin_data(&p.resource, OffsetDateTime::now_utc());
-        if !self.plugin_data.contains_key(&p.resource) {
-            let req = self.request(&p.resource)?;
-            let expires = req.req.expires.map(|e| e + Duration::from_secs(3600));
-            self.plugin_data.insert(
-                p.resource.clone(),
-                StoredData {
-                    entries: BTreeMap::new(),
-                    expires,
-                },
-            );
-        }
-        let data = self
-            .plugin_data
-            .get_mut(&p.resource)
-            .expect("inserted above");
-        let set: RawData = p.set.clone().into_iter().collect();
-        let expect: RawData = p.expect.clone().into_iter().collect();
-        match apply_update(data.entries.get(&p.plugin), &set, &expect) {
-            Err(key) => Err(Status::failed_precondition(expectation_failed_message(
-                &key,
-            ))),
-            Ok(Some(next)) => {
-                data.entries.insert(p.plugin.clone(), next);
-                Ok(())
-            }
-            Ok(None) => {
-                data.entries.remove(&p.plugin);
-                Ok(())
-            }
-        }
-    }
-
-    /// Admin read of one plugin's data.
-    pub fn plugin_data(&self, id: &str, plugin: &str) -> Option<RawData> {
-        self.plugin_data
-            .get(id)
-            .and_then(|d| d.entries.get(plugin))
-            .cloned()
-    }
-
-    /// Drops the data of `id` once past its expiry (checked per access: no global sweeps).
-    fn expire_plugin_data(&mut self, id: &str, now: OffsetDateTime) {
-        if self
-            .plugin_data
-            .get(id)
-            .is_some_and(|d| d.expires.is_some_and(|e| e <= now))
-        {
-            self.plugin_data.remove(id);
-        }
     }
 }
 
