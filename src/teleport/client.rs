@@ -119,7 +119,7 @@ impl TeleportClient {
         let initial = TlsIdentity::load(&cfg.credentials)?;
         tracing::info!(
             identity.user = %initial.username,
-            identity.expires = %initial.not_after,
+            identity.expires = %super::identity::rfc3339(initial.not_after),
             teleport.addr = %cfg.addr,
             "loaded the Teleport identity"
         );

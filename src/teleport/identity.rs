@@ -64,7 +64,10 @@ pub enum IdentityError {
     Malformed { path: PathBuf, problem: String },
     #[error("{path}: {problem}")]
     Invalid { path: PathBuf, problem: String },
-    #[error("the Teleport {what} in {path} expired at {expired_at} (user {user:?}); {renew}")]
+    #[error(
+        "the Teleport {what} in {path} expired at {} (user {user:?}); {renew}",
+        rfc3339(*.expired_at)
+    )]
     Expired {
         path: PathBuf,
         what: &'static str,
@@ -216,7 +219,7 @@ impl Identity {
             warnings.push(format!(
                 "the Teleport certificate in {} is valid only from {}: check this machine's clock",
                 self.path().display(),
-                self.not_before
+                rfc3339(self.not_before)
             ));
         }
         let infos: Vec<CertInfo> = self
@@ -236,7 +239,7 @@ impl Identity {
                 expired.len(),
                 infos.len(),
                 self.path().display(),
-                expired.iter().map(|c| c.not_after).min().unwrap_or(now)
+                rfc3339(expired.iter().map(|c| c.not_after).min().unwrap_or(now))
             ));
         }
         Ok(warnings)
@@ -251,6 +254,13 @@ impl Identity {
             renew: renew_hint(&self.credentials, &self.username),
         }
     }
+}
+
+/// A time as RFC 3339 (UTC), for messages.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// How to get fresh credentials of the same kind.

@@ -144,7 +144,7 @@ fn refresh_once(creds: &Credentials, tx: &watch::Sender<Arc<TlsIdentity>>, why: 
                 reason = why,
                 identity.user = %new.username,
                 identity.serial = %new.serial,
-                identity.expires = %new.not_after,
+                identity.expires = %super::identity::rfc3339(new.not_after),
                 "loaded a new Teleport identity; new connections use it"
             );
             tx.send_replace(Arc::new(new));

@@ -141,9 +141,9 @@ async fn a_watcher_that_falls_behind_is_cut_off_with_an_error_not_silent_loss() 
         WatchEvent::Init { .. }
     ));
     // Far more than the buffer plus what HTTP/2 flow control lets through unread.
-    for i in 0..3000 {
+    for i in 0..6000 {
         env.sim.create_request(
-            NewRequest::new(REQUESTER, &[REQUESTED_ROLE]).reason(&format!("{i:0>200}")),
+            NewRequest::new(REQUESTER, &[REQUESTED_ROLE]).reason(&format!("{i:0>300}")),
         );
     }
     let mut puts = 0;
@@ -154,7 +154,7 @@ async fn a_watcher_that_falls_behind_is_cut_off_with_an_error_not_silent_loss() 
             Err(e) => break e,
         }
     };
-    assert!(puts < 3000, "{puts}");
+    assert!(puts < 6000, "{puts}");
     assert!(err.is_retryable(), "{err:?}");
     assert!(err.message().contains("watcher queue overflow"), "{err}");
 }

@@ -131,7 +131,7 @@ async fn an_expired_identity_is_a_fatal_start_error_with_the_renew_command() {
     .unwrap_err();
     assert!(matches!(err, IdentityError::Expired { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("expired at"), "{text}");
+    assert!(text.contains("expired at 20"), "{text}");
     assert!(text.contains("tbot"), "{text}");
     assert!(
         text.contains(&format!(
