@@ -9,6 +9,9 @@
 //! - [`route`]: recipients (config, access monitoring rules, suggested reviewers).
 //! - [`bridge`]: events → posts; [`retry`]: bounded jittered backoff.
 //! - [`review`]: buttons, dialogs and `/teleport`, submitted on behalf of the reviewer.
+//! - [`teleport`]: Teleport Auth client (identity files, mTLS, typed gRPC calls, watch events).
+//! - [`access`]: access-request domain types, the plugin data and its compare-and-swap.
+//! - [`sim`]: simulators (Teleport Auth) for tests, the benchmark and `demo`.
 
 pub mod access;
 pub mod app;

@@ -71,6 +71,10 @@ pub fn expectation_failed_message(key: &str) -> String {
 
 /// What a modify closure decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "short-lived return value; boxing would only burden every closure"
+)]
 pub enum Step {
     /// Write this data (CAS against what was read).
     Write(PluginData),

@@ -2,3 +2,9 @@
 //! real sockets on port 0.
 
 mod cli;
+mod teleport;
+mod teleport_faults;
+mod teleport_identity;
+mod teleport_plugin_data;
+mod teleport_review;
+mod teleport_wire;

@@ -1,0 +1,399 @@
+//! `TeleportClient`: the typed calls a plugin makes to the Auth Service, each with a timeout
+//! and the `version` metadata header, returning domain types and [`TeleportError`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use super::connect::{self, ChannelOptions, Dialer, DirectDialer};
+use super::convert;
+use super::error::TeleportError;
+use super::events::{self, EventStream, WatchRequest};
+use super::identity::IdentityError;
+pub use super::params::{
+    NewReview, ON_BEHALF_MIN_VERSION, PingInfo, RequestFilter, review_submission, version_at_least,
+};
+use super::tls::{RefreshPolicy, TlsIdentity, TlsSource, spawn_refresher};
+use super::wire::proto::auth_service_client::AuthServiceClient;
+use super::wire::teleport::accessmonitoringrules::v1 as amr;
+use super::wire::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_client::AccessMonitoringRulesServiceClient;
+use super::wire::{proto, types};
+use crate::access::cas::{PluginDataStore, RawData};
+use crate::access::{AccessMonitoringRule, AccessRequest, KIND_ACCESS_REQUEST, User};
+use crate::config::TeleportConfig;
+use crate::signals::Signals;
+
+/// The `version` header sent on every call. Teleport checks it only when the Auth server
+/// runs with `TELEPORT_UNSTABLE_REJECT_OLD_CLIENTS=yes`, and then wants a semver no older
+/// than its previous major; this is what a v18 Go API client sends, accepted by v17–v19.
+pub const API_VERSION: &str = "18.0.0";
+
+/// Page size of the access-monitoring-rule listing (upstream's value).
+const RULES_PAGE_SIZE: i64 = 1000;
+/// A bound on rule pages, so a server that keeps returning tokens cannot loop us forever.
+const RULES_MAX_PAGES: usize = 1000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    pub channel: ChannelOptions,
+    /// Timeout of every unary call.
+    pub call_timeout: Duration,
+    /// Timeout of a whole streamed listing (GetAccessRequestsV2, rule pages).
+    pub list_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            channel: ChannelOptions::default(),
+            call_timeout: Duration::from_secs(10),
+            list_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct VersionHeader;
+
+impl tonic::service::Interceptor for VersionHeader {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut()
+            .insert("version", MetadataValue::from_static(API_VERSION));
+        Ok(req)
+    }
+}
+
+type Svc = InterceptedService<Channel, VersionHeader>;
+
+/// A cheap-to-clone client of one Teleport cluster.
+#[derive(Clone)]
+pub struct TeleportClient {
+    auth: AuthServiceClient<Svc>,
+    rules: AccessMonitoringRulesServiceClient<Svc>,
+    tls: TlsSource,
+    opts: ClientOptions,
+    target: String,
+}
+
+impl std::fmt::Debug for TeleportClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeleportClient")
+            .field("target", &self.target)
+            .field("identity", &*self.tls.borrow())
+            .finish()
+    }
+}
+
+impl TeleportClient {
+    /// A client over `dialer`; nothing is dialed until the first call.
+    pub fn new(dialer: Arc<dyn Dialer>, tls: TlsSource, opts: ClientOptions) -> Self {
+        let target = dialer.target();
+        let channel = connect::channel(dialer, tls.clone(), opts.channel);
+        let auth = AuthServiceClient::with_interceptor(channel.clone(), VersionHeader);
+        let rules = AccessMonitoringRulesServiceClient::with_interceptor(channel, VersionHeader);
+        Self {
+            auth,
+            rules,
+            tls,
+            opts,
+            target,
+        }
+    }
+
+    /// Start-up: load the configured credentials (expired ones are a fatal error with the
+    /// renew command), keep them fresh for the process lifetime (every
+    /// `refresh_identity_interval` when `refresh_identity` is set, and on every SIGHUP), and
+    /// connect directly to `teleport.addr`. Must run inside a Tokio runtime.
+    pub fn connect(
+        cfg: &TeleportConfig,
+        signals: &Signals,
+        opts: ClientOptions,
+    ) -> Result<Self, IdentityError> {
+        let initial = TlsIdentity::load(&cfg.credentials)?;
+        tracing::info!(
+            identity.user = %initial.username,
+            identity.expires = %super::identity::rfc3339(initial.not_after),
+            teleport.addr = %cfg.addr,
+            "loaded the Teleport identity"
+        );
+        let policy = RefreshPolicy {
+            interval: cfg
+                .refresh_identity
+                .then_some(cfg.refresh_identity_interval),
+            reload: Some(signals.reload.clone()),
+        };
+        let tls = spawn_refresher(
+            cfg.credentials.clone(),
+            initial,
+            policy,
+            signals.shutdown.clone(),
+        );
+        Ok(Self::new(
+            Arc::new(DirectDialer::new(cfg.addr.clone())),
+            tls,
+            opts,
+        ))
+    }
+
+    /// The identity new connections use.
+    pub fn identity(&self) -> Arc<TlsIdentity> {
+        self.tls.borrow().clone()
+    }
+
+    /// The address dialed, for logs.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    pub async fn ping(&self) -> Result<PingInfo, TeleportError> {
+        let mut c = self.auth.clone();
+        let r = self
+            .unary("Ping", c.ping(self.req(proto::PingRequest {})))
+            .await?;
+        Ok(PingInfo {
+            cluster_name: r.cluster_name,
+            server_version: r.server_version,
+            proxy_public_addr: r.proxy_public_addr,
+            advanced_access_workflows: r
+                .server_features
+                .is_some_and(|f| f.advanced_access_workflows),
+        })
+    }
+
+    /// Opens a watch. The first event is `Init`; the stream ends with an error when the
+    /// server drops it (re-watch on [`TeleportError::is_retryable`]).
+    pub async fn watch(&self, req: WatchRequest) -> Result<EventStream, TeleportError> {
+        let mut c = self.auth.clone();
+        let wire = req.to_wire();
+        let resp = self
+            .unary("WatchEvents", c.watch_events(tonic::Request::new(wire)))
+            .await?;
+        Ok(events::typed(resp))
+    }
+
+    /// All access requests matching `filter` (GetAccessRequestsV2, streamed).
+    pub async fn list_access_requests(
+        &self,
+        filter: &RequestFilter,
+    ) -> Result<Vec<AccessRequest>, TeleportError> {
+        let mut c = self.auth.clone();
+        let wire = types::AccessRequestFilter {
+            id: filter.id.clone().unwrap_or_default(),
+            user: filter.user.clone().unwrap_or_default(),
+            state: filter.state.unwrap_or_default().to_i32(),
+        };
+        let budget = self.opts.list_timeout;
+        let collect = async move {
+            let mut stream = c
+                .get_access_requests_v2(tonic::Request::new(wire))
+                .await?
+                .into_inner();
+            let mut out = Vec::new();
+            while let Some(r) = stream.next().await {
+                out.push(convert::request_from_proto(&r?));
+            }
+            Ok::<_, tonic::Status>(out)
+        };
+        match tokio::time::timeout(budget, collect).await {
+            Ok(r) => r.map_err(TeleportError::from),
+            Err(_) => Err(TeleportError::timeout("GetAccessRequestsV2", budget)),
+        }
+    }
+
+    /// One request by id, or `None`.
+    pub async fn get_access_request(
+        &self,
+        id: &str,
+    ) -> Result<Option<AccessRequest>, TeleportError> {
+        let filter = RequestFilter {
+            id: Some(id.to_string()),
+            ..Default::default()
+        };
+        Ok(self.list_access_requests(&filter).await?.into_iter().next())
+    }
+
+    /// `plugin`'s data for request `id`; `None` when it has none.
+    pub async fn get_plugin_data(
+        &self,
+        plugin: &str,
+        id: &str,
+    ) -> Result<Option<RawData>, TeleportError> {
+        let mut c = self.auth.clone();
+        let filter = types::PluginDataFilter {
+            kind: KIND_ACCESS_REQUEST.into(),
+            resource: id.into(),
+            plugin: plugin.into(),
+        };
+        let seq = self
+            .unary("GetPluginData", c.get_plugin_data(self.req(filter)))
+            .await?;
+        let data = seq
+            .plugin_data
+            .into_iter()
+            .find(|d| d.metadata.as_ref().is_some_and(|m| m.name == id))
+            .and_then(|d| d.spec)
+            .and_then(|mut s| s.entries.remove(plugin))
+            .map(|e| e.data.into_iter().collect::<BTreeMap<_, _>>())
+            .filter(|m| !m.is_empty());
+        Ok(data)
+    }
+
+    /// Compare-and-swap write of `plugin`'s data (`""` in `set` deletes, `""` in `expect`
+    /// means absent). A failed expectation is [`TeleportError::CompareFailed`].
+    pub async fn update_plugin_data(
+        &self,
+        plugin: &str,
+        id: &str,
+        set: RawData,
+        expect: RawData,
+    ) -> Result<(), TeleportError> {
+        let mut c = self.auth.clone();
+        let params = types::PluginDataUpdateParams {
+            kind: KIND_ACCESS_REQUEST.into(),
+            resource: id.into(),
+            plugin: plugin.into(),
+            set: set.into_iter().collect::<HashMap<_, _>>(),
+            expect: expect.into_iter().collect::<HashMap<_, _>>(),
+        };
+        self.unary("UpdatePluginData", c.update_plugin_data(self.req(params)))
+            .await
+    }
+
+    /// A [`PluginDataStore`] for `plugin`, for the CAS helpers.
+    pub fn plugin_data(&self, plugin: &str) -> PluginDataClient {
+        PluginDataClient {
+            client: self.clone(),
+            plugin: plugin.to_string(),
+        }
+    }
+
+    /// Submits a review; returns the request as it is after the review.
+    pub async fn submit_review(
+        &self,
+        request_id: &str,
+        review: &NewReview,
+    ) -> Result<AccessRequest, TeleportError> {
+        let submitted_by = if review.on_behalf {
+            self.identity().username.clone()
+        } else {
+            String::new()
+        };
+        let wire = review_submission(request_id, review, &submitted_by, OffsetDateTime::now_utc());
+        let mut c = self.auth.clone();
+        let r = self
+            .unary("SubmitAccessReview", c.submit_access_review(self.req(wire)))
+            .await?;
+        Ok(convert::request_from_proto(&r))
+    }
+
+    /// Every access monitoring rule for `plugin` (notification name) whose subjects include
+    /// `access_request`, following pages of 1000.
+    pub async fn list_access_monitoring_rules(
+        &self,
+        plugin: &str,
+    ) -> Result<Vec<AccessMonitoringRule>, TeleportError> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        let started = tokio::time::Instant::now();
+        for _ in 0..RULES_MAX_PAGES {
+            let mut c = self.rules.clone();
+            let req = amr::ListAccessMonitoringRulesWithFilterRequest {
+                page_size: RULES_PAGE_SIZE,
+                page_token: token.clone(),
+                subjects: vec![KIND_ACCESS_REQUEST.into()],
+                notification_name: plugin.into(),
+                automatic_review_name: String::new(),
+            };
+            let page = self
+                .unary(
+                    "ListAccessMonitoringRulesWithFilter",
+                    c.list_access_monitoring_rules_with_filter(self.req(req)),
+                )
+                .await?;
+            out.extend(
+                page.rules
+                    .iter()
+                    .map(convert::rule_from_proto)
+                    .filter(|r| r.subjects.iter().any(|s| s == KIND_ACCESS_REQUEST)),
+            );
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            if page.next_page_token == token || started.elapsed() > self.opts.list_timeout {
+                return Err(TeleportError::invalid_response(
+                    "ListAccessMonitoringRulesWithFilter",
+                    "the page token does not advance",
+                ));
+            }
+            token = page.next_page_token;
+        }
+        Err(TeleportError::invalid_response(
+            "ListAccessMonitoringRulesWithFilter",
+            format!("more than {RULES_MAX_PAGES} pages"),
+        ))
+    }
+
+    /// A user's roles and traits.
+    pub async fn get_user(&self, name: &str) -> Result<User, TeleportError> {
+        let mut c = self.auth.clone();
+        let req = proto::GetUserRequest {
+            name: name.into(),
+            with_secrets: false,
+        };
+        let u = self.unary("GetUser", c.get_user(self.req(req))).await?;
+        Ok(convert::user_from_proto(&u))
+    }
+
+    /// A request carrying the call timeout as `grpc-timeout`, so the server gives up too.
+    fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.set_timeout(self.opts.call_timeout);
+        r
+    }
+
+    async fn unary<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, TeleportError> {
+        match tokio::time::timeout(self.opts.call_timeout, call).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(status)) => {
+                tracing::debug!(call = what, code = ?status.code(), "Teleport call failed: {}", status.message());
+                Err(status.into())
+            }
+            Err(_) => Err(TeleportError::timeout(what, self.opts.call_timeout)),
+        }
+    }
+}
+
+/// [`PluginDataStore`] of one plugin over a [`TeleportClient`].
+#[derive(Debug, Clone)]
+pub struct PluginDataClient {
+    client: TeleportClient,
+    plugin: String,
+}
+
+impl PluginDataStore for PluginDataClient {
+    async fn get(&self, request_id: &str) -> Result<Option<RawData>, TeleportError> {
+        self.client.get_plugin_data(&self.plugin, request_id).await
+    }
+
+    async fn update(
+        &self,
+        request_id: &str,
+        set: RawData,
+        expect: RawData,
+    ) -> Result<(), TeleportError> {
+        self.client
+            .update_plugin_data(&self.plugin, request_id, set, expect)
+            .await
+    }
+}
