@@ -7,15 +7,19 @@
 //! - [`http`]: axum router (health, readiness, metrics, Mattermost callbacks).
 //! - [`metrics`]: the non-global Prometheus registry; [`logging`]: tracing setup.
 //! - [`route`]: recipients (config, access monitoring rules, suggested reviewers).
+//! - [`mattermost`]: REST v4 client (retries, typed errors, recipient cache) and post rendering.
+//! - [`sim`]: simulators (a Mattermost REST server) for tests, the benchmark and `demo`.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod mattermost;
 pub mod metrics;
 pub mod route;
 pub mod signals;
+pub mod sim;
 pub mod version;
 
 /// Installs rustls' ring provider as the process default, once. Every TLS config in the

@@ -1,0 +1,1 @@
+//! A Mattermost REST v4 simulator.
