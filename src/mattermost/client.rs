@@ -151,7 +151,9 @@ pub(crate) struct Call {
     pub give_up_after: Option<Duration>,
 }
 
-enum Failure {
+enum Outcome {
+    /// A 2xx answer's body.
+    Done(Bytes),
     /// Worth another attempt; `wait` is the server's requested delay, if any.
     Retryable {
         error: MattermostError,
@@ -261,20 +263,18 @@ impl MattermostClient {
             attempt += 1;
             let sent = Instant::now();
             let result = self.attempt(&call).await;
-            let failure = match result {
-                Ok((status, headers, body)) => match self.classify(&call, status, &headers, body) {
-                    Ok(body) => {
-                        self.inner
-                            .metrics
-                            .observe(call.name, "ok", sent.elapsed().as_secs_f64());
-                        return Ok(body);
-                    }
-                    Err(f) => f,
-                },
+            let outcome = match result {
+                Ok((status, headers, body)) => self.classify(&call, status, &headers, body),
                 Err(e) => transport_failure(&call, e),
             };
-            let (error, reason, server_wait) = match failure {
-                Failure::Fatal(error) => {
+            let (error, reason, server_wait) = match outcome {
+                Outcome::Done(body) => {
+                    self.inner
+                        .metrics
+                        .observe(call.name, "ok", sent.elapsed().as_secs_f64());
+                    return Ok(body);
+                }
+                Outcome::Fatal(error) => {
                     self.inner.metrics.observe(
                         call.name,
                         error.outcome(),
@@ -282,7 +282,7 @@ impl MattermostClient {
                     );
                     return Err(error);
                 }
-                Failure::Retryable {
+                Outcome::Retryable {
                     error,
                     reason,
                     wait,
@@ -342,36 +342,36 @@ impl MattermostClient {
         status: StatusCode,
         headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<Bytes, Failure> {
+    ) -> Outcome {
         if status.is_success() {
-            return Ok(body);
+            return Outcome::Done(body);
         }
         if status.is_redirection() {
             let to = headers
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("?");
-            return Err(Failure::Fatal(MattermostError::InvalidResponse {
+            return Outcome::Fatal(MattermostError::InvalidResponse {
                 call: call.name,
                 reason: format!(
                     "redirected ({status}) to {to}: set `mattermost.url` to the address Mattermost is served on"
                 ),
-            }));
+            });
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             let wait = rate_limit_wait(headers);
-            return Err(Failure::Retryable {
+            return Outcome::Retryable {
                 error: MattermostError::RateLimited {
                     call: call.name,
                     wait: wait.unwrap_or_default(),
                 },
                 reason: "rate_limited",
                 wait,
-            });
+            };
         }
         let detail = AppError::from_body(&body);
         if status.is_server_error() {
-            return Err(Failure::Retryable {
+            return Outcome::Retryable {
                 error: MattermostError::Server {
                     call: call.name,
                     status: status.as_u16(),
@@ -379,7 +379,7 @@ impl MattermostClient {
                 },
                 reason: "server_error",
                 wait: None,
-            });
+            };
         }
         let target = self.enrich(call.target.clone());
         let error = match status {
@@ -408,7 +408,7 @@ impl MattermostClient {
                 detail,
             },
         };
-        Err(Failure::Fatal(error))
+        Outcome::Fatal(error)
     }
 
     /// Adds the resolved display name to a channel-id target.
@@ -423,7 +423,7 @@ impl MattermostClient {
     }
 }
 
-fn transport_failure(call: &Call, error: reqwest::Error) -> Failure {
+fn transport_failure(call: &Call, error: reqwest::Error) -> Outcome {
     let timed_out = error.is_timeout();
     let retryable = call.retry == Retry::Always || error.is_connect();
     let reason = if timed_out { "timeout" } else { "transport" };
@@ -433,12 +433,12 @@ fn transport_failure(call: &Call, error: reqwest::Error) -> Failure {
         source: error,
     };
     if retryable {
-        Failure::Retryable {
+        Outcome::Retryable {
             error,
             reason,
             wait: None,
         }
     } else {
-        Failure::Fatal(error)
+        Outcome::Fatal(error)
     }
 }

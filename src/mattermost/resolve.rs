@@ -34,11 +34,14 @@ pub enum RecipientKind {
 /// Past this many keys, a lookup first drops the expired ones.
 const SWEEP_ABOVE: usize = 4096;
 
+/// A cached value and when it was fetched; empty while the first fetch runs.
+type Slot<V> = Arc<OnceCell<(V, Instant)>>;
+
 /// A map of values that expire `ttl` after they were fetched. A key being fetched holds an
 /// empty cell that other callers wait on; a failed fetch leaves it empty for the next caller.
 pub(crate) struct TtlCache<K, V> {
     ttl: Duration,
-    slots: Mutex<HashMap<K, Arc<OnceCell<(V, Instant)>>>>,
+    slots: Mutex<HashMap<K, Slot<V>>>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
