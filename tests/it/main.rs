@@ -2,3 +2,5 @@
 //! real sockets on port 0.
 
 mod cli;
+mod mattermost;
+mod mattermost_sim;
