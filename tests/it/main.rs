@@ -4,3 +4,4 @@
 mod cli;
 mod mattermost;
 mod mattermost_sim;
+mod mattermost_conformance;
