@@ -3,5 +3,5 @@
 
 mod cli;
 mod mattermost;
-mod mattermost_sim;
 mod mattermost_conformance;
+mod mattermost_sim;

@@ -743,3 +743,39 @@ async fn the_exact_bodies_sent_for_create_update_and_patch() {
     assert_eq!(stored.message, resolved.message);
     assert!(stored.props.get("attachments").is_none(), "buttons removed");
 }
+
+#[tokio::test]
+async fn https_is_trusted_with_the_extra_ca_and_refused_without_it() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "teleport-mattermost test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let tls = teleport_mattermost::sim::mattermost::server_tls_config(
+        vec![leaf.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    )
+    .unwrap();
+    let sim = MattermostSim::start(SimConfig {
+        tls: Some(tls),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(sim.url().scheme(), "https");
+    let untrusting = client_with(&sim, |o| o.retry = RetryPolicy::none());
+    let err = untrusting.me().await.unwrap_err();
+    assert!(matches!(err, MattermostError::Transport { .. }), "{err}");
+    let trusting = client_with(&sim, |o| o.extra_root_certs = vec![ca_cert.der().clone()]);
+    assert_eq!(trusting.me().await.unwrap().id, sim.bot_id());
+}

@@ -61,6 +61,20 @@ struct Judged {
     violations: Option<String>,
 }
 
+impl std::fmt::Display for Judged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {}", self.request, self.status)?;
+        if let Some(v) = &self.violations {
+            write!(f, "\n    sl-violations: {v}")?;
+        }
+        Ok(())
+    }
+}
+
+fn show(judged: &[Judged]) -> String {
+    judged.iter().map(|j| format!("\n  {j}")).collect()
+}
+
 struct Proxy {
     upstream: String,
     http: reqwest::Client,
@@ -87,7 +101,9 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     if proxy.prefer_429.swap(false, Ordering::SeqCst) {
         // Prism only picks a documented response whose media type the request accepts; the
         // 429 is text/plain (Mattermost's limiter answers so whatever the client accepts).
-        upstream = upstream.header("prefer", "code=429").header("accept", "*/*");
+        upstream = upstream
+            .header("prefer", "code=429")
+            .header("accept", "*/*");
     }
     let answer = upstream.send().await.expect("Prism answers");
     let status = answer.status();
@@ -102,7 +118,10 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     });
     let mut response = Response::builder().status(status.as_u16());
     for (name, value) in answer.headers() {
-        if !matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection") {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
             response = response.header(name, value);
         }
     }
@@ -220,7 +239,8 @@ async fn every_request_the_client_makes_is_accepted_by_the_official_api_descript
         prefer_429: AtomicBool::new(false),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_url = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    let proxy_url =
+        url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
     let app = Router::new().fallback(forward).with_state(proxy.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
@@ -238,7 +258,7 @@ async fn every_request_the_client_makes_is_accepted_by_the_official_api_descript
             let result = $call.await;
             let judged: Vec<Judged> = proxy.log.lock().unwrap()[before..].to_vec();
             if let Err(e) = &result {
-                failures.push(format!("{}: {e}\n  Prism: {judged:#?}", $name));
+                failures.push(format!("{}: {e}{}", $name, show(&judged)));
             }
             result.ok()
         }};
@@ -249,15 +269,36 @@ async fn every_request_the_client_makes_is_accepted_by_the_official_api_descript
     step!("get_user_by_email", c.user_by_email("Alice@Example.com"));
     step!("get_user_by_username", c.user_by_username("alice"));
     step!("get_team_by_name", c.team_by_name("team-llama"));
-    step!("get_channel_by_name", c.channel_by_name("team-llama", "channel-llama"));
-    step!("create_direct_channel", c.direct_channel("q3mzxua9zjfczqakxdkowc6u6y"));
-    step!("resolve channel", c.resolve(&Recipient::parse("team-llama/town-square").unwrap()));
-    step!("resolve e-mail", c.resolve(&Recipient::parse("bob@example.com").unwrap()));
-    step!("resolve username", c.resolve(&Recipient::parse("@carol").unwrap()));
+    step!(
+        "get_channel_by_name",
+        c.channel_by_name("team-llama", "channel-llama")
+    );
+    step!(
+        "create_direct_channel",
+        c.direct_channel("q3mzxua9zjfczqakxdkowc6u6y")
+    );
+    step!(
+        "resolve channel",
+        c.resolve(&Recipient::parse("team-llama/town-square").unwrap())
+    );
+    step!(
+        "resolve e-mail",
+        c.resolve(&Recipient::parse("bob@example.com").unwrap())
+    );
+    step!(
+        "resolve username",
+        c.resolve(&Recipient::parse("@carol").unwrap())
+    );
     let channel = "hx3u1kzh5prr9ecnk8ss4qb3ga";
-    step!("create_post plain", c.create_post(&NewPost::new(channel, "hello")));
+    step!(
+        "create_post plain",
+        c.create_post(&NewPost::new(channel, "hello"))
+    );
     let rendered = root_post(&request_view());
-    let root = step!("create_post with buttons", c.create_post(&rendered.new_post(channel)));
+    let root = step!(
+        "create_post with buttons",
+        c.create_post(&rendered.new_post(channel))
+    );
     let root_id = root.map_or_else(|| "kx8orfo7tjnr7pt3t8mc4qzb9y".to_string(), |p| p.id);
     step!(
         "create_reply",
@@ -314,15 +355,27 @@ async fn every_request_the_client_makes_is_accepted_by_the_official_api_descript
 
     // The documented 429 (plain text, Retry-After) is waited out and retried.
     proxy.prefer_429.store(true, Ordering::SeqCst);
-    step!("create_post after a 429", c.create_post(&NewPost::new(channel, "again")));
+    step!(
+        "create_post after a 429",
+        c.create_post(&NewPost::new(channel, "again"))
+    );
 
     let log = proxy.log.lock().unwrap().clone();
     let _ = prism.kill().await;
-    assert!(failures.is_empty(), "requests refused:\n{}", failures.join("\n"));
-    let statuses: Vec<u16> = log.iter().map(|j| j.status).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{log:#?}");
     assert!(
-        log.iter().all(|j| j.status == 429 || (200..300).contains(&j.status)),
+        failures.is_empty(),
+        "requests refused:\n{}",
+        failures.join("\n")
+    );
+    let statuses: Vec<u16> = log.iter().map(|j| j.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        1,
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .all(|j| j.status == 429 || (200..300).contains(&j.status)),
         "{log:#?}"
     );
     assert_eq!(log.last().unwrap().status, 201, "{log:#?}");

@@ -13,6 +13,7 @@ mod integrations;
 mod model;
 mod routes;
 mod store;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +32,8 @@ pub use model::{
     EphemeralPost, LoggedRequest, OpenedDialog, PostRevision, SimChannel, SimPost, SimReaction,
     SimTeam, SimUser,
 };
+
+pub use tls::server_tls_config;
 
 use store::{Rules, Store};
 
@@ -53,6 +56,8 @@ pub struct SimConfig {
     pub dedup_ttl: Duration,
     /// How long a trigger id is valid (30 s on the server).
     pub trigger_ttl: Duration,
+    /// Serve HTTPS with this config (see [`server_tls_config`]) instead of HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for SimConfig {
@@ -66,6 +71,7 @@ impl Default for SimConfig {
             log_bodies: true,
             dedup_ttl: Duration::from_secs(30),
             trigger_ttl: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -129,7 +135,13 @@ impl MattermostSim {
     pub async fn start(config: SimConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let url = Url::parse(&format!("http://{addr}/")).expect("a socket address is a URL host");
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url =
+            Url::parse(&format!("{scheme}://{addr}/")).expect("a socket address is a URL host");
         let rules = Rules {
             max_post_runes: config.max_post_runes,
             hide_emails: config.hide_emails,
@@ -159,11 +171,26 @@ impl MattermostSim {
         let stop = CancellationToken::new();
         let app = routes::router(shared.clone());
         let token = stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-        });
+        match config.tls {
+            None => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { token.cancelled().await })
+                        .await;
+                });
+            }
+            Some(tls) => {
+                let listener = tls::TlsListener {
+                    tcp: listener,
+                    acceptor: tokio_rustls::TlsAcceptor::from(tls),
+                };
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { token.cancelled().await })
+                        .await;
+                });
+            }
+        }
         Ok(Self {
             shared,
             addr,

@@ -84,6 +84,8 @@ pub(crate) struct Store {
     pub(crate) replies: HashMap<String, Vec<String>>,
     pending: PendingCache,
     triggers: HashMap<String, Trigger>,
+    /// Trigger ids in issue order, so expired ones are dropped in O(1) per issue.
+    trigger_order: VecDeque<(Instant, String)>,
     pub(crate) dialogs: Vec<OpenedDialog>,
     pub(crate) ephemeral: Vec<EphemeralPost>,
     pub(crate) reactions: Vec<SimReaction>,
@@ -117,6 +119,7 @@ impl Store {
             replies: HashMap::new(),
             pending: PendingCache::default(),
             triggers: HashMap::new(),
+            trigger_order: VecDeque::new(),
             dialogs: Vec::new(),
             ephemeral: Vec::new(),
             reactions: Vec::new(),
@@ -654,9 +657,17 @@ impl Store {
         now: Instant,
     ) -> String {
         let id = format!("{}{}", new_id(), new_id());
-        let ttl = self.rules.trigger_ttl;
-        self.triggers
-            .retain(|_, t| now.duration_since(t.issued) <= ttl);
+        // Kept well past expiry, so a late dialog gets "expired" rather than "unknown", as the
+        // server (which decodes the signed id) answers.
+        let keep = self.rules.trigger_ttl * 10;
+        while let Some((issued, old)) = self.trigger_order.front() {
+            if now.duration_since(*issued) <= keep {
+                break;
+            }
+            self.triggers.remove(old);
+            self.trigger_order.pop_front();
+        }
+        self.trigger_order.push_back((now, id.clone()));
         self.triggers.insert(
             id.clone(),
             Trigger {
