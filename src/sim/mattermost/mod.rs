@@ -6,11 +6,13 @@
 //!
 //! Used by the integration tests, the benchmark and `teleport-mattermost demo`.
 
+mod dialogs;
 mod errors;
 mod faults;
 mod ids;
 mod integrations;
 mod model;
+mod posts;
 mod routes;
 mod store;
 mod tls;
