@@ -112,6 +112,30 @@ impl fmt::Display for Target {
 }
 
 impl Target {
+    /// What an operator does about a 404 on this target.
+    pub fn not_found_hint(&self) -> &'static str {
+        match self {
+            Target::Team(_) => {
+                "check the team name (the one in the team's URL, not its display name)"
+            }
+            Target::Channel { .. } => {
+                "check the team and channel names (the ones in the channel's URL, not display names)"
+            }
+            Target::User(UserKey::Email(_)) => {
+                "check the e-mail address (or name the user as \"@username\")"
+            }
+            Target::User(UserKey::Username(_)) => "check the username",
+            Target::User(UserKey::Id(_)) => "the account may have been deleted",
+            Target::Post(_) => "the post was deleted",
+            Target::Bot
+            | Target::ChannelId { .. }
+            | Target::DirectChannel { .. }
+            | Target::Dialog => {
+                "check that `mattermost.url` points at the Mattermost server itself"
+            }
+        }
+    }
+
     /// What an operator does about a 403 on this target. `bot` is the bot's username when known.
     pub fn forbidden_fix(&self, bot: Option<&str>) -> String {
         let bot = bot.map_or_else(|| "<bot username>".to_string(), |b| format!("@{b}"));
@@ -151,9 +175,7 @@ pub enum MattermostError {
         fix: String,
         detail: AppError,
     },
-    #[error(
-        "{target} was not found in Mattermost (404 {detail}): check the name (team and channel names are the ones in the channel's URL, not display names)"
-    )]
+    #[error("{target} was not found in Mattermost (404 {detail}): {}", target.not_found_hint())]
     NotFound { target: Target, detail: AppError },
     /// Still rate limited after the allowed retries; `wait` is what the server asked for last.
     #[error("Mattermost kept rate limiting `{call}` (429): retry in {wait:?}")]

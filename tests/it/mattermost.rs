@@ -779,3 +779,46 @@ async fn https_is_trusted_with_the_extra_ca_and_refused_without_it() {
     let trusting = client_with(&sim, |o| o.extra_root_certs = vec![ca_cert.der().clone()]);
     assert_eq!(trusting.me().await.unwrap().id, sim.bot_id());
 }
+
+#[tokio::test(start_paused = true)]
+async fn create_retries_stop_before_mattermost_forgets_the_pending_post_id() {
+    let fx = fixture(SimConfig::default()).await;
+    let c = client_with(&fx.sim, |o| {
+        o.timeout = Duration::from_secs(10);
+        o.retry.max_attempts = 10;
+    });
+    c.me().await.unwrap();
+    fx.sim.faults().delay_next(
+        Some(RouteFilter::new("POST", "/api/v4/posts")),
+        100,
+        Duration::from_secs(12),
+    );
+    let start = tokio::time::Instant::now();
+    let err = c
+        .create_post(&NewPost::new(&fx.channel, "slow"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MattermostError::Transport {
+                timed_out: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Attempts start at ~0 s, ~10 s and ~20 s; a fourth would start after the server's
+    // 30 s de-duplication window could have closed, so there is none.
+    assert_eq!(fx.sim.request_count("POST", "/api/v4/posts"), 3);
+    assert!(
+        start.elapsed() < Duration::from_secs(31),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        fx.sim.post_count(),
+        1,
+        "every attempt reached the same post"
+    );
+}

@@ -393,3 +393,48 @@ async fn a_channel_removal_turns_posting_into_forbidden() {
         Some("api.context.permissions.app_error")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_thousands_of_posts_without_slowing_down() {
+    let fx = fixture(SimConfig {
+        log_bodies: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&fx.sim);
+    c.me().await.unwrap();
+    let round = |n: usize| {
+        let c = c.clone();
+        let channel = fx.channel.clone();
+        async move {
+            let start = std::time::Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for w in 0..32 {
+                let c = c.clone();
+                let channel = channel.clone();
+                tasks.spawn(async move {
+                    for i in 0..n / 32 {
+                        let root = c
+                            .create_post(&NewPost::new(&channel, format!("{w}-{i}")))
+                            .await
+                            .unwrap();
+                        c.create_post(&NewPost::new(&channel, "reply").reply_to(&root.id))
+                            .await
+                            .unwrap();
+                    }
+                });
+            }
+            tasks.join_all().await;
+            start.elapsed()
+        }
+    };
+    let first = round(1024).await;
+    let second = round(1024).await;
+    assert_eq!(fx.sim.post_count(), 4096);
+    eprintln!("2048 posts: {first:?}, then {second:?}");
+    // No work grows with the number of stored posts: the second round is not much slower.
+    assert!(
+        second < first * 3 + Duration::from_millis(200),
+        "{first:?} then {second:?}"
+    );
+}
