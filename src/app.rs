@@ -17,7 +17,7 @@ use crate::bridge::watcher::Watcher;
 use crate::bridge::work::Work;
 use crate::config::Config;
 use crate::http::{self, HttpState, Readiness};
-use crate::mattermost::client::{ClientOptions as MmOptions, MattermostClient};
+use crate::mattermost::{ClientOptions as MmOptions, MattermostClient};
 use crate::metrics::Metrics;
 use crate::review::signing::Signer;
 use crate::route::{PLUGIN_NAME, Routing};
@@ -46,7 +46,10 @@ impl Options {
     pub fn from_env() -> Self {
         let fail_fast = std::env::var("TELEPORT_PLUGIN_FAIL_FAST")
             .is_ok_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-        Self { fail_fast, replica: None }
+        Self {
+            fail_fast,
+            replica: None,
+        }
     }
 }
 
@@ -60,15 +63,27 @@ pub struct Application {
 impl Application {
     /// Binds the HTTP listener; nothing talks to Teleport or Mattermost yet.
     pub async fn build(config: Config, options: Options) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.http.listen_addr).await.with_context(|| {
-            format!("binding the HTTP listener on {} (`http.listen_addr`)", config.http.listen_addr)
-        })?;
+        let listener = TcpListener::bind(config.http.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the HTTP listener on {} (`http.listen_addr`)",
+                    config.http.listen_addr
+                )
+            })?;
         let state = HttpState::new(Readiness::default(), Metrics::new());
-        Ok(Self { config, options, listener, state })
+        Ok(Self {
+            config,
+            options,
+            listener,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn readiness(&self) -> Readiness {
@@ -90,8 +105,11 @@ impl Application {
         // The HTTP server starts first so probes answer (503 not ready) during start-up.
         let router = http::router(self.state.clone(), Router::new());
         let token = shutdown.clone();
-        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { token.cancelled().await });
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { token.cancelled().await });
         let server = tokio::spawn(async move { server.await });
         tracing::info!(http.addr = %addr, "HTTP server listening");
 
@@ -99,11 +117,18 @@ impl Application {
             let teleport = TeleportClient::connect(&cfg.teleport, &signals, TpOptions::default())
                 .context("loading the Teleport identity (`teleport.identity` or client_key/client_crt/root_cas)")?;
             let ping = ping(&teleport).await?;
-            let mattermost = MattermostClient::new(MmOptions::from_config(&cfg.mattermost), &metrics)
-                .context("building the Mattermost client")?;
+            let mattermost =
+                MattermostClient::new(MmOptions::from_config(&cfg.mattermost), &metrics)
+                    .context("building the Mattermost client")?;
             let bot = tokio::time::timeout(INIT_TIMEOUT, mattermost.me())
                 .await
-                .map_err(|_| anyhow::anyhow!("Mattermost API health check timed out after {}s ({})", INIT_TIMEOUT.as_secs(), cfg.mattermost.url))?
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "Mattermost API health check timed out after {}s ({})",
+                        INIT_TIMEOUT.as_secs(),
+                        cfg.mattermost.url
+                    )
+                })?
                 .context("API health check failed (GET /api/v4/users/me)")?;
             tracing::info!(mattermost.bot = %bot.username, mattermost.url = %cfg.mattermost.url, "Mattermost API health check passed");
             anyhow::Ok((teleport, ping, mattermost))
@@ -124,15 +149,19 @@ impl Application {
             metrics: bridge_metrics.clone(),
         });
         let histogram = bridge_metrics.event_seconds.clone();
-        let queue = KeyedQueue::new(cfg.bridge.concurrency, RetryPolicy::default(), move |id: String, work: Work| {
-            let (p, h) = (processor.clone(), histogram.clone());
-            Box::pin(async move {
-                let t = Instant::now();
-                let outcome = p.handle(&id, work).await;
-                h.observe(t.elapsed().as_secs_f64());
-                outcome
-            }) as HandlerFuture
-        });
+        let queue = KeyedQueue::new(
+            cfg.bridge.concurrency,
+            RetryPolicy::default(),
+            move |id: String, work: Work| {
+                let (p, h) = (processor.clone(), histogram.clone());
+                Box::pin(async move {
+                    let t = Instant::now();
+                    let outcome = p.handle(&id, work).await;
+                    h.observe(t.elapsed().as_secs_f64());
+                    outcome
+                }) as HandlerFuture
+            },
+        );
         let watcher = Watcher {
             client: teleport,
             queue: queue.clone(),
@@ -152,7 +181,10 @@ impl Application {
         // next replica anyway, thanks to the plugin-data claim.
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, queue.idle()).await;
         if drained.is_err() {
-            tracing::warn!(requests = queue.active(), "shutdown grace ran out with requests in progress; another replica or the next start completes them");
+            tracing::warn!(
+                requests = queue.active(),
+                "shutdown grace ran out with requests in progress; another replica or the next start completes them"
+            );
         }
         finish(server).await
     }
@@ -165,16 +197,32 @@ async fn ping(teleport: &TeleportClient) -> anyhow::Result<PingInfo> {
             teleport.target(),
             INIT_TIMEOUT.as_secs()
         ),
-        Ok(Err(TeleportError::Other { code: tonic::Code::Unimplemented, .. })) => {
-            anyhow::bail!("server version must be at least {}.{}.{}", MIN_TELEPORT.0, MIN_TELEPORT.1, MIN_TELEPORT.2)
+        Ok(Err(TeleportError::Other {
+            code: tonic::Code::Unimplemented,
+            ..
+        })) => {
+            anyhow::bail!(
+                "server version must be at least {}.{}.{}",
+                MIN_TELEPORT.0,
+                MIN_TELEPORT.1,
+                MIN_TELEPORT.2
+            )
         }
-        Ok(Err(e)) => return Err(anyhow::Error::new(e).context(format!("Unable to get Teleport server version from {}", teleport.target()))),
+        Ok(Err(e)) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "Unable to get Teleport server version from {}",
+                teleport.target()
+            )));
+        }
         Ok(Ok(p)) => p,
     };
     if !version_at_least(&ping.server_version, MIN_TELEPORT) {
         anyhow::bail!(
             "Teleport {} is too old: server version must be at least {}.{}.{}",
-            ping.server_version, MIN_TELEPORT.0, MIN_TELEPORT.1, MIN_TELEPORT.2
+            ping.server_version,
+            MIN_TELEPORT.0,
+            MIN_TELEPORT.1,
+            MIN_TELEPORT.2
         );
     }
     tracing::info!(cluster = %ping.cluster_name, version = %ping.server_version, "connected to Teleport");
@@ -186,11 +234,14 @@ fn renderer(cfg: &Config, ping: &PingInfo) -> PostRenderer {
     let buttons = match (&cfg.review.signing_secret, &cfg.http.public_addr) {
         (Some(secret), Some(public)) if cfg.review.enabled => {
             if ping.supports_on_behalf_reviews() {
-                public.join("mattermost/action").ok().map(|action_url| Buttons {
-                    signer: Signer::new(secret.clone()),
-                    action_url,
-                    link_only_roles: cfg.review.link_only_roles.clone(),
-                })
+                public
+                    .join("mattermost/action")
+                    .ok()
+                    .map(|action_url| Buttons {
+                        signer: Signer::new(secret.clone()),
+                        action_url,
+                        link_only_roles: cfg.review.link_only_roles.clone(),
+                    })
             } else {
                 tracing::warn!(version = %ping.server_version, "in-chat review needs Teleport 18.11 or newer (on-behalf reviews); posts show the link and tsh commands only");
                 None
@@ -220,6 +271,9 @@ async fn finish(server: Server) -> anyhow::Result<()> {
         }
         Ok(Ok(Err(e))) => Err(e).context("HTTP server failed"),
         Ok(Err(e)) => Err(e).context("HTTP server task panicked"),
-        Err(_) => anyhow::bail!("shutdown took longer than {}s; stopping anyway", SHUTDOWN_GRACE.as_secs()),
+        Err(_) => anyhow::bail!(
+            "shutdown took longer than {}s; stopping anyway",
+            SHUTDOWN_GRACE.as_secs()
+        ),
     }
 }

@@ -11,7 +11,8 @@
 //! - [`review`]: buttons, dialogs and `/teleport`, submitted on behalf of the reviewer.
 //! - [`teleport`]: Teleport Auth client (identity files, mTLS, typed gRPC calls, watch events).
 //! - [`access`]: access-request domain types, the plugin data and its compare-and-swap.
-//! - [`sim`]: simulators (Teleport Auth) for tests, the benchmark and `demo`.
+//! - [`mattermost`]: REST v4 client (retries, typed errors, recipient cache) and post rendering.
+//! - [`sim`]: simulators (Teleport Auth over mTLS, Mattermost REST) for tests, the benchmark and `demo`.
 
 pub mod access;
 pub mod app;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod mattermost;
 pub mod metrics;
 pub mod retry;
 pub mod review;

@@ -1,9 +1,7 @@
 //! The bridge's chat port over the Mattermost client.
 
 use super::ports::{Body, Chat, NewPost, PortError};
-use crate::mattermost::client::MattermostClient;
-use crate::mattermost::error::MattermostError;
-use crate::mattermost::model;
+use crate::mattermost::{MattermostClient, MattermostError, model};
 use crate::route::Recipient;
 
 /// How a Mattermost error affects an event: retry (with the server's wait), gone, or give up.
@@ -13,7 +11,10 @@ pub fn port_error(e: MattermostError) -> PortError {
             reason: "Mattermost rate limit".into(),
             after: Some(wait),
         },
-        e if e.is_transient() => PortError::Retry { reason: e.to_string(), after: None },
+        e if e.is_transient() => PortError::Retry {
+            reason: e.to_string(),
+            after: None,
+        },
         MattermostError::NotFound { .. } => PortError::NotFound,
         e => PortError::Fatal(e.to_string()),
     }
@@ -45,7 +46,10 @@ impl Chat for MattermostClient {
             props: props(&p.body),
             pending_post_id: Some(p.idempotency_key),
         };
-        self.create_post(&post).await.map(|p| p.id).map_err(port_error)
+        self.create_post(&post)
+            .await
+            .map(|p| p.id)
+            .map_err(port_error)
     }
 
     async fn update(&self, _channel_id: &str, post_id: &str, body: Body) -> Result<(), PortError> {
@@ -53,8 +57,15 @@ impl Chat for MattermostClient {
             id: post_id.to_string(),
             message: body.message.clone(),
             // Always sent: an update without buttons must remove the old ones.
-            props: Some(if body.props.is_null() { serde_json::json!({}) } else { body.props }),
+            props: Some(if body.props.is_null() {
+                serde_json::json!({})
+            } else {
+                body.props
+            }),
         };
-        self.update_post(&update).await.map(|_| ()).map_err(port_error)
+        self.update_post(&update)
+            .await
+            .map(|_| ())
+            .map_err(port_error)
     }
 }

@@ -7,8 +7,8 @@
 pub mod claim;
 pub mod mattermost_chat;
 pub mod metrics;
-pub mod post_render;
 pub mod ports;
+pub mod post_render;
 pub mod processor;
 pub mod queue;
 pub mod render;

@@ -58,7 +58,11 @@ impl PostRenderer {
             return None;
         }
         let addr = proxy_public_addr.trim();
-        let with_scheme = if addr.contains("://") { addr.to_string() } else { format!("https://{addr}") };
+        let with_scheme = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("https://{addr}")
+        };
         let mut url = Url::parse(&with_scheme).ok()?;
         if url.scheme() == "https" && url.port() == Some(443) {
             let _ = url.set_port(None);
@@ -123,7 +127,10 @@ impl Renderer for PostRenderer {
         let mut view = self.view(s);
         view.buttons = self.buttons(s, channel_id);
         let r = mm::root_post(&view);
-        Body { message: r.message, props: r.props }
+        Body {
+            message: r.message,
+            props: r.props,
+        }
     }
 
     fn reply(&self, _s: &Summary, review: &Review) -> Body {

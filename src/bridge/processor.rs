@@ -155,17 +155,18 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let data =
             PluginData::decode(&stored).map_err(|e| Acquire::Stop(Outcome::Fail(e.to_string())))?;
         let held_claim = stored.get(claim::KEY).and_then(|c| Claim::parse(c));
-        if let Some(c) = &held_claim {
-            if c.owner != self.owner && !c.expired(now) {
-                // Check back soon: the holder usually finishes in milliseconds, and if it
-                // died the lease runs out within the queue's retry budget.
-                let wait = c.remaining(now).min(BUSY_WAIT)
-                    + std::time::Duration::from_millis(rand::random_range(10..100));
-                return Err(Acquire::Stop(Outcome::Retry {
-                    reason: format!("another replica ({}) is updating this request", c.owner),
-                    after: Some(wait),
-                }));
-            }
+        if let Some(c) = &held_claim
+            && c.owner != self.owner
+            && !c.expired(now)
+        {
+            // Check back soon: the holder usually finishes in milliseconds, and if it
+            // died the lease runs out within the queue's retry budget.
+            let wait = c.remaining(now).min(BUSY_WAIT)
+                + std::time::Duration::from_millis(rand::random_range(10..100));
+            return Err(Acquire::Stop(Outcome::Retry {
+                reason: format!("another replica ({}) is updating this request", c.owner),
+                after: Some(wait),
+            }));
         }
         let phase = held_claim.as_ref().map_or(Phase::Update, |c| c.phase);
         if phase == Phase::Update && !behind(work, &data) {
@@ -203,10 +204,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             Work::Put(r) => Summary::from_request(r),
             Work::Deleted => Summary::from_plugin_data(id, &held.data),
         };
-        if held.phase == Phase::Post {
-            if let Err(o) = self.post_roots(id, work, &summary, &mut held).await {
-                return o;
-            }
+        if held.phase == Phase::Post
+            && let Err(o) = self.post_roots(id, work, &summary, &mut held).await
+        {
+            return o;
         }
         let all = reviews(work);
         let from = held.data.reviews_count as usize;

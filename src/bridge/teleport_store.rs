@@ -10,25 +10,35 @@ pub fn port_error(e: TeleportError) -> PortError {
     match e {
         TeleportError::CompareFailed(_) => PortError::Conflict,
         TeleportError::NotFound(_) => PortError::NotFound,
-        TeleportError::ConnectionProblem(m) => PortError::Retry { reason: m, after: None },
-        TeleportError::Other { code, message }
-            if matches!(
-                code,
-                tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::ResourceExhausted | tonic::Code::Aborted
-            ) =>
-        {
-            PortError::Retry { reason: message, after: None }
-        }
+        TeleportError::ConnectionProblem(m) => PortError::Retry {
+            reason: m,
+            after: None,
+        },
+        TeleportError::Other {
+            code:
+                tonic::Code::Unknown
+                | tonic::Code::Internal
+                | tonic::Code::ResourceExhausted
+                | tonic::Code::Aborted,
+            message,
+        } => PortError::Retry {
+            reason: message,
+            after: None,
+        },
         other => PortError::Fatal(other.to_string()),
     }
 }
 
 impl Store for PluginDataClient {
     async fn get(&self, request_id: &str) -> Result<Option<Map>, PortError> {
-        PluginDataStore::get(self, request_id).await.map_err(port_error)
+        PluginDataStore::get(self, request_id)
+            .await
+            .map_err(port_error)
     }
 
     async fn update(&self, request_id: &str, set: Map, expect: Map) -> Result<(), PortError> {
-        PluginDataStore::update(self, request_id, set, expect).await.map_err(port_error)
+        PluginDataStore::update(self, request_id, set, expect)
+            .await
+            .map_err(port_error)
     }
 }

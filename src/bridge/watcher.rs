@@ -14,7 +14,7 @@ use super::work::Work;
 use crate::access::{AccessMonitoringRule, RequestState};
 use crate::http::Readiness;
 use crate::retry::Backoff;
-use crate::route::{PLUGIN_NAME, RuleSpec, Routing};
+use crate::route::{PLUGIN_NAME, Routing, RuleSpec};
 use crate::teleport::client::RequestFilter;
 use crate::teleport::events::{WatchEvent, WatchRequest};
 use crate::teleport::{TeleportClient, TeleportError};
@@ -35,10 +35,32 @@ pub enum WatchError {
         "Teleport refused the watch: {0}. Give the plugin's role `read` and `list` on `access_request` (rules: resources [access_request], verbs [list, read])"
     )]
     PermissionDenied(String),
-    #[error("failed to initialize watcher for all the required resources: Teleport did not confirm `access_request`")]
+    #[error(
+        "failed to initialize watcher for all the required resources: Teleport did not confirm `access_request`"
+    )]
     KindNotConfirmed,
     #[error("the watch on Teleport ended and TELEPORT_PLUGIN_FAIL_FAST is set: {0}")]
     FailFast(String),
+    #[error("the watch on Teleport failed: {0}")]
+    Other(String),
+}
+
+/// Errors a re-watch may fix: connection problems, and the codes Teleport ends streams
+/// with on restarts and cache re-initialisation.
+fn transient(e: &TeleportError) -> bool {
+    e.is_retryable()
+        || matches!(
+            e,
+            TeleportError::Other {
+                code: tonic::Code::Unknown
+                    | tonic::Code::Internal
+                    | tonic::Code::Aborted
+                    | tonic::Code::ResourceExhausted
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Cancelled,
+                ..
+            }
+        )
 }
 
 pub struct Watcher {
@@ -65,14 +87,20 @@ impl Watcher {
             self.metrics.watch_up.set(0);
             let err = match result {
                 Ok(()) if shutdown.is_cancelled() => return Ok(()),
-                Ok(()) => End::Teleport(TeleportError::ConnectionProblem("the watch stream ended".into())),
+                Ok(()) => End::Teleport(TeleportError::ConnectionProblem(
+                    "the watch stream ended".into(),
+                )),
                 Err(e) => e,
             };
             let err = match err {
                 End::Fatal(e) => return Err(e),
-                End::Teleport(TeleportError::PermissionDenied(m)) => {
+                // Without `read` on any kind Teleport answers BadParameter "none of the
+                // requested kinds can be watched": the same fix as a plain refusal.
+                End::Teleport(TeleportError::PermissionDenied(m))
+                | End::Teleport(TeleportError::BadParameter(m)) => {
                     return Err(WatchError::PermissionDenied(m));
                 }
+                End::Teleport(e) if !transient(&e) => return Err(WatchError::Other(e.to_string())),
                 End::Teleport(e) => e,
             };
             if self.fail_fast {
@@ -96,14 +124,26 @@ impl Watcher {
         let mut stream = self.client.watch(WatchRequest::plugin()).await?;
         let first = tokio::time::timeout(INIT_TIMEOUT, stream.next())
             .await
-            .map_err(|_| TeleportError::ConnectionProblem(format!("no INIT event within {}s", INIT_TIMEOUT.as_secs())))?;
+            .map_err(|_| {
+                TeleportError::ConnectionProblem(format!(
+                    "no INIT event within {}s",
+                    INIT_TIMEOUT.as_secs()
+                ))
+            })?;
         let kinds = match first {
             Some(Ok(WatchEvent::Init { confirmed_kinds })) => confirmed_kinds,
             Some(Ok(other)) => {
-                return Err(TeleportError::ConnectionProblem(format!("expected INIT as the first event, got {other:?}")).into());
+                return Err(TeleportError::ConnectionProblem(format!(
+                    "expected INIT as the first event, got {other:?}"
+                ))
+                .into());
             }
             Some(Err(e)) => return Err(e.into()),
-            None => return Err(TeleportError::ConnectionProblem("watch ended before INIT".into()).into()),
+            None => {
+                return Err(
+                    TeleportError::ConnectionProblem("watch ended before INIT".into()).into(),
+                );
+            }
         };
         // Very old servers confirm nothing explicitly: assume what we asked for.
         let confirmed = |k: &str| kinds.as_ref().is_none_or(|ks| ks.iter().any(|x| x == k));
@@ -111,12 +151,22 @@ impl Watcher {
             return Err(End::Fatal(WatchError::KindNotConfirmed));
         }
         if confirmed(KIND_RULE) {
-            let rules = self.client.list_access_monitoring_rules(PLUGIN_NAME).await?;
-            self.routing.rules.replace_all(rules.into_iter().map(rule_spec));
-            tracing::info!(rules = self.routing.rules.len(), "access monitoring rules loaded");
+            let rules = self
+                .client
+                .list_access_monitoring_rules(PLUGIN_NAME)
+                .await?;
+            self.routing
+                .rules
+                .replace_all(rules.into_iter().map(rule_spec));
+            tracing::info!(
+                rules = self.routing.rules.len(),
+                "access monitoring rules loaded"
+            );
         } else {
             self.routing.rules.replace_all([]);
-            tracing::info!("access monitoring rules are off: the plugin's role cannot read access_monitoring_rule");
+            tracing::info!(
+                "access monitoring rules are off: the plugin's role cannot read access_monitoring_rule"
+            );
         }
         self.metrics.rules.set(self.routing.rules.len() as i64);
         self.readiness.set(true);
@@ -140,7 +190,10 @@ impl Watcher {
     fn dispatch(&self, ev: WatchEvent) {
         match ev {
             WatchEvent::RequestPut(r) => {
-                self.metrics.events.with_label_values(&["put", r.state.as_str()]).inc();
+                self.metrics
+                    .events
+                    .with_label_values(&["put", r.state.as_str()])
+                    .inc();
                 if !matches!(r.state, RequestState::Pending) && !r.state.is_resolved() {
                     tracing::warn!(request_id = %r.id, request_state = r.state.as_str(), "Unknown request state");
                     return;
@@ -167,8 +220,9 @@ impl Watcher {
     /// watching: every request, each reconciled like an event (posting what is missing,
     /// updating what was resolved).
     async fn catch_up(&self, cancel: CancellationToken) {
+        let all = RequestFilter::default();
         let list = tokio::select! {
-            r = self.client.list_access_requests(&RequestFilter::default()) => r,
+            r = self.client.list_access_requests(&all) => r,
             _ = cancel.cancelled() => return,
         };
         match list {
@@ -179,9 +233,14 @@ impl Watcher {
                         self.queue.submit(r.id.clone(), Work::Put(Box::new(r)));
                     }
                 }
-                tracing::info!(requests = n, "catch-up: queued every open and resolved request for reconciliation");
+                tracing::info!(
+                    requests = n,
+                    "catch-up: queued every open and resolved request for reconciliation"
+                );
             }
-            Err(e) => tracing::warn!(error = %e, "catch-up listing failed; new events are still processed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up listing failed; new events are still processed")
+            }
         }
     }
 }

@@ -1,3 +1,5 @@
-//! Simulators of the external systems (used by tests, the benchmark and `demo`).
+//! Simulators of the systems the service talks to, faithful to their wire formats: used by
+//! the integration tests, the benchmark and `teleport-mattermost demo`.
 
+pub mod mattermost;
 pub mod teleport;

@@ -88,16 +88,21 @@ fn configure_prints_a_loadable_example() {
     assert!(text.contains("[teleport]") && text.contains("[mattermost]"));
 }
 
-#[test]
-fn start_serves_health_and_stops_within_15s_of_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_serves_health_and_stops_within_15s_of_sigterm() {
+    let w = crate::harness::World::start().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let config = fixture_config(dir.path(), &listen);
+    let config = w.dir.path().join("tm.toml");
+    let text = w.config_text("").replace(
+        "listen_addr = \"127.0.0.1:0\"",
+        &format!("listen_addr = {listen:?}"),
+    );
+    std::fs::write(&config, text).unwrap();
     let mut child = Command::new(BIN)
         .args(["start", "--config", config.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -105,27 +110,22 @@ fn start_serves_health_and_stops_within_15s_of_sigterm() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
-        if let Ok(b) = http_get(&listen, "/healthz") {
-            break b;
+    loop {
+        if http_get(&listen, "/readyz").is_ok_and(|b| b.starts_with("HTTP/1.1 200")) {
+            break;
         }
-        assert!(Instant::now() < deadline, "service did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(body.ends_with("ok\n"), "{body}");
-    assert!(
-        http_get(&listen, "/readyz")
-            .unwrap()
-            .starts_with("HTTP/1.1 503")
-    );
+        assert!(Instant::now() < deadline, "service did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(http_get(&listen, "/healthz").unwrap().ends_with("ok\n"));
     assert!(
         http_get(&listen, "/metrics")
             .unwrap()
             .contains("teleport_mattermost_build_info")
     );
-    // SIGHUP must not kill it.
+    // SIGHUP reloads the identity; it must not kill the process.
     signal(child.id(), "HUP");
-    std::thread::sleep(Duration::from_millis(200));
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         child.try_wait().unwrap().is_none(),
         "SIGHUP killed the process"
@@ -140,9 +140,29 @@ fn start_serves_health_and_stops_within_15s_of_sigterm() {
             start.elapsed() < Duration::from_secs(15),
             "no exit within 15 s of SIGTERM"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_fails_with_exit_1_and_the_fix_when_the_token_is_wrong() {
+    let w = crate::harness::World::start().await;
+    let config = w.dir.path().join("tm.toml");
+    std::fs::write(
+        &config,
+        w.config_text("").replace(w.mm.bot_token(), "wrong-token"),
+    )
+    .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || run(&["start", "--config", config.to_str().unwrap()]))
+            .await
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("API health check failed"), "{err}");
+    assert!(err.contains("set `mattermost.token`"), "{err}");
+    assert!(!err.contains("wrong-token"), "the token leaked: {err}");
 }
 
 fn signal(pid: u32, sig: &str) {

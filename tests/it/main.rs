@@ -1,7 +1,12 @@
 //! One integration-test binary (link time on 2 cores): the real service and simulators over
 //! real sockets on port 0.
 
+mod bridge;
 mod cli;
+mod harness;
+mod mattermost;
+mod mattermost_conformance;
+mod mattermost_sim;
 mod teleport;
 mod teleport_faults;
 mod teleport_identity;

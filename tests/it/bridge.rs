@@ -1,0 +1,475 @@
+//! The bridge end to end, ported from the upstream plugin's suite (TestMattermostMessagePosting,
+//! TestApproval, TestDenial, TestExpiration, TestRecipientsConfig, TestReviewComments,
+//! TestApprovalByReview, TestDenialByReview) plus rule routing and catch-up.
+
+use std::collections::BTreeMap;
+
+use teleport_mattermost::access::{
+    AccessMonitoringRule, PluginData, RequestState, Resolution, RuleNotification, Threshold,
+};
+use teleport_mattermost::sim::mattermost::SimPost;
+use teleport_mattermost::sim::teleport::NewRequest;
+use teleport_mattermost::sim::teleport::fixtures::{REQUESTER, REVIEWER1, REVIEWER2};
+use teleport_mattermost::teleport::client::NewReview;
+
+use crate::harness::{WAIT, World};
+
+const UPSTREAM_TABLE: &str = "[role_to_recipients]\neditor = [\"reviewer1@example.com\"]\n\"*\" = [\"team-llama/fallback\"]\n";
+
+fn padded(reason: &str, n: usize) -> String {
+    format!("{reason} {}", "A".repeat(n))
+}
+
+/// Polls the plugin data until `pred` holds, as upstream's `checkPluginData` does: the
+/// service records progress right after it posts, so a test may look in between.
+async fn data_when(w: &World, id: &str, pred: impl Fn(&PluginData) -> bool) -> PluginData {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(m) = w.plugin_data(id)
+            && let d = PluginData::decode(&m).unwrap()
+            && pred(&d)
+            && !m.contains_key("claim")
+        {
+            return d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "plugin data of {id} never matched: {:?}",
+            w.plugin_data(id)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The value of a `**Name**: value` field, up to the next field (values may span lines).
+fn field(post: &SimPost, name: &str) -> String {
+    let key = format!("**{name}**: ");
+    let start = post
+        .message
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} field in {}", post.message))
+        + key.len();
+    let rest = &post.message[start..];
+    let end = rest
+        .find("\n**")
+        .or_else(|| rest.find("\n\n"))
+        .unwrap_or(rest.len());
+    rest[..end].trim_end().to_string()
+}
+
+/// Waits until the post's message satisfies `pred`.
+async fn updated(w: &World, post_id: &str, pred: impl Fn(&str) -> bool) -> SimPost {
+    let id = post_id.to_string();
+    w.mm.wait_for(WAIT, move |sim| sim.post(&id).filter(|p| pred(&p.message)))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "post {post_id} never matched; now: {:?}",
+                w.mm.post(post_id).map(|p| p.message)
+            )
+        })
+}
+
+/// Roots in a channel (posts that are not replies).
+fn roots_in(w: &World, channel: &str) -> Vec<SimPost> {
+    w.mm.posts_in(channel)
+        .into_iter()
+        .filter(|p| p.root_id.is_empty())
+        .collect()
+}
+
+async fn posted_to_both_reviewers(
+    w: &World,
+    reason: &str,
+    threshold: Option<u32>,
+) -> (String, Vec<SimPost>) {
+    let mut req = NewRequest::new(REQUESTER, &["editor"])
+        .reason(reason)
+        .suggested_reviewers(&[REVIEWER2]);
+    if let Some(n) = threshold {
+        req.thresholds = Some(vec![Threshold {
+            name: "two".into(),
+            approve: n,
+            deny: n,
+        }]);
+    }
+    let id = w.tp.create_request(req).id;
+    w.mm.wait_for_posts(2, WAIT).await.expect("two posts");
+    let r1 = w.dm(REVIEWER1).expect("DM with reviewer1");
+    let r2 = w.dm(REVIEWER2).expect("DM with reviewer2");
+    let posts = vec![roots_in(w, &r1).remove(0), roots_in(w, &r2).remove(0)];
+    (id, posts)
+}
+
+#[tokio::test]
+async fn message_posting_reaches_role_recipients_and_the_suggested_reviewer() {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let (id, posts) = posted_to_both_reviewers(&w, &padded("because of", 4000), None).await;
+    // Exactly two: the role entry wins over "*", so the fallback channel is never used.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(w.mm.post_count(), 2);
+    for p in &posts {
+        assert_eq!(field(p, "Request ID"), id);
+        assert_eq!(field(p, "User"), "requester@example.com");
+        assert_eq!(field(p, "Status"), "⏳ PENDING");
+        let reason = field(p, "Reason");
+        assert_eq!(
+            reason,
+            format!("```\nbecause of {}``` (truncated)", "A".repeat(489))
+        );
+    }
+    let d = data_when(&w, &id, |d| d.messages.len() == 2).await;
+    let mut pairs: Vec<(String, String)> = d
+        .messages
+        .iter()
+        .map(|m| (m.channel_id.clone(), m.post_id.clone()))
+        .collect();
+    pairs.sort();
+    let mut want: Vec<(String, String)> = posts
+        .iter()
+        .map(|p| (p.channel_id.clone(), p.id.clone()))
+        .collect();
+    want.sort();
+    assert_eq!(pairs, want);
+    assert_eq!(d.user, REQUESTER);
+    assert_eq!(d.roles, vec!["editor".to_string()]);
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn approval_updates_the_same_posts_and_tells_the_requester() {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let (id, posts) = posted_to_both_reviewers(&w, "because of", None).await;
+    w.tp.approve(&id, "okay").unwrap();
+    for p in &posts {
+        let p = updated(&w, &p.id, |m| m.contains("✅ APPROVED")).await;
+        assert_eq!(field(&p, "Resolution reason"), "```\nokay```");
+    }
+    data_when(&w, &id, |d| d.resolution == Resolution::Approved).await;
+    let dm =
+        w.mm.wait_for(WAIT, |sim| {
+            w.dm(REQUESTER)
+                .and_then(|c| sim.posts_in(&c).into_iter().next())
+        })
+        .await
+        .unwrap();
+    assert!(dm.message.contains("approved"), "{}", dm.message);
+    assert!(
+        dm.message.contains(&format!("tsh login --request-id={id}")),
+        "{}",
+        dm.message
+    );
+    assert_eq!(w.mm.post_count(), 3, "two roots and one requester DM");
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn denial_truncates_the_resolve_reason_by_characters() {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let (id, posts) = posted_to_both_reviewers(&w, "because of", None).await;
+    w.tp.deny(&id, &padded("not okay", 4000)).unwrap();
+    for p in &posts {
+        let p = updated(&w, &p.id, |m| m.contains("❌ DENIED")).await;
+        assert_eq!(
+            field(&p, "Resolution reason"),
+            format!("```\nnot okay {}``` (truncated)", "A".repeat(491))
+        );
+    }
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn expiration_by_deletion_marks_the_posts_expired() {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let (id, posts) = posted_to_both_reviewers(&w, "because of", None).await;
+    assert!(w.tp.delete_request(&id));
+    for p in &posts {
+        updated(&w, &p.id, |m| m.contains("⌛ EXPIRED")).await;
+    }
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn recipients_config_posts_to_a_channel_and_a_dm() {
+    let w = World::start().await;
+    let svc = w
+        .service("[role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\", \"reviewer1@example.com\"]\n")
+        .await;
+    let id =
+        w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]).reason("because of"))
+            .id;
+    w.mm.wait_for_posts(2, WAIT).await.unwrap();
+    assert_eq!(roots_in(&w, &w.channel_id).len(), 1);
+    assert_eq!(roots_in(&w, &w.dm(REVIEWER1).unwrap()).len(), 1);
+    data_when(&w, &id, |d| d.messages.len() == 2).await;
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn review_comments_are_thread_replies_under_every_root() {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let (id, posts) = posted_to_both_reviewers(&w, "because of", Some(2)).await;
+    review(&w, REVIEWER1, &id, RequestState::Approved, "okay");
+    for p in &posts {
+        let root = p.id.clone();
+        let reply =
+            w.mm.wait_for(WAIT, move |sim| {
+                sim.thread_replies(&root).into_iter().next()
+            })
+            .await
+            .unwrap();
+        assert_eq!(reply.channel_id, p.channel_id);
+        assert!(
+            reply
+                .message
+                .contains("reviewer1@example.com reviewed the request"),
+            "{}",
+            reply.message
+        );
+        assert!(
+            reply.message.contains("Resolution: ✅ APPROVED"),
+            "{}",
+            reply.message
+        );
+        assert!(
+            reply.message.contains("Reason: ```\nokay```"),
+            "{}",
+            reply.message
+        );
+    }
+    review(&w, REVIEWER2, &id, RequestState::Denied, "not okay");
+    for p in &posts {
+        let root = p.id.clone();
+        let replies =
+            w.mm.wait_for(WAIT, move |sim| {
+                Some(sim.thread_replies(&root)).filter(|r| r.len() == 2)
+            })
+            .await
+            .unwrap();
+        assert!(
+            replies[1].message.contains("Resolution: ❌ DENIED"),
+            "{}",
+            replies[1].message
+        );
+    }
+    data_when(&w, &id, |d| d.reviews_count == 2).await;
+    svc.stop().await.unwrap();
+}
+
+fn review(w: &World, who: &str, id: &str, state: RequestState, reason: &str) {
+    let r = NewReview {
+        author: who.into(),
+        proposed_state: state,
+        reason: reason.into(),
+        on_behalf: false,
+    };
+    w.tp.submit_review_as(who, id, &r)
+        .unwrap_or_else(|e| panic!("review by {who}: {e}"));
+}
+
+async fn resolved_by_two_reviews(state: RequestState, reasons: [&str; 2], want: &str) {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let (id, posts) = posted_to_both_reviewers(&w, "because of", Some(2)).await;
+    review(&w, REVIEWER1, &id, state, reasons[0]);
+    review(&w, REVIEWER2, &id, state, reasons[1]);
+    for p in &posts {
+        let p = updated(&w, &p.id, |m| m.contains(want)).await;
+        assert_eq!(
+            field(&p, "Resolution reason"),
+            format!("```\n{}```", reasons[1])
+        );
+        assert_eq!(w.mm.thread_replies(&p.id).len(), 2);
+    }
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn approval_by_two_reviews_resolves_with_the_last_reason() {
+    resolved_by_two_reviews(
+        RequestState::Approved,
+        ["okay", "finally okay"],
+        "✅ APPROVED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn denial_by_two_reviews_resolves_with_the_last_reason() {
+    resolved_by_two_reviews(
+        RequestState::Denied,
+        ["not okay", "finally not okay"],
+        "❌ DENIED",
+    )
+    .await;
+}
+
+fn rule(name: &str, condition: &str, recipients: &[&str]) -> AccessMonitoringRule {
+    AccessMonitoringRule {
+        name: name.into(),
+        subjects: vec!["access_request".into()],
+        states: vec![],
+        condition: condition.into(),
+        notification: RuleNotification {
+            name: "mattermost".into(),
+            recipients: recipients.iter().map(|s| s.to_string()).collect(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn access_monitoring_rules_route_requests_and_changes_apply_live() {
+    let w = World::start().await;
+    w.tp.upsert_rule(rule(
+        "editors",
+        "contains(access_request.spec.roles, \"editor\")",
+        &["team-llama/channel-llama"],
+    ));
+    let svc = w.service(UPSTREAM_TABLE).await;
+    // The rule wins over role_to_recipients and suggested reviewers.
+    w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]).suggested_reviewers(&[REVIEWER2]));
+    w.mm.wait_for_posts(1, WAIT).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(w.mm.post_count(), 1);
+    assert_eq!(roots_in(&w, &w.channel_id).len(), 1);
+    // An updated rule routes to a DM instead.
+    w.tp.upsert_rule(rule("editors", "true", &["@reviewer2"]));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]));
+    w.mm.wait_for_posts(2, WAIT).await.unwrap();
+    assert_eq!(roots_in(&w, &w.dm(REVIEWER2).unwrap()).len(), 1);
+    // Deleted: the config table applies again.
+    assert!(w.tp.delete_rule("editors"));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]));
+    w.mm.wait_for_posts(3, WAIT).await.unwrap();
+    assert_eq!(roots_in(&w, &w.dm(REVIEWER1).unwrap()).len(), 1);
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn catch_up_after_downtime_posts_and_updates_everything_missed() {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let approved_later =
+        w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
+            .id;
+    let deleted_later =
+        w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
+            .id;
+    w.mm.wait_for_posts(2, WAIT).await.unwrap();
+    svc.stop().await.unwrap();
+
+    // While the service is down: a new request, an approval, a deletion.
+    let created_while_down =
+        w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
+            .id;
+    w.tp.approve(&approved_later, "done while down").unwrap();
+    w.tp.delete_request(&deleted_later);
+
+    let svc = w.service(UPSTREAM_TABLE).await;
+    w.mm.wait_for_posts(3 + 1, WAIT)
+        .await
+        .expect("the missed request is posted, the requester told");
+    data_when(&w, &created_while_down, |d| d.messages.len() == 1).await;
+    let approved = data_when(&w, &approved_later, |d| {
+        d.resolution == Resolution::Approved
+    })
+    .await;
+    updated(&w, &approved.messages[0].post_id, |m| {
+        m.contains("✅ APPROVED")
+    })
+    .await;
+    let _ = deleted_later;
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn readiness_follows_the_watch() {
+    let w = World::start().await;
+    let svc = w.service("").await;
+    let readyz = reqwest::get(format!("http://{}/readyz", svc.addr))
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 200);
+    w.tp.faults().end_watch_streams();
+    // The watch is re-established by itself.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    svc.ready().await;
+    let metrics = svc.metrics.render();
+    assert!(
+        metrics.contains("teleport_mattermost_watch_reconnects_total 1"),
+        "{metrics}"
+    );
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn repeated_events_do_not_post_or_update_again() {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let (id, posts) = posted_to_both_reviewers(&w, "because of", None).await;
+    w.tp.approve(&id, "okay").unwrap();
+    updated(&w, &posts[0].id, |m| m.contains("✅ APPROVED")).await;
+    updated(&w, &posts[1].id, |m| m.contains("✅ APPROVED")).await;
+    let edits: BTreeMap<String, usize> = posts
+        .iter()
+        .map(|p| (p.id.clone(), w.mm.post(&p.id).unwrap().history.len()))
+        .collect();
+    // A restart replays the resolved request through catch-up: nothing changes.
+    svc.stop().await.unwrap();
+    let svc = w.service(UPSTREAM_TABLE).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for (post, n) in edits {
+        assert_eq!(
+            w.mm.post(&post).unwrap().history.len(),
+            n,
+            "post {post} was edited again"
+        );
+    }
+    assert_eq!(w.mm.post_count(), 3);
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_watch_refused_for_lack_of_permission_is_fatal_and_names_the_rule() {
+    use teleport_mattermost::sim::teleport::SimRole;
+    let w = World::start().await;
+    w.tp.add_role(SimRole::new("no-requests").allow(&["access_plugin_data"], &["update"]));
+    w.tp.add_user("weak-plugin", &["no-requests"]);
+    w.tp.write_identity("weak-plugin", &w.identity).unwrap();
+    let err = w
+        .service_unready("")
+        .await
+        .ended()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Give the plugin's role `read` and `list` on `access_request`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn fail_fast_ends_the_service_when_the_watch_is_lost() {
+    use teleport_mattermost::app::Options;
+    let w = World::start().await;
+    let svc = crate::harness::Service::start(
+        w.config(""),
+        Options {
+            fail_fast: true,
+            replica: None,
+        },
+    )
+    .await;
+    svc.ready().await;
+    w.tp.faults().end_watch_streams();
+    let err = svc.ended().await.unwrap_err().to_string();
+    assert!(err.contains("TELEPORT_PLUGIN_FAIL_FAST"), "{err}");
+}

@@ -1,0 +1,180 @@
+//! A world for end-to-end tests: the Teleport simulator (mTLS gRPC) and the Mattermost
+//! simulator (REST) on loopback, the upstream test cast, and the service itself running
+//! in-process against them over real sockets.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use teleport_mattermost::app::{Application, Options};
+use teleport_mattermost::config::Config;
+use teleport_mattermost::http::Readiness;
+use teleport_mattermost::metrics::Metrics;
+use teleport_mattermost::signals::Signals;
+use teleport_mattermost::sim::mattermost::{MattermostSim, SimConfig};
+use teleport_mattermost::sim::teleport::fixtures::{
+    self, ADMIN, BYSTANDER, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
+};
+use teleport_mattermost::sim::teleport::{SimOptions, TeleportSim};
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct World {
+    pub tp: TeleportSim,
+    pub mm: MattermostSim,
+    pub dir: tempfile::TempDir,
+    pub identity: PathBuf,
+    /// Teleport user name → Mattermost user id.
+    pub mm_users: BTreeMap<&'static str, String>,
+    /// `team-llama/channel-llama`, with the bot as a member.
+    pub channel_id: String,
+}
+
+impl World {
+    pub async fn start() -> Self {
+        Self::start_with(SimOptions::default()).await
+    }
+
+    pub async fn start_with(opts: SimOptions) -> Self {
+        teleport_mattermost::install_crypto_provider();
+        let tp = TeleportSim::start(opts)
+            .await
+            .expect("teleport simulator starts");
+        fixtures::standard(&tp);
+        let mm = MattermostSim::start(SimConfig::default())
+            .await
+            .expect("mattermost simulator starts");
+        let team_id = mm.add_team("team-llama");
+        let channel_id = mm.add_channel(&team_id, "channel-llama");
+        mm.add_team_member(&team_id, mm.bot_id());
+        mm.add_channel_member(&channel_id, mm.bot_id());
+        let mut mm_users = BTreeMap::new();
+        for name in [REQUESTER, REVIEWER1, REVIEWER2, BYSTANDER, ADMIN] {
+            let username = name.split('@').next().unwrap().replace('.', "-");
+            let email = if name.contains('@') {
+                name.to_string()
+            } else {
+                format!("{name}@example.com")
+            };
+            let id = mm.add_user(&username, &email);
+            mm.add_team_member(&team_id, &id);
+            mm.add_channel_member(&channel_id, &id);
+            mm_users.insert(name, id);
+        }
+        // Bind the reviewers' Teleport users to their Mattermost ids, as an admin would.
+        for name in [REVIEWER1, REVIEWER2, REQUESTER, BYSTANDER] {
+            let mut user = tp.user(name).expect("fixture user");
+            user.traits
+                .insert("mattermost_user_id".into(), vec![mm_users[name].clone()]);
+            tp.upsert_user(user);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let identity = dir.path().join("identity");
+        tp.write_identity(PLUGIN_USER, &identity).unwrap();
+        Self {
+            tp,
+            mm,
+            dir,
+            identity,
+            mm_users,
+            channel_id,
+        }
+    }
+
+    /// A complete config for this world; `extra` is appended (more sections or tables).
+    pub fn config_text(&self, extra: &str) -> String {
+        format!(
+            "[teleport]\naddr = \"{}\"\nidentity = {:?}\n\n[mattermost]\nurl = \"{}\"\ntoken = \"{}\"\n\n[http]\nlisten_addr = \"127.0.0.1:0\"\n\n{extra}\n",
+            self.tp.addr(),
+            self.identity,
+            self.mm.url(),
+            self.mm.bot_token(),
+        )
+    }
+
+    pub fn config(&self, extra: &str) -> Config {
+        Config::from_toml(&self.config_text(extra)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the service and waits until its watch is established.
+    pub async fn service(&self, extra: &str) -> Service {
+        let s = self.service_unready(extra).await;
+        s.ready().await;
+        s
+    }
+
+    pub async fn service_unready(&self, extra: &str) -> Service {
+        Service::start(self.config(extra), Options::default()).await
+    }
+
+    /// The DM channel between the bot and a cast member, once it exists.
+    pub fn dm(&self, user: &str) -> Option<String> {
+        self.mm.dm_channel(self.mm.bot_id(), &self.mm_users[user])
+    }
+
+    /// The plugin data the service keeps for a request.
+    pub fn plugin_data(&self, id: &str) -> Option<BTreeMap<String, String>> {
+        self.tp.plugin_data(id, "mattermost")
+    }
+}
+
+pub struct Service {
+    pub addr: SocketAddr,
+    pub readiness: Readiness,
+    pub metrics: Metrics,
+    token: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    pub async fn start(config: Config, options: Options) -> Self {
+        let app = Application::build(config, options)
+            .await
+            .expect("service binds");
+        let (addr, readiness, metrics) = (app.local_addr(), app.readiness(), app.metrics());
+        let token = CancellationToken::new();
+        let signals = Signals::manual(token.clone());
+        let handle = tokio::spawn(app.run_until_stopped(signals));
+        Self {
+            addr,
+            readiness,
+            metrics,
+            token,
+            handle,
+        }
+    }
+
+    pub async fn ready(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.readiness.is_ready() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "service not ready within {WAIT:?}"
+            );
+            assert!(
+                !self.handle.is_finished(),
+                "service stopped during start-up"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Graceful stop; returns how the service ended.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.token.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.handle)
+            .await
+            .expect("service stops within the grace period")
+            .expect("service task does not panic")
+    }
+
+    /// Waits for the service to end by itself (a fatal error).
+    pub async fn ended(self) -> anyhow::Result<()> {
+        tokio::time::timeout(WAIT, self.handle)
+            .await
+            .expect("service ends")
+            .expect("no panic")
+    }
+}
