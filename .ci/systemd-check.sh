@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 UNIT=deploy/systemd/teleport-mattermost.service
-STATIC_BIN=${STATIC_BIN:-target/x86_64-unknown-linux-gnu/debug/teleport-mattermost}
+STATIC_BIN=${STATIC_BIN:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/debug/teleport-mattermost}
 SERVICE_UID=61000 # stands for the teleport-mattermost system user
 
 fail() {
