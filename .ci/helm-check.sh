@@ -120,6 +120,10 @@ python3 .ci/helm-validate.py "$OUT/nofsgroup.yaml" --values "$CHART/values.yaml"
     { cat "$OUT/nofsgroup.log"; fail "the emulated pod without fsGroup"; }
 grep '^✔ `check`' "$OUT/nofsgroup.log" | sed 's/^✔ /✔ without podSecurityContext.fsGroup: /'
 
+pdbs=$("$HELM" template t "$CHART" -f "$MIN" --set replicaCount=1 | grep -c '^kind: PodDisruptionBudget' || true)
+[[ "$pdbs" == 0 ]] || fail "a PodDisruptionBudget is rendered for a single replica (it would block node drains)"
+echo "✔ replicaCount=1: no PodDisruptionBudget (it would block node drains)"
+
 echo "== checksum annotation"
 checksum() { "$HELM" template t "$CHART" -f "$MIN" "$@" | grep 'checksum/config:' | awk '{print $2}'; }
 a=$(checksum)
