@@ -358,7 +358,15 @@ def inner(spec):
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
     log = open(spec["log"], "wb")
     proc = subprocess.Popen(spec["cmd"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        probe_container(spec, proc)
+    finally:
+        if proc.poll() is None:  # a failed check never leaves the container running
+            proc.kill()
+            proc.wait()
 
+
+def probe_container(spec, proc):
     def show_log():
         with open(spec["log"], encoding="utf-8", errors="replace") as f:
             return f.read()[-3000:]

@@ -197,6 +197,8 @@ container_run() {
     env -i "${env[@]}" TELEPORT_PLUGIN_FAIL_FAST=true \
         "$CHROOT" --userspec="$IMAGE_USER" "$ROOT" "${ARGV[@]}" >"$WORK/service.log" 2>&1 &
     local pid=$!
+    # Whatever happens below, the service does not outlive this check.
+    trap 'kill -KILL '"$pid"' 2>/dev/null || true' EXIT
     local url="http://127.0.0.1:$port"
     for _ in $(seq 100); do
         curl -fsS -m 1 "$url/healthz" >/dev/null 2>&1 && break
@@ -216,6 +218,7 @@ container_run() {
     kill -TERM "$pid"
     local rc=0
     wait "$pid" || rc=$?
+    trap - EXIT
     [[ $rc -eq 0 ]] || { cat "$WORK/service.log"; echo "exit code $rc after SIGTERM"; return 1; }
     (( SECONDS - t0 <= 15 )) || { echo "stopping took $((SECONDS - t0))s (> 15s)"; return 1; }
     grep -q "Successfully shut down" "$WORK/service.log" || { cat "$WORK/service.log"; echo "no clean-shutdown log line"; return 1; }
@@ -294,13 +297,13 @@ EOF
         set -e
         ip link set lo up
         python3 "$1/dns.py" >"$1/dns.log" &
+        trap "kill $! 2>/dev/null || true" EXIT
         rc=0
         for _ in $(seq 50); do grep -q ready "$1/dns.log" 2>/dev/null && break; sleep 0.1; done
         chroot --userspec="$3" "$2" /resolve \
             127.0.0.1=127.0.0.1 ::1=::1 localhost=127.0.0.1 \
             teleport-auth.teleport.svc.cluster.local=10.20.30.40 \
             mattermost.example.com=127.0.0.9 || rc=$?
-        kill %1 2>/dev/null || true
         exit "$rc"
     ' _ "$WORK" "$ROOT" "$IMAGE_USER"
 }

@@ -113,6 +113,8 @@ unshare --net bash -c '
     strace -f -qq -o "$WORK/strace.log" \
         chroot --userspec="$SERVICE_UID:$SERVICE_UID" "$ROOT" "$@" >"$WORK/service.log" 2>&1 &
     pid=$!
+    # Whatever happens below, neither strace nor the service outlives this check.
+    trap "kill -KILL \$(pgrep -P $pid) $pid 2>/dev/null; true" EXIT
     for _ in $(seq 100); do
         curl -fsS -m 1 http://127.0.0.1:8081/healthz >/dev/null 2>&1 && break
         kill -0 "$pid" 2>/dev/null || { cat "$WORK/service.log"; echo "ExecStart exited early"; exit 1; }
@@ -132,6 +134,7 @@ unshare --net bash -c '
     kill -TERM "$mainpid"
     rc=0
     wait "$pid" || rc=$?
+    trap - EXIT
     (( SECONDS - t0 <= stop_timeout )) || { echo "stop took $((SECONDS - t0)) s"; exit 1; }
     [[ $rc -eq 0 ]] || { cat "$WORK/service.log"; echo "exit code $rc after SIGTERM"; exit 1; }
     echo "✔ ExecStart ran as uid $SERVICE_UID, /healthz 200; ExecReload (SIGHUP): still serving; SIGTERM: exit 0 in $((SECONDS - t0)) s (TimeoutStopSec=$stop_timeout)"
