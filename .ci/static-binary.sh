@@ -9,9 +9,10 @@
 #
 # PROFILE selects the cargo profile: `dev` (default, fast for CI) or `release` (the image's).
 #
-# Why glibc with +crt-static and not musl: the musl target cannot be relied on here (rustup
-# downloads are not part of the machine's toolchain), and musl's allocator is slow under
-# tokio's many small allocations. glibc's libc.a is on every Debian machine with gcc.
+# Why glibc with +crt-static and not musl: the machines have only the gnu target, and adding
+# musl is a rustup download from outside the package registries that CI must not depend on;
+# musl's allocator is also slow under tokio's many small allocations. glibc's libc.a is on
+# every Debian machine with gcc (libc6-dev), and in the rust:bookworm build image.
 #
 # Name resolution in a static glibc binary (investigated, see `resolver_proof`): the service
 # resolves host names with getaddrinfo (tokio's lookup_host, hyper-util's GaiResolver). glibc
@@ -84,6 +85,7 @@ if ! python3 -c 'import dockerfile' 2>/dev/null; then
     fi
     PY="$TOOLS_DIR/venv/bin/python"
 fi
+mkdir -p "$TARGET_DIR"
 EMU="$(cd "$TARGET_DIR" && pwd)/dockerfile-emulation"
 rm -rf "$EMU"
 mkdir -p "$EMU"
