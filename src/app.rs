@@ -113,27 +113,12 @@ impl Application {
         let server = tokio::spawn(async move { server.await });
         tracing::info!(http.addr = %addr, "HTTP server listening");
 
-        let started = async {
-            let teleport = TeleportClient::connect(&cfg.teleport, &signals, TpOptions::default())
-                .context("loading the Teleport identity (`teleport.identity` or client_key/client_crt/root_cas)")?;
-            let ping = ping(&teleport).await?;
-            let mattermost =
-                MattermostClient::new(MmOptions::from_config(&cfg.mattermost), &metrics)
-                    .context("building the Mattermost client")?;
-            let bot = tokio::time::timeout(INIT_TIMEOUT, mattermost.me())
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "Mattermost API health check timed out after {}s ({})",
-                        INIT_TIMEOUT.as_secs(),
-                        cfg.mattermost.url
-                    )
-                })?
-                .context("API health check failed (GET /api/v4/users/me)")?;
-            tracing::info!(mattermost.bot = %bot.username, mattermost.url = %cfg.mattermost.url, "Mattermost API health check passed");
-            anyhow::Ok((teleport, ping, mattermost))
-        };
-        let (teleport, ping, mattermost) = tokio::select! {
+        let teleport = TeleportClient::connect(&cfg.teleport, &signals, TpOptions::default())
+            .context("loading the Teleport identity (`teleport.identity` or client_key/client_crt/root_cas)")?;
+        let mattermost = MattermostClient::new(MmOptions::from_config(&cfg.mattermost), &metrics)
+            .context("building the Mattermost client")?;
+        let started = start_up(cfg, self.options.fail_fast, &teleport, &mattermost);
+        let ping = tokio::select! {
             r = started => r?,
             _ = shutdown.cancelled() => return finish(server).await,
         };
@@ -190,40 +175,98 @@ impl Application {
     }
 }
 
-async fn ping(teleport: &TeleportClient) -> anyhow::Result<PingInfo> {
+/// Pings Teleport and checks Mattermost. What retrying can fix (an unreachable server)
+/// is retried with backoff while `/readyz` says 503 — unless fail-fast is set; what it
+/// cannot (bad token, too old, refused) ends start-up with the fix.
+async fn start_up(
+    cfg: &Config,
+    fail_fast: bool,
+    teleport: &TeleportClient,
+    mattermost: &MattermostClient,
+) -> anyhow::Result<PingInfo> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = async {
+                let ping = ping(teleport).await?;
+                let bot = match tokio::time::timeout(INIT_TIMEOUT, mattermost.me()).await {
+                    Err(_) => return Err(Start::Retry(format!("Mattermost API health check timed out after {}s ({})", INIT_TIMEOUT.as_secs(), cfg.mattermost.url))),
+                    Ok(Err(e)) if e.is_transient() => return Err(Start::Retry(format!("API health check failed: {e}"))),
+                    Ok(Err(e)) => return Err(Start::Fatal(anyhow::Error::new(e).context("API health check failed (GET /api/v4/users/me)"))),
+                    Ok(Ok(bot)) => bot,
+                };
+                tracing::info!(mattermost.bot = %bot.username, mattermost.url = %cfg.mattermost.url, "Mattermost API health check passed");
+                Ok(ping)
+            }
+            .await;
+        match result {
+            Ok(ping) => return Ok(ping),
+            Err(Start::Fatal(e)) => return Err(e),
+            Err(Start::Retry(why)) if fail_fast => {
+                anyhow::bail!("{why} (TELEPORT_PLUGIN_FAIL_FAST is set, so not retrying)")
+            }
+            Err(Start::Retry(why)) => {
+                let wait = START_RETRY.delay(attempt);
+                tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, "start-up check failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// How a start-up step failed.
+enum Start {
+    Retry(String),
+    Fatal(anyhow::Error),
+}
+
+/// Start-up retries: quick at first, then every 30 s at most.
+const START_RETRY: crate::retry::Backoff =
+    crate::retry::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+
+async fn ping(teleport: &TeleportClient) -> Result<PingInfo, Start> {
+    let fatal = |e: anyhow::Error| Start::Fatal(e);
     let ping = match tokio::time::timeout(INIT_TIMEOUT, teleport.ping()).await {
-        Err(_) => anyhow::bail!(
-            "Unable to get Teleport server version: no answer from {} within {}s; check `teleport.addr` and that the address is the Auth Service (3025) or a Proxy (443/3080)",
-            teleport.target(),
-            INIT_TIMEOUT.as_secs()
-        ),
+        Err(_) => {
+            return Err(Start::Retry(format!(
+                "Unable to get Teleport server version: no answer from {} within {}s; check `teleport.addr` and that the address is the Auth Service (3025) or a Proxy (443/3080)",
+                teleport.target(),
+                INIT_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(Err(e)) if e.is_retryable() => {
+            return Err(Start::Retry(format!(
+                "Unable to get Teleport server version from {}: {e}",
+                teleport.target()
+            )));
+        }
         Ok(Err(TeleportError::Other {
             code: tonic::Code::Unimplemented,
             ..
         })) => {
-            anyhow::bail!(
+            return Err(fatal(anyhow::anyhow!(
                 "server version must be at least {}.{}.{}",
                 MIN_TELEPORT.0,
                 MIN_TELEPORT.1,
                 MIN_TELEPORT.2
-            )
+            )));
         }
         Ok(Err(e)) => {
-            return Err(anyhow::Error::new(e).context(format!(
+            return Err(fatal(anyhow::Error::new(e).context(format!(
                 "Unable to get Teleport server version from {}",
                 teleport.target()
-            )));
+            ))));
         }
         Ok(Ok(p)) => p,
     };
     if !version_at_least(&ping.server_version, MIN_TELEPORT) {
-        anyhow::bail!(
+        return Err(fatal(anyhow::anyhow!(
             "Teleport {} is too old: server version must be at least {}.{}.{}",
             ping.server_version,
             MIN_TELEPORT.0,
             MIN_TELEPORT.1,
             MIN_TELEPORT.2
-        );
+        )));
     }
     tracing::info!(cluster = %ping.cluster_name, version = %ping.server_version, "connected to Teleport");
     Ok(ping)
