@@ -117,7 +117,7 @@ impl Application {
             .context("loading the Teleport identity (`teleport.identity` or client_key/client_crt/root_cas)")?;
         let mattermost = MattermostClient::new(MmOptions::from_config(&cfg.mattermost), &metrics)
             .context("building the Mattermost client")?;
-        let started = start_up(cfg, self.options.fail_fast, &teleport, &mattermost);
+        let started = start_up(cfg, &teleport, &mattermost);
         let ping = tokio::select! {
             r = started => r?,
             _ = shutdown.cancelled() => return finish(server).await,
@@ -180,7 +180,6 @@ impl Application {
 /// cannot (bad token, too old, refused) ends start-up with the fix.
 async fn start_up(
     cfg: &Config,
-    fail_fast: bool,
     teleport: &TeleportClient,
     mattermost: &MattermostClient,
 ) -> anyhow::Result<PingInfo> {
@@ -202,9 +201,6 @@ async fn start_up(
         match result {
             Ok(ping) => return Ok(ping),
             Err(Start::Fatal(e)) => return Err(e),
-            Err(Start::Retry(why)) if fail_fast => {
-                anyhow::bail!("{why} (TELEPORT_PLUGIN_FAIL_FAST is set, so not retrying)")
-            }
             Err(Start::Retry(why)) => {
                 let wait = START_RETRY.delay(attempt);
                 tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, "start-up check failed; retrying");

@@ -475,20 +475,11 @@ async fn fail_fast_ends_the_service_when_the_watch_is_lost() {
 }
 
 #[tokio::test]
-async fn start_up_waits_out_an_unavailable_mattermost_instead_of_exiting() {
+async fn start_up_waits_out_an_unavailable_mattermost_even_with_fail_fast() {
     let w = World::start().await;
     // More failures than the client's own retries: start-up itself must retry.
     w.mm.faults().fail_next(7, 503);
-    let svc = w.service_unready("").await;
-    svc.ready().await;
-    svc.stop().await.unwrap();
-}
-
-#[tokio::test]
-async fn start_up_with_fail_fast_exits_when_a_server_is_unavailable() {
     use teleport_mattermost::app::Options;
-    let w = World::start().await;
-    w.mm.faults().fail_next(50, 503);
     let svc = crate::harness::Service::start(
         w.config(""),
         Options {
@@ -497,6 +488,6 @@ async fn start_up_with_fail_fast_exits_when_a_server_is_unavailable() {
         },
     )
     .await;
-    let err = svc.ended().await.unwrap_err().to_string();
-    assert!(err.contains("TELEPORT_PLUGIN_FAIL_FAST is set"), "{err}");
+    svc.ready().await;
+    svc.stop().await.unwrap();
 }
