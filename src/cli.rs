@@ -33,11 +33,15 @@ pub enum Command {
     Configure,
     /// Print the version.
     Version,
-    /// Validate the config and report every problem found; exit 1 if there is any.
+    /// Validate the config, then test Teleport, Mattermost and every recipient live;
+    /// one line per check with the fix for each failure; exit 0 only if all pass.
     Check {
         /// Path to the TOML config file.
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// Print the results as JSON (for machines).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -60,31 +64,58 @@ pub fn run(cli: Cli) -> ExitCode {
             println!("{}", crate::version::line());
             ExitCode::SUCCESS
         }
-        Command::Check { config } => check(&config),
+        Command::Check { config, json } => check(&config, json),
         Command::Start { config, debug } => start(&config, debug),
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    match Config::load(path, std::env::vars()) {
-        Ok(cfg) => {
-            println!("✔ config {} is valid", path.display());
-            for w in &cfg.warnings {
-                println!("! {w}");
-            }
-            ExitCode::SUCCESS
-        }
+fn check(path: &std::path::Path, json: bool) -> ExitCode {
+    let cfg = match Config::load(path, std::env::vars()) {
+        Ok(cfg) => cfg,
         Err(e) => {
-            println!(
-                "✘ config {} has {} problem(s):",
-                path.display(),
-                e.problems.len()
-            );
-            for p in &e.problems {
-                println!("✘ {p}");
+            if json {
+                let lines: Vec<_> = e
+                    .problems
+                    .iter()
+                    .map(|p| serde_json::json!({"status": "fail", "check": "config", "detail": p}))
+                    .collect();
+                println!("{}", serde_json::json!({ "ok": false, "lines": lines }));
+            } else {
+                println!(
+                    "✘ config {} has {} problem(s):",
+                    path.display(),
+                    e.problems.len()
+                );
+                for p in &e.problems {
+                    println!("✘ {p}");
+                }
             }
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    if !json {
+        println!("✔ config {} is valid", path.display());
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fatal(&e),
+    };
+    let report = runtime.block_on(crate::check::run(&cfg));
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": report.ok(), "lines": report.lines })
+        );
+    } else {
+        print!("{}", report.text());
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,7 +1,7 @@
 //! teleport-mattermost: Teleport Access Requests in Mattermost.
 //!
 //! # Layout
-//! - [`cli`]: subcommands (`start`, `configure`, `version`, `check`).
+//! - [`cli`]: subcommands (`start`, `configure`, `version`, `check`, `demo`); [`check`]: live self-test.
 //! - [`config`]: typed config from TOML + `TELEPORT_MATTERMOST_*` environment overrides.
 //! - [`app`]: the startable, stoppable application; [`signals`]: SIGTERM/SIGINT/SIGHUP.
 //! - [`http`]: axum router (health, readiness, metrics, Mattermost callbacks).
@@ -17,6 +17,7 @@
 pub mod access;
 pub mod app;
 pub mod bridge;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -134,6 +134,28 @@ impl MattermostClient {
         .await
     }
 
+    /// `GET /channels/{channel_id}/members/{user_id}`: whether the user is in the channel
+    /// (`false` on Mattermost's 404 for a missing membership).
+    pub async fn is_channel_member(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+    ) -> Result<bool, MattermostError> {
+        let call = self.get(
+            "get_channel_member",
+            &["channels", channel_id, "members", user_id],
+            Target::ChannelId {
+                id: channel_id.into(),
+                display: None,
+            },
+        );
+        match self.execute(call).await {
+            Ok(_) => Ok(true),
+            Err(MattermostError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `POST /channels/direct` with `[bot_id, user_id]`: the bot's direct channel with a user,
     /// created on first use and returned unchanged afterwards (so retries are harmless).
     pub async fn direct_channel(&self, user_id: &str) -> Result<Channel, MattermostError> {

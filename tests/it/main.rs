@@ -2,6 +2,7 @@
 //! real sockets on port 0.
 
 mod bridge;
+mod check;
 mod cli;
 mod harness;
 mod mattermost;

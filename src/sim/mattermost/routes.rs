@@ -33,6 +33,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(channel_by_names),
         )
         .route("/api/v4/channels/direct", post(direct_channel))
+        .route(
+            "/api/v4/channels/{channel_id}/members/{user_id}",
+            get(channel_member),
+        )
         .route("/api/v4/posts", post(create_post))
         .route("/api/v4/posts/{post_id}", get(get_post).put(update_post))
         .route("/api/v4/posts/{post_id}/patch", put(patch_post))
@@ -187,6 +191,16 @@ async fn channel_by_names(
 ) -> Result<Response, ApiError> {
     read(&s, &h, |store, actor| {
         store.channel_by_names(actor, &team, &channel)
+    })
+}
+
+async fn channel_member(
+    State(s): State<Arc<Shared>>,
+    Path((channel_id, user_id)): Path<(String, String)>,
+    h: HeaderMap,
+) -> Result<Response, ApiError> {
+    read(&s, &h, |store, actor| {
+        store.channel_member(actor, &channel_id, &user_id)
     })
 }
 

@@ -339,6 +339,39 @@ impl Store {
         Ok(channel.to_json())
     }
 
+    /// `GET /channels/{channel_id}/members/{user_id}`: the membership, or 404 when the user
+    /// is not in the channel (Mattermost's `app.channel.get_member.missing.app_error`).
+    pub(crate) fn channel_member(
+        &self,
+        viewer: &str,
+        channel_id: &str,
+        user_id: &str,
+    ) -> Result<Value, ApiError> {
+        let channel = self.channels.get(channel_id).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "app.channel.get.existing.app_error",
+                "Unable to find the existing channel.",
+            )
+        })?;
+        let in_team = self
+            .team_members
+            .contains(&(channel.team_id.clone(), viewer.to_string()));
+        if !(self.is_member(channel_id, viewer) || (channel.kind == "O" && in_team)) {
+            return Err(ApiError::permission("read_channel"));
+        }
+        if !self.is_member(channel_id, user_id) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "app.channel.get_member.missing.app_error",
+                "No channel member found for that user ID and channel ID.",
+            ));
+        }
+        Ok(
+            serde_json::json!({"channel_id": channel_id, "user_id": user_id, "roles": "channel_user", "scheme_user": true, "scheme_admin": false}),
+        )
+    }
+
     /// `POST /channels/direct`: the DM of two users, created once per sorted pair.
     pub(crate) fn direct_channel(&mut self, actor: &str, body: &Value) -> Result<Value, ApiError> {
         let ids: Vec<&str> = body

@@ -1,0 +1,212 @@
+//! `teleport-mattermost check` (the real binary) against the simulators: every check passes on
+//! a good setup, and each kind of failure is named with its fix.
+
+use std::process::Command;
+use std::time::Duration;
+
+use teleport_mattermost::sim::teleport::{SimOptions, SimRole, Validity};
+
+use crate::harness::World;
+
+const BIN: &str = env!("CARGO_BIN_EXE_teleport-mattermost");
+const CHANNEL: &str = "[role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\", \"reviewer1@example.com\", \"@reviewer2\"]\n";
+
+/// Runs `check` on `config_text`; returns (exit code, stdout).
+async fn check(w: &World, config_text: String, json: bool) -> (i32, String) {
+    let path = w.dir.path().join("check.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut args = vec![
+            "check".to_string(),
+            "--config".into(),
+            path.display().to_string(),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        Command::new(BIN).args(&args).output().unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn has(out: &str, line: &str) {
+    assert!(
+        out.lines().any(|l| l.contains(line)),
+        "no line with {line:?} in:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_setup_passes_every_check() {
+    let w = World::start().await;
+    let (code, out) = check(&w, w.config_text(CHANNEL), false).await;
+    assert_eq!(code, 0, "{out}");
+    has(&out, "✔ config");
+    has(&out, "✔ identity");
+    has(&out, "user access-plugin, expires in");
+    has(
+        &out,
+        &format!(
+            "✔ Teleport reachable via direct Auth ({}), cluster sim.teleport.test",
+            w.tp.addr()
+        ),
+    );
+    has(&out, "✔ may watch access requests");
+    has(&out, "✔ may list and read access requests");
+    has(&out, "✔ may update plugin data");
+    has(&out, "token valid, bot @teleport");
+    has(
+        &out,
+        "✔ recipient team-llama/channel-llama: channel exists and @teleport is a member",
+    );
+    has(&out, "✔ recipient reviewer1@example.com: user @reviewer1");
+    has(&out, "✔ recipient @reviewer2: user reviewer2@example.com");
+    assert!(!out.contains('✘'), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_machine_readable() {
+    let w = World::start().await;
+    let (code, out) = check(
+        &w,
+        w.config_text(CHANNEL).replace(w.mm.bot_token(), "bad"),
+        true,
+    )
+    .await;
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ok"], false);
+    let failed: Vec<&serde_json::Value> = v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["status"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{out}");
+    assert_eq!(failed[0]["check"], "mattermost");
+    assert!(
+        failed[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("mattermost.token")
+    );
+    assert!(
+        !out.contains("\"bad\""),
+        "the token must not be echoed: {out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_outside_the_channel_and_unknown_users_are_named_with_the_fix() {
+    let w = World::start().await;
+    let team = w.mm.add_team("team-b");
+    w.mm.add_team_member(&team, w.mm.bot_id());
+    w.mm.add_channel(&team, "quiet");
+    let extra = "[role_to_recipients]\n\"*\" = [\"team-b/quiet\", \"nobody@example.com\", \"team-llama/missing\"]\n";
+    let (code, out) = check(&w, w.config_text(extra), false).await;
+    assert_eq!(code, 1);
+    has(
+        &out,
+        "✘ recipient team-b/quiet: @teleport is not a member of the channel — fix: run `/invite @teleport` in ~quiet",
+    );
+    has(&out, "✘ recipient nobody@example.com");
+    has(&out, "✘ recipient team-llama/missing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_plugin_data_update_is_named_with_the_rule_to_add() {
+    let w = World::start().await;
+    w.tp.add_role(SimRole::new("read-only").allow(&["access_request"], &["list", "read"]));
+    w.tp.add_user("ro-plugin", &["read-only"]);
+    w.tp.write_identity("ro-plugin", &w.identity).unwrap();
+    let (code, out) = check(&w, w.config_text(""), false).await;
+    assert_eq!(code, 1, "{out}");
+    has(&out, "✘ may not update plugin data");
+    has(&out, "resources [access_plugin_data], verbs [update]");
+    has(
+        &out,
+        "! may not read access monitoring rules: rule routing is off",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_identity_fails_with_the_renew_command() {
+    let w = World::start().await;
+    w.tp.write_identity_with(
+        "access-plugin",
+        &w.identity,
+        Validity::expired(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    let (code, out) = check(&w, w.config_text(""), false).await;
+    assert_eq!(code, 1);
+    has(&out, "✘");
+    assert!(out.contains("expired"), "{out}");
+    assert!(
+        out.contains("tctl auth sign") || out.contains("tbot"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_teleport_names_the_address() {
+    let w = World::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = w
+        .config_text("")
+        .replace(&w.tp.addr().to_string(), &closed.to_string());
+    let (code, out) = check(&w, text, false).await;
+    assert_eq!(code, 1);
+    has(&out, &format!("✘ Teleport not reachable at {closed}"));
+}
+
+fn with_review(w: &World) -> String {
+    let review = "[review]\nenabled = true\nsigning_secret = \"0123456789abcdef0123456789abcdef\"\ncommand_token = \"tok\"\n";
+    w.config_text(review).replace(
+        "listen_addr = \"127.0.0.1:0\"",
+        "listen_addr = \"127.0.0.1:0\"\npublic_addr = \"http://127.0.0.1:8081\"",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_on_an_old_cluster_says_it_needs_18_11() {
+    let w = World::start_with(SimOptions {
+        server_version: "18.10.2".into(),
+        ..SimOptions::default()
+    })
+    .await;
+    let (code, out) = check(&w, with_review(&w), false).await;
+    assert_eq!(code, 1, "{out}");
+    has(
+        &out,
+        "✔ buttons and dialogs call back to http://127.0.0.1:8081/",
+    );
+    has(
+        &out,
+        "✘ Teleport 18.10.2 cannot take reviews on behalf of users (needs 18.11+)",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_without_submit_for_users_names_the_role_change() {
+    let w = World::start().await;
+    w.tp.add_user("plain-plugin", &["access-plugin"]);
+    w.tp.write_identity("plain-plugin", &w.identity).unwrap();
+    let (code, out) = check(&w, with_review(&w), false).await;
+    assert_eq!(code, 1, "{out}");
+    has(&out, "✘ may not submit reviews for users");
+    has(&out, "submit_for_users");
+    // With the right role, the same check passes.
+    w.tp.write_identity("access-plugin", &w.identity).unwrap();
+    let (code, out) = check(&w, with_review(&w), false).await;
+    assert_eq!(code, 0, "{out}");
+    has(&out, "✔ Teleport 18.");
+}
