@@ -33,6 +33,13 @@ pub enum Command {
     Configure,
     /// Print the version.
     Version,
+    /// Run the service against the built-in Teleport and Mattermost simulators and play a
+    /// scripted story: request, posts, reviews from Mattermost, approval, expiry, metrics.
+    Demo {
+        /// Leave everything running afterwards and print the addresses and the config.
+        #[arg(long)]
+        keep_running: bool,
+    },
     /// Validate the config, then test Teleport, Mattermost and every recipient live;
     /// one line per check with the fix for each failure; exit 0 only if all pass.
     Check {
@@ -65,6 +72,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config, json } => check(&config, json),
+        Command::Demo { keep_running } => demo(keep_running),
         Command::Start { config, debug } => start(&config, debug),
     }
 }
@@ -116,6 +124,32 @@ fn check(path: &std::path::Path, json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn demo(keep_running: bool) -> ExitCode {
+    // Only warnings from the service: the transcript on stdout is the point.
+    let log = crate::config::LogConfig {
+        output: crate::config::LogOutput::Stderr,
+        severity: tracing::Level::WARN,
+        format: crate::config::LogFormat::Text,
+    };
+    if let Err(e) = crate::logging::init(&log, false) {
+        return fatal(&*e);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fatal(&e),
+    };
+    match runtime.block_on(crate::demo::run(keep_running)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("teleport-mattermost demo: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod bridge;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod mattermost;

@@ -1,0 +1,384 @@
+//! `teleport-mattermost demo`: the real service against the built-in Teleport and Mattermost
+//! simulators on loopback (mTLS gRPC and HTTP, real sockets), playing a scripted story and
+//! printing what each side sees. `--keep-running` leaves it all up to explore with curl.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Application, Options};
+use crate::config::Config;
+use crate::signals::Signals;
+use crate::sim::mattermost::{MattermostSim, SimConfig, SimPost};
+use crate::sim::teleport::fixtures::{self, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
+use crate::sim::teleport::{NewRequest, SimOptions, TeleportSim};
+
+const WAIT: Duration = Duration::from_secs(5);
+const CLUSTER: &str = "demo.teleport.sh";
+
+/// Simulators, their users and the running service.
+struct Stage {
+    tp: TeleportSim,
+    mm: MattermostSim,
+    channel: String,
+    users: Vec<(&'static str, String)>,
+    service: String,
+    command_token: String,
+    dir: tempfile::TempDir,
+    config_path: std::path::PathBuf,
+    stop: CancellationToken,
+    app: tokio::task::JoinHandle<anyhow::Result<()>>,
+    started: Instant,
+}
+
+pub async fn run(keep_running: bool) -> anyhow::Result<()> {
+    crate::install_crypto_provider();
+    let stage = Stage::start().await?;
+    println!(
+        "teleport-mattermost demo: the real service against the built-in simulators, over real sockets\n"
+    );
+    stage.say(&format!(
+        "Teleport (simulated Auth Service, mTLS gRPC) at {}, cluster {CLUSTER} v18.11.0",
+        stage.tp.addr()
+    ));
+    stage.say(&format!(
+        "Mattermost (simulated REST API v4) at {}, bot @teleport",
+        stage.mm.url()
+    ));
+    stage.say(&format!(
+        "teleport-mattermost at {}: watching Teleport, ready",
+        stage.service
+    ));
+    let result = story(&stage).await;
+    match result {
+        Ok(()) => {}
+        Err(e) => {
+            stage.stop.cancel();
+            return Err(e);
+        }
+    }
+    if keep_running {
+        explore(&stage);
+        tokio::signal::ctrl_c().await.ok();
+    }
+    stage.stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(20), stage.app).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(e).context("the service task failed"),
+        Err(_) => anyhow::bail!("the service did not stop in time"),
+    }
+}
+
+impl Stage {
+    async fn start() -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let tp = TeleportSim::start(SimOptions {
+            cluster_name: CLUSTER.into(),
+            server_version: "18.11.0".into(),
+            advanced_access_workflows: true,
+            proxy_public_addr: format!("{CLUSTER}:443"),
+            ..SimOptions::default()
+        })
+        .await
+        .context("starting the Teleport simulator")?;
+        fixtures::standard(&tp);
+        let mm = MattermostSim::start(SimConfig::default())
+            .await
+            .context("starting the Mattermost simulator")?;
+        let team = mm.add_team("acme");
+        let channel = mm.add_channel(&team, "access-requests");
+        mm.add_team_member(&team, mm.bot_id());
+        mm.add_channel_member(&channel, mm.bot_id());
+        let mut users = Vec::new();
+        for name in [REQUESTER, REVIEWER1, REVIEWER2] {
+            let handle = name.split('@').next().unwrap_or(name);
+            let id = mm.add_user(handle, name);
+            mm.add_team_member(&team, &id);
+            mm.add_channel_member(&channel, &id);
+            if let Some(mut user) = tp.user(name) {
+                user.traits
+                    .insert("mattermost_user_id".into(), vec![id.clone()]);
+                tp.upsert_user(user);
+            }
+            users.push((name, id));
+        }
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        let identity = dir.path().join("identity");
+        tp.write_identity(PLUGIN_USER, &identity)
+            .context("writing the demo identity")?;
+        // The service's own address must be in its config (buttons call back to it).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let service = format!("http://127.0.0.1:{port}");
+        let command_token = uuid::Uuid::new_v4().simple().to_string();
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let text = format!(
+            "[teleport]\naddr = \"{}\"\nidentity = {:?}\n\n[mattermost]\nurl = \"{}\"\ntoken = \"{}\"\n\n\
+             [role_to_recipients]\n\"*\" = [\"acme/access-requests\"]\n\n\
+             [http]\nlisten_addr = \"127.0.0.1:{port}\"\npublic_addr = \"{service}\"\n\n\
+             [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"deny\"\n",
+            tp.addr(),
+            identity,
+            mm.url(),
+            mm.bot_token(),
+        );
+        let config_path = dir.path().join("teleport-mattermost.toml");
+        std::fs::write(&config_path, &text)?;
+        let config = Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let app = Application::build(config, Options::default()).await?;
+        let readiness = app.readiness();
+        let stop = CancellationToken::new();
+        let app = tokio::spawn(app.run_until_stopped(Signals::manual(stop.clone())));
+        let deadline = Instant::now() + WAIT;
+        while !readiness.is_ready() {
+            if app.is_finished() || Instant::now() > deadline {
+                stop.cancel();
+                anyhow::bail!(
+                    "the service did not become ready within {}s",
+                    WAIT.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(Self {
+            tp,
+            mm,
+            channel,
+            users,
+            service,
+            command_token,
+            dir,
+            config_path,
+            stop,
+            app,
+            started,
+        })
+    }
+
+    fn user(&self, name: &str) -> &str {
+        self.users
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, id)| id.as_str())
+            .unwrap_or_default()
+    }
+
+    fn say(&self, what: &str) {
+        println!("[{:>5.2}s] {what}", self.started.elapsed().as_secs_f64());
+    }
+
+    fn show(&self, text: &str) {
+        for line in text.lines() {
+            println!("          ┃ {line}");
+        }
+    }
+
+    async fn root_in(&self, channel: &str, n: usize) -> anyhow::Result<SimPost> {
+        let channel = channel.to_string();
+        self.mm
+            .wait_for(WAIT, move |sim| {
+                let roots: Vec<SimPost> = sim
+                    .posts_in(&channel)
+                    .into_iter()
+                    .filter(|p| p.root_id.is_empty())
+                    .collect();
+                roots.get(n).cloned()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}: no post in the channel"))
+    }
+
+    async fn post_matching(&self, id: &str, needle: &str) -> anyhow::Result<SimPost> {
+        let (id, wanted) = (id.to_string(), needle.to_string());
+        self.mm
+            .wait_for(WAIT, move |sim| {
+                sim.post(&id).filter(|p| p.message.contains(&wanted))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}: the post never showed {needle:?}"))
+    }
+
+    async fn replies(&self, root: &str, n: usize) -> anyhow::Result<Vec<SimPost>> {
+        let root = root.to_string();
+        self.mm
+            .wait_for(WAIT, move |sim| {
+                Some(sim.thread_replies(&root)).filter(|r| r.len() >= n)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}: expected {n} thread replies"))
+    }
+}
+
+async fn story(s: &Stage) -> anyhow::Result<()> {
+    println!("\n① {REQUESTER} asks Teleport for role `editor` (two approvals needed)");
+    let mut req = NewRequest::new(REQUESTER, &[fixtures::REQUESTED_ROLE])
+        .reason("Deploy the hotfix for INC-1234")
+        .suggested_reviewers(&[REVIEWER2]);
+    req.thresholds = Some(vec![crate::access::Threshold {
+        name: "two".into(),
+        approve: 2,
+        deny: 1,
+    }]);
+    let id = s.tp.create_request(req).id;
+    let root = s.root_in(&s.channel, 0).await?;
+    s.say("posted in ~access-requests:");
+    s.show(&root.message);
+    let dm =
+        s.mm.dm_channel(s.mm.bot_id(), s.user(REVIEWER2))
+            .context("no DM with the suggested reviewer")?;
+    let dm_root = s.root_in(&dm, 0).await?;
+    s.say(&format!(
+        "and as a direct message to the suggested reviewer @reviewer2 (post {})",
+        dm_root.id
+    ));
+
+    let short = &id[..8];
+    println!("\n② @reviewer1 types `/teleport approve {short} looks good`");
+    let out =
+        s.mm.run_slash_command(
+            &format!("{}/mattermost/command", s.service),
+            &s.command_token,
+            s.user(REVIEWER1),
+            &s.channel,
+            &format!("approve {short} looks good"),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("slash command: {e}"))?;
+    let reply = out
+        .ephemeral
+        .map(|e| e.message)
+        .or_else(|| out.response["text"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    s.say("only @reviewer1 sees:");
+    s.show(&reply);
+    let replies = s.replies(&root.id, 1).await?;
+    s.say("thread reply under the post:");
+    s.show(&replies[0].message);
+
+    println!("\n③ @reviewer2 clicks Approve on the post and gives a reason in the dialog");
+    let click =
+        s.mm.click(&dm_root.id, "approve", s.user(REVIEWER2))
+            .await
+            .map_err(|e| anyhow::anyhow!("click: {e}"))?;
+    let dialog =
+        s.mm.dialogs()
+            .into_iter()
+            .find(|d| d.trigger_id == click.trigger_id);
+    match dialog {
+        Some(d) => {
+            s.say(&format!(
+                "dialog opened: {}",
+                d.dialog["title"].as_str().unwrap_or("")
+            ));
+            let out =
+                s.mm.submit_dialog(
+                    &d,
+                    s.user(REVIEWER2),
+                    serde_json::json!({"reason": "ok for the incident"}),
+                    false,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("dialog: {e}"))?;
+            if let Some(err) = out.error() {
+                anyhow::bail!("the dialog was refused: {err}");
+            }
+        }
+        None => {
+            let text = click.ephemeral.map(|e| e.message).unwrap_or_default();
+            s.say("only @reviewer2 sees:");
+            s.show(&text);
+        }
+    }
+
+    println!("\n④ Teleport resolves the request: the posts turn APPROVED, the requester is told");
+    let approved = s.post_matching(&root.id, "✅ APPROVED").await?;
+    s.say("the post in ~access-requests now reads:");
+    s.show(&approved.message);
+    let requester_dm =
+        s.mm.dm_channel(s.mm.bot_id(), s.user(REQUESTER))
+            .context("no DM with the requester")?;
+    let told = s.root_in(&requester_dm, 0).await?;
+    s.say("direct message to @requester:");
+    s.show(&told.message);
+
+    println!("\n⑤ a second request is never reviewed and expires");
+    let second =
+        s.tp.create_request(
+            NewRequest::new(REQUESTER, &[fixtures::REQUESTED_ROLE]).reason("Look at the logs"),
+        )
+        .id;
+    let post = s.root_in(&s.channel, 1).await?;
+    s.tp.delete_request(&second);
+    s.post_matching(&post.id, "⌛ EXPIRED").await?;
+    s.say(&format!(
+        "request {} expired: its post now shows ⌛ EXPIRED",
+        &second[..8]
+    ));
+
+    println!("\n⑥ Metrics, from {}/metrics", s.service);
+    let metrics = reqwest::get(format!("{}/metrics", s.service))
+        .await?
+        .text()
+        .await?;
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("teleport_mattermost_posts_total")
+            || l.starts_with("teleport_mattermost_post_updates_total")
+            || l.starts_with("teleport_mattermost_events_total")
+            || l.starts_with("teleport_mattermost_watch_up")
+            || l.starts_with("teleport_mattermost_reviews_total")
+    }) {
+        println!("          {line}");
+    }
+    let audit = s.tp.review_audit();
+    println!(
+        "\nTeleport's audit: {} review(s), each by the human reviewer, submitted by `{PLUGIN_USER}` on their behalf:",
+        audit.len()
+    );
+    for a in &audit {
+        println!(
+            "          author={} submitted_by={} on_behalf={}",
+            a.author, a.submitted_by, a.on_behalf
+        );
+    }
+    println!("\nDone in {:.2}s.", s.started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// What `--keep-running` prints: the addresses, the config, and a few things to try.
+fn explore(s: &Stage) {
+    println!("\nEverything keeps running; press Ctrl-C to stop.");
+    println!("  service     {}  (/healthz, /readyz, /metrics)", s.service);
+    println!(
+        "  Mattermost  {}  (REST API v4; bot token in the config)",
+        s.mm.url()
+    );
+    println!(
+        "  Teleport    {}  (mTLS gRPC; identity in {})",
+        s.tp.addr(),
+        s.dir.path().display()
+    );
+    println!("  config      {}", s.config_path.display());
+    println!("\nTry:");
+    println!(
+        "  curl -s {}/metrics | grep teleport_mattermost_",
+        s.service
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' {}/api/v4/channels/{}/posts 2>/dev/null || curl -s -H 'Authorization: Bearer {}' {}/api/v4/users/me",
+        s.mm.bot_token(),
+        s.mm.url().as_str().trim_end_matches('/'),
+        s.channel,
+        s.mm.bot_token(),
+        s.mm.url().as_str().trim_end_matches('/')
+    );
+    println!(
+        "  teleport-mattermost check --config {}",
+        s.config_path.display()
+    );
+}
