@@ -80,6 +80,8 @@ pub struct TeleportClient {
     tls: TlsSource,
     opts: ClientOptions,
     target: String,
+    /// Call latency by method and outcome, once [`TeleportClient::with_metrics`] is called.
+    calls: Option<prometheus::HistogramVec>,
 }
 
 impl std::fmt::Debug for TeleportClient {
@@ -104,6 +106,7 @@ impl TeleportClient {
             tls,
             opts,
             target,
+            calls: None,
         }
     }
 
@@ -140,6 +143,23 @@ impl TeleportClient {
             tls,
             opts,
         ))
+    }
+
+    /// Records every call's latency, by method and outcome, on `metrics`.
+    pub fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        let h = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "teleport_mattermost_teleport_call_duration_seconds",
+                "Teleport gRPC call latency, by method and outcome.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0, 10.0,
+            ]),
+            &["call", "outcome"],
+        )
+        .expect("static metric definition");
+        self.calls = Some(metrics.register(&h));
+        self
     }
 
     /// The identity new connections use.
@@ -363,14 +383,24 @@ impl TeleportClient {
         what: &'static str,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, TeleportError> {
-        match tokio::time::timeout(self.opts.call_timeout, call).await {
-            Ok(Ok(r)) => Ok(r.into_inner()),
+        let started = std::time::Instant::now();
+        let (result, outcome) = match tokio::time::timeout(self.opts.call_timeout, call).await {
+            Ok(Ok(r)) => (Ok(r.into_inner()), "ok"),
             Ok(Err(status)) => {
                 tracing::debug!(call = what, code = ?status.code(), "Teleport call failed: {}", status.message());
-                Err(status.into())
+                let outcome = status.code().description();
+                (Err(status.into()), outcome)
             }
-            Err(_) => Err(TeleportError::timeout(what, self.opts.call_timeout)),
+            Err(_) => (
+                Err(TeleportError::timeout(what, self.opts.call_timeout)),
+                "timeout",
+            ),
+        };
+        if let Some(h) = &self.calls {
+            h.with_label_values(&[what, outcome])
+                .observe(started.elapsed().as_secs_f64());
         }
+        result
     }
 }
 

@@ -491,3 +491,27 @@ async fn start_up_waits_out_an_unavailable_mattermost_even_with_fail_fast() {
     svc.ready().await;
     svc.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn metrics_cover_events_posts_and_both_systems_call_latency() {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let (id, posts) = posted_to_both_reviewers(&w, "because of", None).await;
+    w.tp.approve(&id, "okay").unwrap();
+    updated(&w, &posts[0].id, |m| m.contains("✅ APPROVED")).await;
+    data_when(&w, &id, |d| d.resolution == Resolution::Approved).await;
+    let m = svc.metrics.render();
+    for needle in [
+        "teleport_mattermost_events_total{op=\"put\",state=\"PENDING\"} 1",
+        "teleport_mattermost_events_total{op=\"put\",state=\"APPROVED\"} 1",
+        "teleport_mattermost_posts_total{kind=\"root\",outcome=\"ok\"} 2",
+        "teleport_mattermost_post_updates_total{outcome=\"ok\"} 2",
+        "teleport_mattermost_watch_up 1",
+        "teleport_mattermost_teleport_call_duration_seconds_count{call=\"UpdatePluginData\",outcome=\"ok\"}",
+        "teleport_mattermost_mattermost_call_duration_seconds_count{call=\"create_post\",outcome=\"ok\"}",
+        "teleport_mattermost_event_duration_seconds_count",
+    ] {
+        assert!(m.contains(needle), "{needle} missing from:\n{m}");
+    }
+    svc.stop().await.unwrap();
+}
