@@ -2,6 +2,7 @@
 //! the work queue, keeps the rule cache current, and catches up after every (re)connect by
 //! listing requests (Teleport replays nothing after INIT). Readiness follows the watch.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -228,20 +229,47 @@ impl Watcher {
         match list {
             Ok(requests) => {
                 let n = requests.len();
+                let live: HashSet<String> = requests.iter().map(|r| r.id.clone()).collect();
                 for r in requests {
                     if r.state == RequestState::Pending || r.state.is_resolved() {
                         self.queue.submit(r.id.clone(), Work::Put(Box::new(r)));
                     }
                 }
+                let gone = self.deleted_while_away(&live).await;
                 tracing::info!(
                     requests = n,
-                    "catch-up: queued every open and resolved request for reconciliation"
+                    deleted = gone,
+                    "catch-up: queued every request, and those deleted while away, for reconciliation"
                 );
             }
             Err(e) => {
                 tracing::warn!(error = %e, "catch-up listing failed; new events are still processed")
             }
         }
+    }
+}
+
+impl Watcher {
+    /// Requests deleted while nobody watched: their plugin data (kept by Teleport for an hour
+    /// after the access expiry) still says they are open, and no DELETE will come again.
+    async fn deleted_while_away(&self, live: &HashSet<String>) -> usize {
+        let all = match self.client.list_plugin_data(PLUGIN_NAME).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up: could not list plugin data; requests deleted while the service was down keep their old status");
+                return 0;
+            }
+        };
+        let mut n = 0;
+        for (id, data) in all {
+            let open = data.get("resolution").is_none_or(|r| r.is_empty());
+            let posted = data.get("messages").is_some_and(|m| !m.is_empty());
+            if open && posted && !live.contains(&id) {
+                self.queue.submit(id, Work::Deleted);
+                n += 1;
+            }
+        }
+        n
     }
 }
 

@@ -265,6 +265,32 @@ impl TeleportClient {
         Ok(data)
     }
 
+    /// Every request's data of `plugin` (a filter without a resource): for catching up on
+    /// requests deleted while the service was not watching.
+    pub async fn list_plugin_data(
+        &self,
+        plugin: &str,
+    ) -> Result<Vec<(String, RawData)>, TeleportError> {
+        let mut c = self.auth.clone();
+        let filter = types::PluginDataFilter {
+            kind: KIND_ACCESS_REQUEST.into(),
+            resource: String::new(),
+            plugin: plugin.into(),
+        };
+        let seq = self
+            .unary("GetPluginData", c.get_plugin_data(self.req(filter)))
+            .await?;
+        Ok(seq
+            .plugin_data
+            .into_iter()
+            .filter_map(|d| {
+                let id = d.metadata.as_ref()?.name.clone();
+                let data: RawData = d.spec?.entries.remove(plugin)?.data.into_iter().collect();
+                (!data.is_empty()).then_some((id, data))
+            })
+            .collect())
+    }
+
     /// Compare-and-swap write of `plugin`'s data (`""` in `set` deletes, `""` in `expect`
     /// means absent). A failed expectation is [`TeleportError::CompareFailed`].
     pub async fn update_plugin_data(

@@ -385,7 +385,11 @@ async fn catch_up_after_downtime_posts_and_updates_everything_missed() {
         m.contains("✅ APPROVED")
     })
     .await;
-    let _ = deleted_later;
+    let expired = data_when(&w, &deleted_later, |d| d.resolution == Resolution::Expired).await;
+    updated(&w, &expired.messages[0].post_id, |m| {
+        m.contains("⌛ EXPIRED")
+    })
+    .await;
     svc.stop().await.unwrap();
 }
 
