@@ -71,13 +71,13 @@ fn check_reports_every_problem_and_exits_1() {
         !text.contains("hunter2"),
         "check output leaked the token: {text}"
     );
+    // A valid config passes the config step, then the live checks name the broken identity.
     let good = fixture_config(dir.path(), "127.0.0.1:0");
     let out = run(&["check", "-c", good.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("✔ config"), "{text}");
+    assert!(text.contains("✘ Teleport identity unusable"), "{text}");
 }
 
 #[test]
