@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use http::HeaderMap;
-use rand::Rng;
 
 /// Retry bounds of every Mattermost call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +39,10 @@ impl RetryPolicy {
         }
     }
 
-    /// The wait before retry number `retry` (1 = first retry): exponential, capped, with
-    /// "equal jitter" (half fixed, half random) so replicas spread out yet never retry at once.
+    /// The wait before retry number `retry` (1 = first retry): the service's shared
+    /// exponential backoff with equal jitter, between `base_delay` and `max_delay`.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        let full = self.base_delay.saturating_mul(factor).min(self.max_delay);
-        let half = full / 2;
-        let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
-        half + Duration::from_millis(jitter)
+        crate::retry::Backoff::new(self.base_delay, self.max_delay).delay(retry)
     }
 }
 
