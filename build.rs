@@ -51,14 +51,21 @@ fn build_info() {
         .and_then(|s| s.split_whitespace().nth(1).map(str::to_string))
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=TM_RUSTC_VERSION={version}");
-    let git = Command::new("git")
-        .args(["rev-parse", "--short=8", "HEAD"])
-        .output()
+    // A build without .git (the container image) passes the revision in TM_GIT_REF.
+    let from_env = std::env::var("TM_GIT_REF")
         .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty());
+        .filter(|s| !s.is_empty() && s != "unknown");
+    let git = from_env.or_else(|| {
+        Command::new("git")
+            .args(["rev-parse", "--short=8", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    });
     if let Some(g) = git {
         println!("cargo:rustc-env=TM_GIT_REF={g}");
     }
@@ -68,4 +75,5 @@ fn build_info() {
         }
     }
     println!("cargo:rerun-if-env-changed=RUSTC");
+    println!("cargo:rerun-if-env-changed=TM_GIT_REF");
 }
