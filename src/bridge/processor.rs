@@ -73,7 +73,7 @@ fn as_stored(stored: &Map, set: &Map) -> Map {
 
 /// Plugin data as first written for a new request (upstream keys, from the request).
 fn initial_data(work: &Work) -> Option<PluginData> {
-    let Work::Put(r) = work else { return None };
+    let Work::Put(r, _) = work else { return None };
     Some(PluginData {
         user: r.user.clone(),
         roles: r.roles.clone(),
@@ -89,7 +89,7 @@ fn initial_data(work: &Work) -> Option<PluginData> {
 /// What the target resolution is, if the request is finished.
 fn target(work: &Work) -> Resolution {
     match work {
-        Work::Put(r) => resolution_of(r.state),
+        Work::Put(r, _) => resolution_of(r.state),
         Work::Deleted => Resolution::Expired,
     }
 }
@@ -134,9 +134,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             .await
             .map_err(|e| Acquire::Stop(retry(e)))?
         else {
-            let Some(data) = initial_data(work).filter(|_| target(work) == Resolution::Unresolved)
-            else {
-                // Never posted (resolved or deleted before we saw it pending): nothing to update.
+            let Some(data) = initial_data(work).filter(|_| work.was_pending()) else {
+                // Never seen pending (resolved before the first listing, or deleted): there
+                // is nothing to post, as upstream, so a first start does not post history.
                 return Ok(None);
             };
             let c = Claim::new(&self.owner, Phase::Post);
@@ -201,7 +201,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
 
     async fn work(&self, id: &str, work: &Work, mut held: Held) -> Outcome {
         let summary = match work {
-            Work::Put(r) => Summary::from_request(r),
+            Work::Put(r, _) => Summary::from_request(r),
             Work::Deleted => Summary::from_plugin_data(id, &held.data),
         };
         if held.phase == Phase::Post
@@ -249,7 +249,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             resolution != Resolution::Unresolved && held.data.resolution == Resolution::Unresolved;
         if resolving {
             held.data.resolution = resolution;
-            if let Work::Put(r) = work {
+            if let Work::Put(r, _) = work {
                 held.data.resolve_reason = r.resolve_reason.clone();
             }
         }
@@ -275,7 +275,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         summary: &Summary,
         held: &mut Held,
     ) -> Result<(), Outcome> {
-        let Work::Put(req) = work else {
+        let Work::Put(req, _) = work else {
             // Deleted before the roots were posted: nothing to post any more.
             return Ok(());
         };

@@ -47,7 +47,7 @@ fn chat() -> FakeChat {
 }
 
 fn request(state: RequestState, reviews: &[(&str, RequestState)]) -> Work {
-    Work::Put(Box::new(AccessRequest {
+    Work::put(AccessRequest {
         id: ID.into(),
         user: "requester@example.com".into(),
         roles: vec!["editor".into()],
@@ -70,7 +70,7 @@ fn request(state: RequestState, reviews: &[(&str, RequestState)]) -> Work {
             })
             .collect(),
         ..AccessRequest::default()
-    }))
+    })
 }
 
 fn stored(store: &FakeStore) -> PluginData {
@@ -305,13 +305,37 @@ async fn a_failed_post_keeps_progress_and_the_retry_posts_only_what_is_missing()
 }
 
 #[tokio::test]
+async fn a_request_approved_before_its_pending_event_was_processed_is_still_posted() {
+    use super::queue::Supersede;
+    let (store, chat) = (FakeStore::default(), chat());
+    let p = processor("a", &store, &chat);
+    // The queue coalesced PENDING then APPROVED into one item.
+    let merged =
+        request(RequestState::Pending, &[]).supersede(request(RequestState::Approved, &[]));
+    assert!(merged.was_pending());
+    assert!(matches!(p.handle(ID, merged).await, Outcome::Done));
+    assert_eq!(
+        chat.roots()
+            .iter()
+            .filter(|r| r.channel_id != "ch-dm-req")
+            .count(),
+        2
+    );
+    assert!(
+        chat.roots().iter().any(|r| r.channel_id == "ch-dm-req"),
+        "the requester is told"
+    );
+    assert_eq!(stored(&store).resolution, Resolution::Approved);
+}
+
+#[tokio::test]
 async fn a_newer_state_supersedes_an_older_snapshot() {
     use super::queue::Supersede;
     let pending = request(RequestState::Pending, &[("r1", RequestState::Approved)]);
     let older = request(RequestState::Pending, &[]);
     let resolved = request(RequestState::Approved, &[("r1", RequestState::Approved)]);
     let keep = |w: Work| match w {
-        Work::Put(r) => (r.state, r.reviews.len()),
+        Work::Put(r, _) => (r.state, r.reviews.len()),
         Work::Deleted => (RequestState::None, 99),
     };
     assert_eq!(

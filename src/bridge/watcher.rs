@@ -199,7 +199,7 @@ impl Watcher {
                     tracing::warn!(request_id = %r.id, request_state = r.state.as_str(), "Unknown request state");
                     return;
                 }
-                self.queue.submit(r.id.clone(), Work::Put(Box::new(r)));
+                self.queue.submit(r.id.clone(), Work::put(r));
             }
             WatchEvent::RequestDelete { id } => {
                 self.metrics.events.with_label_values(&["delete", ""]).inc();
@@ -232,7 +232,7 @@ impl Watcher {
                 let live: HashSet<String> = requests.iter().map(|r| r.id.clone()).collect();
                 for r in requests {
                     if r.state == RequestState::Pending || r.state.is_resolved() {
-                        self.queue.submit(r.id.clone(), Work::Put(Box::new(r)));
+                        self.queue.submit(r.id.clone(), Work::put(r));
                     }
                 }
                 let gone = self.deleted_while_away(&live).await;

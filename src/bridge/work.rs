@@ -8,19 +8,32 @@ use crate::access::{AccessRequest, PluginData, RequestState, Resolution, Review}
 
 #[derive(Debug, Clone)]
 pub enum Work {
-    Put(Box<AccessRequest>),
+    /// The request's latest state, and whether it was ever seen pending: coalescing may
+    /// replace a PENDING event with a later APPROVED one, and such a request must still be
+    /// posted, while a request that was already resolved when first listed is not.
+    Put(Box<AccessRequest>, bool),
     /// Teleport deleted the request (it expired, or an admin deleted it).
     Deleted,
 }
 
 impl Work {
+    pub fn put(request: AccessRequest) -> Self {
+        let pending = request.state == RequestState::Pending;
+        Work::Put(Box::new(request), pending)
+    }
+
+    /// Whether the request should be posted when it has no posts yet.
+    pub fn was_pending(&self) -> bool {
+        matches!(self, Work::Put(_, true))
+    }
+
     /// How far the request has come; requests only move forward (reviews are appended,
     /// pending becomes resolved, then it is deleted), so more progress means newer.
     fn progress(&self) -> (u8, usize) {
         match self {
             Work::Deleted => (2, usize::MAX),
-            Work::Put(r) if r.state.is_resolved() => (1, r.reviews.len()),
-            Work::Put(r) => (0, r.reviews.len()),
+            Work::Put(r, _) if r.state.is_resolved() => (1, r.reviews.len()),
+            Work::Put(r, _) => (0, r.reviews.len()),
         }
     }
 }
@@ -29,11 +42,16 @@ impl Supersede for Work {
     /// A listing made at start-up can arrive after a newer event for the same request; the
     /// one that has come further wins, so an older snapshot never replaces a newer one.
     fn supersede(self, newer: Self) -> Self {
-        if newer.progress() >= self.progress() {
+        let seen_pending = self.was_pending() || newer.was_pending();
+        let mut kept = if newer.progress() >= self.progress() {
             newer
         } else {
             self
+        };
+        if let Work::Put(_, p) = &mut kept {
+            *p = seen_pending;
         }
+        kept
     }
 }
 
@@ -117,7 +135,7 @@ impl Summary {
 /// The reviews of a request, for thread replies.
 pub fn reviews(work: &Work) -> &[Review] {
     match work {
-        Work::Put(r) => &r.reviews,
+        Work::Put(r, _) => &r.reviews,
         Work::Deleted => &[],
     }
 }

@@ -519,3 +519,94 @@ async fn metrics_cover_events_posts_and_both_systems_call_latency() {
     }
     svc.stop().await.unwrap();
 }
+
+/// Roots per (request id, channel), from the posts' `**Request ID**` field.
+fn roots_by_request(w: &World) -> BTreeMap<(String, String), usize> {
+    let mut out = BTreeMap::new();
+    let requester = w.dm(REQUESTER).unwrap_or_default();
+    for p in
+        w.mm.posts()
+            .into_iter()
+            .filter(|p| p.root_id.is_empty() && p.channel_id != requester)
+    {
+        if let Some(id) = p
+            .message
+            .split("**Request ID**: ")
+            .nth(1)
+            .and_then(|r| r.lines().next())
+        {
+            *out.entry((id.to_string(), p.channel_id.clone()))
+                .or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_survives_watch_cuts_and_mattermost_errors_without_loss_or_duplicates() {
+    use teleport_mattermost::sim::mattermost::RouteFilter;
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    // Mattermost fails 20% of calls with 500 and answers a burst of 429s on posts.
+    w.mm.faults().set_error_rate(20.0, 500, 7);
+    w.mm.faults()
+        .rate_limit_next(Some(RouteFilter::new("POST", "/api/v4/posts")), 5, 1);
+    // The watch is cut every second while the burst runs.
+    let cutter = {
+        let faults = w.tp.faults().clone();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+                faults.end_watch_streams();
+            }
+        })
+    };
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let id =
+            w.tp.create_request(
+                NewRequest::new(REQUESTER, &["editor"]).suggested_reviewers(&[REVIEWER2]),
+            )
+            .id;
+        if i % 3 == 0 {
+            w.tp.approve(&id, "burst approval").unwrap();
+        }
+        ids.push((id, i % 3 == 0));
+        tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    }
+    cutter.await.unwrap();
+    w.mm.faults().clear();
+    // Converges: every request has exactly its two roots; approved ones show it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let roots = roots_by_request(&w);
+        let done = ids
+            .iter()
+            .all(|(id, _)| roots.iter().filter(|((r, _), _)| r == id).count() == 2);
+        if done {
+            assert!(
+                roots.values().all(|n| *n == 1),
+                "duplicate roots: {roots:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "missing roots after the faults: {roots:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for (id, approved) in &ids {
+        let d = data_when(&w, id, |d| {
+            d.messages.len() == 2 && (!approved || d.resolution == Resolution::Approved)
+        })
+        .await;
+        if *approved {
+            for m in &d.messages {
+                updated(&w, &m.post_id, |t| t.contains("✅ APPROVED")).await;
+            }
+        }
+    }
+    assert_eq!(roots_by_request(&w).len(), 60);
+    svc.stop().await.unwrap();
+}
