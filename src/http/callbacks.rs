@@ -75,14 +75,10 @@ impl Callbacks {
     }
 
     /// The checks every callback passes before its body is read.
-    fn gate(&self, route: &'static str, req: &Request) -> Result<&ReviewService, Response> {
+    fn gate(&self, route: &'static str, req: &Request) -> Result<&ReviewService, Closed> {
         let i = &self.inner;
         if !i.enabled {
-            return Err((
-                StatusCode::NOT_FOUND,
-                "in-chat review is disabled (`review.enabled = false`)\n",
-            )
-                .into_response());
+            return Err(Closed::Disabled);
         }
         if !i.allowed.is_empty() {
             let peer = req
@@ -92,22 +88,44 @@ impl Callbacks {
             if !peer.is_some_and(|ip| i.allowed.iter().any(|n| n.contains(ip))) {
                 self.refused(route, "source");
                 tracing::warn!(http.route = route, peer = ?peer, "refused a callback from outside `http.callback_allowed_sources`");
-                return Err((StatusCode::FORBIDDEN, "forbidden\n").into_response());
+                return Err(Closed::Source);
             }
         }
         i.service.get().ok_or_else(|| {
             self.refused(route, "not_ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "starting: not connected to Teleport and Mattermost yet; try again in a few seconds\n",
-            )
-                .into_response()
+            Closed::Starting
         })
     }
 
     fn refused(&self, route: &str, reason: &str) {
         if let Some(m) = &self.inner.metrics {
             m.refused(route, reason);
+        }
+    }
+}
+
+/// Why a callback route is closed to this request.
+#[derive(Debug, Clone, Copy)]
+enum Closed {
+    Disabled,
+    Source,
+    Starting,
+}
+
+impl IntoResponse for Closed {
+    fn into_response(self) -> Response {
+        match self {
+            Closed::Disabled => (
+                StatusCode::NOT_FOUND,
+                "in-chat review is disabled (`review.enabled = false`)\n",
+            )
+                .into_response(),
+            Closed::Source => (StatusCode::FORBIDDEN, "forbidden\n").into_response(),
+            Closed::Starting => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "starting: not connected to Teleport and Mattermost yet; try again in a few seconds\n",
+            )
+                .into_response(),
         }
     }
 }
@@ -139,7 +157,7 @@ fn json<T: serde::Serialize>(value: &T) -> Response {
 async fn action(State(cb): State<Callbacks>, req: Request) -> Response {
     let svc = match cb.gate("action", &req) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(closed) => return closed.into_response(),
     };
     let bytes = match body(req).await {
         Ok(b) => b,
@@ -154,7 +172,7 @@ async fn action(State(cb): State<Callbacks>, req: Request) -> Response {
 async fn dialog(State(cb): State<Callbacks>, req: Request) -> Response {
     let svc = match cb.gate("dialog", &req) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(closed) => return closed.into_response(),
     };
     let bytes = match body(req).await {
         Ok(b) => b,
@@ -170,7 +188,7 @@ async fn dialog(State(cb): State<Callbacks>, req: Request) -> Response {
 async fn command(State(cb): State<Callbacks>, req: Request) -> Response {
     let svc = match cb.gate("command", &req) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(closed) => return closed.into_response(),
     };
     let authorization = req
         .headers()
@@ -292,5 +310,21 @@ mod tests {
             .unwrap();
         let r = cb.router().oneshot(bare).await.unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn the_openapi_description_covers_every_callback_route() {
+        let spec = include_str!("../../openapi/openapi.yaml");
+        for route in [
+            "/mattermost/action:",
+            "/mattermost/dialog:",
+            "/mattermost/command:",
+        ] {
+            assert!(
+                spec.contains(route),
+                "{route} is not in openapi/openapi.yaml"
+            );
+        }
+        assert!(spec.contains("application/x-www-form-urlencoded"));
     }
 }
