@@ -66,7 +66,7 @@ impl ReviewService {
         tracing::warn!(
             http.route = route,
             reason,
-            "refused a Mattermost callback: not signed by this service"
+            "refused an unauthenticated Mattermost callback (bad or expired signature, wrong token, or another user's dialog)"
         );
         CallbackError::Unauthorized
     }

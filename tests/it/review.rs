@@ -10,7 +10,7 @@ use teleport_mattermost::sim::mattermost::{CommandOutcome, SimPost};
 use teleport_mattermost::sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
 use teleport_mattermost::sim::teleport::{Method, NewRequest};
 
-use crate::harness::{COMMAND_TOKEN, Service, WAIT, World};
+use crate::harness::{COMMAND_TOKEN, ReviewSetup, Service, WAIT, World};
 
 /// Creates a request for `editor` by the requester; `threshold` approvals/denials resolve it.
 pub(crate) fn request(w: &World, user: &str, threshold: u32) -> String {
@@ -330,4 +330,79 @@ async fn an_unreachable_teleport_asks_to_try_again_and_submits_nothing() {
     // The next click goes through.
     let text = click_text(&w, &post, "approve", REVIEWER1).await;
     assert!(text.contains("You approved"), "{text}");
+}
+
+#[tokio::test]
+async fn require_reason_never_denies_at_once_and_always_asks_even_to_approve() {
+    let w = World::start().await;
+    let never = w
+        .review_service_with(ReviewSetup {
+            review: "require_reason = \"never\"".into(),
+            ..Default::default()
+        })
+        .await;
+    let id = request(&w, REQUESTER, 2);
+    let post = root_with_buttons(&w, &id).await;
+    let text = click_text(&w, &post, "deny", REVIEWER1).await;
+    assert!(text.contains("You denied"), "{text}");
+    assert!(w.mm.dialogs().is_empty());
+    never.stop().await.unwrap();
+
+    let always = w
+        .review_service_with(ReviewSetup {
+            review: "require_reason = \"always\"".into(),
+            ..Default::default()
+        })
+        .await;
+    let (status, body) = raw_click(&always, &w, &post, REVIEWER2, context(&post, "approve")).await;
+    assert_eq!((status, body), (200, json!({})));
+    let dialog = w.mm.dialogs().remove(0);
+    assert_eq!(dialog.dialog["elements"][0]["optional"], false);
+    assert_eq!(dialog.dialog["submit_label"], "Approve");
+    let done =
+        w.mm.submit_dialog(&dialog, &mm(&w, REVIEWER2), json!({"reason": "ok"}), false)
+            .await
+            .unwrap();
+    assert!(done.error().is_none(), "{:?}", done.body);
+    let audit = w.tp.review_audit();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(
+        (audit[1].author.as_str(), audit[1].proposed_state),
+        (REVIEWER2, RequestState::Approved)
+    );
+}
+
+#[tokio::test]
+async fn the_exact_dialog_sent_to_mattermost() {
+    let w = World::start().await;
+    let svc = w.review_service().await;
+    let id = request(&w, REQUESTER, 1);
+    let post = root_with_buttons(&w, &id).await;
+    w.mm.clear_requests();
+    w.mm.click(&post.id, "deny", &mm(&w, REVIEWER1))
+        .await
+        .unwrap();
+    let sent =
+        w.mm.requests()
+            .into_iter()
+            .find(|r| r.path == "/api/v4/actions/dialogs/open")
+            .expect("the service opened a dialog");
+    assert_eq!(sent.auth_scheme.as_deref(), Some("Bearer"));
+    let mut body = sent.json();
+    assert_eq!(body["url"], svc.url("dialog"));
+    let state: Value = serde_json::from_str(body["dialog"]["state"].as_str().unwrap()).unwrap();
+    assert_eq!(state["request_id"], id);
+    assert_eq!(state["post_id"], post.id);
+    assert_eq!(state["user_id"], mm(&w, REVIEWER1));
+    assert_eq!(state["action"], "deny");
+    // Per-run values out, so the snapshot holds only what is fixed.
+    body["trigger_id"] = json!("[trigger id]");
+    body["url"] = json!("[service]/mattermost/dialog");
+    body["dialog"]["state"] = json!("[signed state]");
+    let intro = body["dialog"]["introduction_text"]
+        .as_str()
+        .unwrap()
+        .replace(&id, "[request id]");
+    body["dialog"]["introduction_text"] = json!(intro);
+    insta::assert_json_snapshot!(body);
 }
