@@ -169,7 +169,13 @@ impl Application {
                 &self.callbacks,
             )?;
             self.callbacks.set_ready(service);
-            tracing::info!("in-chat review ready: buttons, reason dialogs and /teleport");
+            if ping.supports_on_behalf_reviews() {
+                tracing::info!("in-chat review ready: buttons, reason dialogs and /teleport");
+            } else {
+                tracing::info!(
+                    "/teleport answers, but reviews go through Teleport: the cluster predates on-behalf reviews (18.11)"
+                );
+            }
         }
         let processor = Arc::new(Processor {
             store: teleport.plugin_data(PLUGIN_NAME),
