@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::bridge::metrics::BridgeMetrics;
@@ -16,10 +15,11 @@ use crate::bridge::queue::{HandlerFuture, KeyedQueue, RetryPolicy};
 use crate::bridge::watcher::Watcher;
 use crate::bridge::work::Work;
 use crate::config::Config;
-use crate::http::{self, HttpState, Readiness};
+use crate::http::{self, Callbacks, HttpState, Readiness};
 use crate::mattermost::{ClientOptions as MmOptions, MattermostClient};
 use crate::metrics::Metrics;
 use crate::review::signing::Signer;
+use crate::review::{ClusterFacts, ReviewMetrics, ReviewParts, ReviewService};
 use crate::route::{PLUGIN_NAME, Routing};
 use crate::signals::Signals;
 use crate::teleport::client::{ClientOptions as TpOptions, PingInfo, version_at_least};
@@ -58,6 +58,7 @@ pub struct Application {
     options: Options,
     listener: TcpListener,
     state: HttpState,
+    callbacks: Callbacks,
 }
 
 impl Application {
@@ -71,13 +72,29 @@ impl Application {
                     config.http.listen_addr
                 )
             })?;
+        Ok(Self::with_listener(config, options, listener))
+    }
+
+    /// Serves on an already bound listener (`http.listen_addr` is then ignored), e.g. when
+    /// the port must be known before the config is written (`http.public_addr`).
+    pub fn with_listener(config: Config, options: Options, listener: TcpListener) -> Self {
         let state = HttpState::new(Readiness::default(), Metrics::new());
-        Ok(Self {
+        let callbacks = if config.review.enabled {
+            Callbacks::new(
+                true,
+                config.http.callback_allowed_sources.clone(),
+                Some(ReviewMetrics::new(&state.metrics)),
+            )
+        } else {
+            Callbacks::disabled()
+        };
+        Self {
             config,
             options,
             listener,
             state,
-        })
+            callbacks,
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -102,8 +119,9 @@ impl Application {
         let metrics = self.state.metrics.clone();
         let shutdown = signals.shutdown.clone();
 
-        // The HTTP server starts first so probes answer (503 not ready) during start-up.
-        let router = http::router(self.state.clone(), Router::new());
+        // The HTTP server starts first so probes answer (503 not ready) during start-up; the
+        // Mattermost callbacks answer 503 until the review service is set below.
+        let router = http::router(self.state.clone(), self.callbacks.router());
         let token = shutdown.clone();
         let server = axum::serve(
             self.listener,
@@ -126,10 +144,29 @@ impl Application {
 
         let bridge_metrics = BridgeMetrics::new(&metrics);
         let routing = Arc::new(Routing::new(cfg.role_to_recipients.clone()));
+        let render = renderer(cfg, &ping);
+        if cfg.review.enabled {
+            let service = review_service(
+                cfg,
+                &teleport,
+                &mattermost,
+                &routing,
+                ClusterFacts::from_ping(&ping, render.link_base.clone()),
+                &self.callbacks,
+            )?;
+            self.callbacks.set_ready(service);
+            if ping.supports_on_behalf_reviews() {
+                tracing::info!("in-chat review ready: buttons, reason dialogs and /teleport");
+            } else {
+                tracing::info!(
+                    "/teleport answers, but reviews go through Teleport: the cluster predates on-behalf reviews (18.11)"
+                );
+            }
+        }
         let processor = Arc::new(Processor {
             store: teleport.plugin_data(PLUGIN_NAME),
             chat: mattermost.clone(),
-            render: renderer(cfg, &ping),
+            render,
             routing: routing.clone(),
             owner: self.options.replica.clone().unwrap_or_else(replica_name),
             metrics: bridge_metrics.clone(),
@@ -294,6 +331,37 @@ fn renderer(cfg: &Config, ping: &PingInfo) -> PostRenderer {
         link_base: PostRenderer::link_base(&ping.proxy_public_addr, ping.advanced_access_workflows),
         buttons,
     }
+}
+
+/// The review service behind the Mattermost callbacks, sharing the bridge's routing.
+fn review_service(
+    cfg: &Config,
+    teleport: &TeleportClient,
+    mattermost: &MattermostClient,
+    routing: &Arc<Routing>,
+    cluster: ClusterFacts,
+    callbacks: &Callbacks,
+) -> anyhow::Result<ReviewService> {
+    let public = cfg
+        .http
+        .public_addr
+        .as_ref()
+        .context("`http.public_addr` is required when `review.enabled = true`")?;
+    let dialog_url = public
+        .join("mattermost/dialog")
+        .with_context(|| format!("`http.public_addr` {public} cannot be a base URL"))?;
+    let metrics = callbacks
+        .metrics()
+        .context("review metrics are registered when review is enabled")?;
+    Ok(ReviewService::new(ReviewParts {
+        teleport: teleport.clone(),
+        mattermost: mattermost.clone(),
+        config: cfg.review.clone(),
+        dialog_url,
+        routing: routing.clone(),
+        cluster,
+        metrics,
+    })?)
 }
 
 fn replica_name() -> String {

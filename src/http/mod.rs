@@ -1,6 +1,7 @@
 //! The HTTP server: health, readiness and metrics endpoints, plus the Mattermost callback
 //! routes that the review feature adds, behind one set of limits and tracing layers.
 
+mod callbacks;
 mod health;
 mod observe;
 
@@ -13,6 +14,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
+pub use callbacks::Callbacks;
 pub use health::Readiness;
 pub use observe::HttpMetrics;
 

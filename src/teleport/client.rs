@@ -24,6 +24,8 @@ use super::tls::{RefreshPolicy, TlsIdentity, TlsSource, spawn_refresher};
 use super::wire::proto::auth_service_client::AuthServiceClient;
 use super::wire::teleport::accessmonitoringrules::v1 as amr;
 use super::wire::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_client::AccessMonitoringRulesServiceClient;
+use super::wire::teleport::users::v1 as users;
+use super::wire::teleport::users::v1::users_service_client::UsersServiceClient;
 use super::wire::{proto, types};
 use crate::access::cas::{PluginDataStore, RawData};
 use crate::access::{AccessMonitoringRule, AccessRequest, KIND_ACCESS_REQUEST, User};
@@ -39,6 +41,10 @@ pub const API_VERSION: &str = "18.0.0";
 const RULES_PAGE_SIZE: i64 = 1000;
 /// A bound on rule pages, so a server that keeps returning tokens cannot loop us forever.
 const RULES_MAX_PAGES: usize = 1000;
+/// Page size of the user listing (the server caps it too).
+const USERS_PAGE_SIZE: i32 = 500;
+/// A bound on user pages (500 000 users), for the same reason.
+const USERS_MAX_PAGES: usize = 1000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ClientOptions {
@@ -77,6 +83,7 @@ type Svc = InterceptedService<Channel, VersionHeader>;
 pub struct TeleportClient {
     auth: AuthServiceClient<Svc>,
     rules: AccessMonitoringRulesServiceClient<Svc>,
+    users: UsersServiceClient<Svc>,
     tls: TlsSource,
     opts: ClientOptions,
     target: String,
@@ -99,10 +106,13 @@ impl TeleportClient {
         let target = dialer.target();
         let channel = connect::channel(dialer, tls.clone(), opts.channel);
         let auth = AuthServiceClient::with_interceptor(channel.clone(), VersionHeader);
-        let rules = AccessMonitoringRulesServiceClient::with_interceptor(channel, VersionHeader);
+        let rules =
+            AccessMonitoringRulesServiceClient::with_interceptor(channel.clone(), VersionHeader);
+        let users = UsersServiceClient::with_interceptor(channel, VersionHeader);
         Self {
             auth,
             rules,
+            users,
             tls,
             opts,
             target,
@@ -395,6 +405,40 @@ impl TeleportClient {
         };
         let u = self.unary("GetUser", c.get_user(self.req(req))).await?;
         Ok(convert::user_from_proto(&u))
+    }
+
+    /// Every user with roles and traits (`teleport.users.v1.UsersService/ListUsers`, pages of
+    /// 500), for binding Mattermost users to Teleport users. Needs `list`+`read` on `user`.
+    pub async fn list_users(&self) -> Result<Vec<User>, TeleportError> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        let started = tokio::time::Instant::now();
+        for _ in 0..USERS_MAX_PAGES {
+            let mut c = self.users.clone();
+            let req = users::ListUsersRequest {
+                page_size: USERS_PAGE_SIZE,
+                page_token: token.clone(),
+            };
+            let page = self.unary("ListUsers", c.list_users(self.req(req))).await?;
+            out.extend(page.users.iter().map(convert::user_from_proto));
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            if page.next_page_token == token {
+                return Err(TeleportError::invalid_response(
+                    "ListUsers",
+                    "the page token does not advance",
+                ));
+            }
+            if started.elapsed() > self.opts.list_timeout {
+                return Err(TeleportError::timeout("ListUsers", self.opts.list_timeout));
+            }
+            token = page.next_page_token;
+        }
+        Err(TeleportError::invalid_response(
+            "ListUsers",
+            format!("more than {USERS_MAX_PAGES} pages"),
+        ))
     }
 
     /// A request carrying the call timeout as `grpc-timeout`, so the server gives up too.

@@ -13,7 +13,7 @@ pub mod types {
     tonic::include_proto!("types");
 }
 
-/// `package teleport.*`: access monitoring rules and the v1 resource header.
+/// `package teleport.*`: access monitoring rules, users and the v1 resource header.
 pub mod teleport {
     pub mod header {
         pub mod v1 {
@@ -23,6 +23,11 @@ pub mod teleport {
     pub mod accessmonitoringrules {
         pub mod v1 {
             tonic::include_proto!("teleport.accessmonitoringrules.v1");
+        }
+    }
+    pub mod users {
+        pub mod v1 {
+            tonic::include_proto!("teleport.users.v1");
         }
     }
 }

@@ -20,6 +20,31 @@ use teleport_mattermost::sim::teleport::{SimOptions, TeleportSim};
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(10);
+/// `[review] signing_secret` of services started with [`World::review_service`].
+pub const SIGNING_SECRET: &str = "review-signing-secret-0123456789abcdef";
+/// `[review] command_token` of services started with [`World::review_service`].
+pub const COMMAND_TOKEN: &str = "slash-command-token-for-tests";
+
+/// In-chat review settings for [`World::review_service_with`].
+#[derive(Debug, Clone)]
+pub struct ReviewSetup {
+    /// Extra `[review]` keys (one per line).
+    pub review: String,
+    /// `[http] callback_allowed_sources`, as a TOML array.
+    pub allowed_sources: String,
+    /// More sections or tables (e.g. `[role_to_recipients]`).
+    pub extra: String,
+}
+
+impl Default for ReviewSetup {
+    fn default() -> Self {
+        Self {
+            review: String::new(),
+            allowed_sources: "[\"127.0.0.1/32\"]".into(),
+            extra: "[role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\"]\n".into(),
+        }
+    }
+}
 
 pub struct World {
     pub tp: TeleportSim,
@@ -109,6 +134,40 @@ impl World {
         Service::start(self.config(extra), Options::default()).await
     }
 
+    /// Starts the service with in-chat review enabled (posts go to `team-llama/channel-llama`)
+    /// and waits until it is ready.
+    pub async fn review_service(&self) -> Service {
+        self.review_service_with(ReviewSetup::default()).await
+    }
+
+    pub async fn review_service_with(&self, setup: ReviewSetup) -> Service {
+        let s = self.review_service_unready(setup).await;
+        s.ready().await;
+        s
+    }
+
+    /// The port is picked first, so `[http] public_addr` can name it.
+    pub async fn review_service_unready(&self, setup: ReviewSetup) -> Service {
+        let std = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        std.set_nonblocking(true).unwrap();
+        let port = std.local_addr().unwrap().port();
+        let listener = tokio::net::TcpListener::from_std(std).unwrap();
+        let text = format!(
+            "[teleport]\naddr = \"{}\"\nidentity = {:?}\n\n[mattermost]\nurl = \"{}\"\ntoken = \"{}\"\n\n\
+             [http]\nlisten_addr = \"127.0.0.1:0\"\npublic_addr = \"http://127.0.0.1:{port}\"\ncallback_allowed_sources = {}\n\n\
+             [review]\nenabled = true\nsigning_secret = \"{SIGNING_SECRET}\"\ncommand_token = \"{COMMAND_TOKEN}\"\n{}\n\n{}\n",
+            self.tp.addr(),
+            self.identity,
+            self.mm.url(),
+            self.mm.bot_token(),
+            setup.allowed_sources,
+            setup.review,
+            setup.extra,
+        );
+        let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        Service::start_on(config, Options::default(), listener).await
+    }
+
     /// The DM channel between the bot and a cast member, once it exists.
     pub fn dm(&self, user: &str) -> Option<String> {
         self.mm.dm_channel(self.mm.bot_id(), &self.mm_users[user])
@@ -133,6 +192,19 @@ impl Service {
         let app = Application::build(config, options)
             .await
             .expect("service binds");
+        Self::run(app)
+    }
+
+    /// Serves on a listener bound beforehand.
+    pub async fn start_on(
+        config: Config,
+        options: Options,
+        listener: tokio::net::TcpListener,
+    ) -> Self {
+        Self::run(Application::with_listener(config, options, listener))
+    }
+
+    fn run(app: Application) -> Self {
         let (addr, readiness, metrics) = (app.local_addr(), app.readiness(), app.metrics());
         let token = CancellationToken::new();
         let signals = Signals::manual(token.clone());
@@ -144,6 +216,11 @@ impl Service {
             token,
             handle,
         }
+    }
+
+    /// `http://127.0.0.1:<port>/mattermost/<route>`.
+    pub fn url(&self, route: &str) -> String {
+        format!("http://{}/mattermost/{route}", self.addr)
     }
 
     pub async fn ready(&self) {

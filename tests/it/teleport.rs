@@ -381,10 +381,13 @@ async fn get_user_returns_roles_and_traits() {
         reader.get_user("ghost").await.unwrap_err(),
         TeleportError::NotFound("user \"ghost\" is not found".into())
     );
-    // Anyone may read themselves; others need `read` on `user`.
+    // Anyone may read themselves; others need `read` on `user` (which the plugin's
+    // `access-plugin-with-review` role has, for in-chat review; the requester has not).
     assert_eq!(c.get_user(PLUGIN_USER).await.unwrap().name, PLUGIN_USER);
+    let requester = env.client(REQUESTER);
+    assert_eq!(requester.get_user(REQUESTER).await.unwrap().name, REQUESTER);
     assert!(matches!(
-        c.get_user(REVIEWER1).await,
+        requester.get_user(REVIEWER1).await,
         Err(TeleportError::PermissionDenied(_))
     ));
 }

@@ -20,6 +20,7 @@ pub enum Method {
     UpdatePluginData,
     GetUser,
     ListAccessMonitoringRules,
+    ListUsers,
 }
 
 #[derive(Debug, Clone)]

@@ -44,13 +44,14 @@ use crate::teleport::client::review_submission;
 use crate::teleport::convert;
 use crate::teleport::wire::proto::auth_service_server::AuthServiceServer;
 use crate::teleport::wire::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_server::AccessMonitoringRulesServiceServer;
+use crate::teleport::wire::teleport::users::v1::users_service_server::UsersServiceServer;
 
 pub use faults::{ConnRecord, Faults, Method};
 pub use pki::{IssuedIdentity, Validity};
 pub use rbac::{SimRole, SimRule};
 pub use state::{ClusterInfo, NewRequest, ReviewAudit};
 
-use service::{AuthSim, RulesSim, Shared};
+use service::{AuthSim, RulesSim, Shared, UsersSim};
 use state::State;
 
 #[derive(Debug, Clone)]
@@ -125,7 +126,8 @@ impl TeleportSim {
             .add_service(AuthServiceServer::new(AuthSim(shared.clone())))
             .add_service(AccessMonitoringRulesServiceServer::new(RulesSim(
                 shared.clone(),
-            )));
+            )))
+            .add_service(UsersServiceServer::new(UsersSim(shared.clone())));
         let stop = shared.shutdown.clone();
         let server = tokio::spawn(async move {
             if let Err(e) = router

@@ -75,9 +75,12 @@ impl SimRole {
             .allow(&["access_monitoring_rule"], &["list", "read"])
     }
 
-    /// The preset `access-plugin-with-review`: the plugin role plus on-behalf reviews.
+    /// The preset `access-plugin-with-review`: the plugin role plus on-behalf reviews and
+    /// reading users (to find the reviewer whose trait holds a Mattermost user id).
     pub fn access_plugin_with_review() -> Self {
-        let mut r = Self::access_plugin().submit_for(&["*"]);
+        let mut r = Self::access_plugin()
+            .allow(&["user"], &["list", "read"])
+            .submit_for(&["*"]);
         r.name = "access-plugin-with-review".into();
         r
     }

@@ -1,6 +1,6 @@
-//! The gRPC handlers: `proto.AuthService` and
-//! `teleport.accessmonitoringrules.v1.AccessMonitoringRulesService`, each identifying the
-//! caller from its certificate, applying the fault switchboard, then Teleport's RBAC.
+//! The gRPC handlers: `proto.AuthService`,
+//! `teleport.accessmonitoringrules.v1.AccessMonitoringRulesService` and
+//! `teleport.users.v1.UsersService` (ListUsers), each identifying the caller from its certificate, applying the fault switchboard, then Teleport's RBAC.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,10 +17,14 @@ use crate::teleport::convert;
 use crate::teleport::wire::proto::auth_service_server::AuthService;
 use crate::teleport::wire::teleport::accessmonitoringrules::v1 as amr;
 use crate::teleport::wire::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_server::AccessMonitoringRulesService;
+use crate::teleport::wire::teleport::users::v1 as users;
+use crate::teleport::wire::teleport::users::v1::users_service_server::UsersService;
 use crate::teleport::wire::{proto, types};
 
 /// Largest rule page served, whatever the client asks for.
 const MAX_RULE_PAGE: usize = 1000;
+/// Largest user page served (and the size of a page when the client asks for none).
+const MAX_USER_PAGE: usize = 1000;
 
 pub(crate) struct Shared {
     pub state: Mutex<State>,
@@ -51,6 +55,9 @@ pub(crate) struct AuthSim(pub Arc<Shared>);
 
 #[derive(Clone)]
 pub(crate) struct RulesSim(pub Arc<Shared>);
+
+#[derive(Clone)]
+pub(crate) struct UsersSim(pub Arc<Shared>);
 
 type Stream<T> = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send>>;
 
@@ -220,5 +227,35 @@ impl AccessMonitoringRulesService for RulesSim {
                 next_page_token,
             },
         ))
+    }
+}
+
+#[tonic::async_trait]
+impl UsersService for UsersSim {
+    /// Users in name order; the page token is the first name of the next page.
+    async fn list_users(
+        &self,
+        req: Request<users::ListUsersRequest>,
+    ) -> Result<Response<users::ListUsersResponse>, Status> {
+        let who = self.0.enter(Method::ListUsers, &req).await?;
+        let r = req.get_ref();
+        let st = self.0.lock();
+        st.role_set(&who.user)?.check("user", &["list", "read"])?;
+        let page = match usize::try_from(r.page_size) {
+            Ok(n) if n > 0 => n.min(MAX_USER_PAGE),
+            _ => MAX_USER_PAGE,
+        };
+        let mut names: Vec<&String> = st.users.keys().filter(|n| **n >= r.page_token).collect();
+        names.sort();
+        let users = names
+            .iter()
+            .take(page)
+            .map(|n| convert::user_to_proto(&st.users[*n]))
+            .collect();
+        let next_page_token = names.get(page).map(|n| n.to_string()).unwrap_or_default();
+        Ok(Response::new(users::ListUsersResponse {
+            users,
+            next_page_token,
+        }))
     }
 }

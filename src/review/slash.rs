@@ -1,0 +1,379 @@
+//! The `/teleport` slash command (`POST /mattermost/command`): the token is checked in
+//! constant time before anything else is read, then `help`, `pending`, `show`, `approve`,
+//! `deny` and `explain` answer with a message only the caller sees.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+use time::format_description::well_known::Rfc3339;
+
+use super::CallbackError;
+use super::command::{Command, USAGE};
+use super::metrics::Source;
+use super::outcome::{Outcome, code, progress};
+use super::service::ReviewService;
+use super::signing::Action;
+use crate::access::{AccessRequest, PluginData, RequestState};
+use crate::mattermost::integration::{CommandRequest, CommandResponse};
+use crate::mattermost::render::{REASON_LIMIT, markdown_escape};
+use crate::route::{Env, PLUGIN_NAME};
+use crate::teleport::RequestFilter;
+
+/// Requests listed by `pending` at most; the rest are counted.
+const PENDING_SHOWN: usize = 20;
+/// Candidates listed for an ambiguous id prefix.
+const CANDIDATES_SHOWN: usize = 10;
+/// A full request id (a UUID), looked up directly instead of by listing.
+const FULL_ID_LEN: usize = 36;
+
+/// True when `presented` equals one of `tokens`. Both sides are hashed first, so the
+/// comparison takes the same time whatever the lengths, and every token is compared.
+pub fn token_matches(tokens: &[SecretString], presented: &str) -> bool {
+    if presented.is_empty() {
+        return false;
+    }
+    let p = Sha256::digest(presented.as_bytes());
+    let hit = tokens.iter().fold(Choice::from(0), |acc, t| {
+        acc | Sha256::digest(t.expose_secret().as_bytes()).ct_eq(&p)
+    });
+    hit.into()
+}
+
+#[derive(Deserialize)]
+struct TokenOnly {
+    #[serde(default)]
+    token: String,
+}
+
+fn reply(text: impl Into<String>) -> CommandResponse {
+    CommandResponse {
+        response_type: "ephemeral".into(),
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+impl ReviewService {
+    /// Checks the command token from `Authorization: Token <t>` or, without that header, the
+    /// form field `token`, against every configured token. Nothing else is parsed before.
+    pub fn authorize_command(
+        &self,
+        authorization: Option<&str>,
+        form: &[u8],
+    ) -> Result<(), CallbackError> {
+        let presented = match authorization.and_then(|h| h.strip_prefix("Token ")) {
+            Some(t) => t.trim().to_string(),
+            None => serde_urlencoded::from_bytes::<TokenOnly>(form)
+                .map(|t| t.token)
+                .unwrap_or_default(),
+        };
+        if token_matches(&self.config.command_tokens, &presented) {
+            Ok(())
+        } else {
+            Err(self.unauthorized("command", "bad_token"))
+        }
+    }
+
+    /// Runs an authorized command.
+    pub async fn on_command(&self, req: &CommandRequest) -> CommandResponse {
+        let cmd = match Command::parse(&req.text) {
+            Ok(c) => c,
+            Err(usage) => return reply(usage.to_string()),
+        };
+        match cmd {
+            Command::Help => reply(format!(
+                "{USAGE}\nReviews are submitted as your Teleport user (the one whose trait {} holds your Mattermost user id); Teleport decides whether you may review.",
+                code(&self.config.user_id_trait)
+            )),
+            Command::Pending => self.pending(&req.user_id).await,
+            Command::Show(id) => self.show(&req.user_id, &id).await,
+            Command::Explain(id) => self.explain(&req.user_id, &id).await,
+            Command::Approve { id, reason } => {
+                self.review_command(&req.user_id, &id, Action::Approve, &reason)
+                    .await
+            }
+            Command::Deny { id, reason } => {
+                self.review_command(&req.user_id, &id, Action::Deny, &reason)
+                    .await
+            }
+        }
+    }
+
+    /// The request a full id or a unique prefix names, or the text to answer instead.
+    async fn find(&self, prefix: &str) -> Result<AccessRequest, String> {
+        let unavailable = |_| Outcome::Unavailable.text();
+        if prefix.len() == FULL_ID_LEN {
+            return self
+                .request(prefix)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| {
+                    format!(
+                        "There is no access request {} (it may have expired).",
+                        code(prefix)
+                    )
+                });
+        }
+        let all = self
+            .teleport
+            .list_access_requests(&RequestFilter::default())
+            .await
+            .map_err(unavailable)?;
+        let mut hits: Vec<AccessRequest> = all
+            .into_iter()
+            .filter(|r| r.id.starts_with(prefix))
+            .collect();
+        match hits.len() {
+            0 => Err(format!(
+                "No access request id starts with {}. `/teleport pending` lists the open ones.",
+                code(prefix)
+            )),
+            1 => Ok(hits.remove(0)),
+            n => {
+                hits.sort_by(|a, b| a.id.cmp(&b.id));
+                let list: Vec<String> = hits
+                    .iter()
+                    .take(CANDIDATES_SHOWN)
+                    .map(|r| format!("- {} by {} ({})", code(&r.id), code(&r.user), r.state))
+                    .collect();
+                Err(format!(
+                    "{} matches {n} requests; type more of the id:\n{}",
+                    code(prefix),
+                    list.join("\n")
+                ))
+            }
+        }
+    }
+
+    async fn review_command(
+        &self,
+        user_id: &str,
+        prefix: &str,
+        action: Action,
+        reason: &str,
+    ) -> CommandResponse {
+        let request = match self.find(prefix).await {
+            Ok(r) => r,
+            Err(text) => return reply(text),
+        };
+        let refuse = |outcome: Outcome| {
+            self.record(Source::Command, &outcome);
+            reply(outcome.text())
+        };
+        if let Some(o) =
+            self.in_teleport_only(&request.id, &request.roles, request.is_long_term(), action)
+        {
+            return refuse(o);
+        }
+        if let Some(problem) = self.reason_problem(action, reason) {
+            return reply(format!(
+                "{problem} Write it after the id: {}",
+                code(&format!(
+                    "/teleport {} {} <reason>",
+                    action.as_str(),
+                    request.id
+                ))
+            ));
+        }
+        let author = match self.identify(user_id).await {
+            Ok(a) => a,
+            Err(o) => return refuse(o),
+        };
+        if request.state.is_resolved() {
+            return refuse(Outcome::Resolved {
+                state: request.state,
+            });
+        }
+        if request.user == author {
+            return refuse(Outcome::SelfReview);
+        }
+        let outcome = self
+            .submit(Source::Command, &request.id, &author, action, reason)
+            .await;
+        reply(outcome.text())
+    }
+
+    async fn pending(&self, user_id: &str) -> CommandResponse {
+        let author = match self.identify(user_id).await {
+            Ok(a) => a,
+            Err(o) => return reply(o.text()),
+        };
+        let all = match self
+            .teleport
+            .list_access_requests(&RequestFilter::state(RequestState::Pending))
+            .await
+        {
+            Ok(all) => all,
+            Err(_) => return reply(Outcome::Unavailable.text()),
+        };
+        let mut open: Vec<AccessRequest> = all
+            .into_iter()
+            .filter(|r| r.user != author && !r.reviews.iter().any(|v| v.author == author))
+            .collect();
+        if open.is_empty() {
+            return reply("No pending access request is waiting for your review.");
+        }
+        open.sort_by_key(|r| r.created);
+        let mut lines = vec![format!(
+            "**Pending access requests you have not reviewed** ({}). Teleport checks your review rights when you submit.",
+            open.len()
+        )];
+        for r in open.iter().take(PENDING_SHOWN) {
+            let mut line = format!(
+                "- {} by {} for {}: {}",
+                code(&r.id),
+                code(&r.user),
+                r.roles
+                    .iter()
+                    .map(|x| code(x))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                progress(r)
+            );
+            if self
+                .in_teleport_only(&r.id, &r.roles, r.is_long_term(), Action::Approve)
+                .is_some()
+            {
+                line.push_str(" (review in Teleport)");
+            }
+            lines.push(line);
+        }
+        if open.len() > PENDING_SHOWN {
+            lines.push(format!("…and {} more.", open.len() - PENDING_SHOWN));
+        }
+        lines.push(
+            "Review with `/teleport approve <id> [reason]` or `/teleport deny <id> [reason]`."
+                .into(),
+        );
+        reply(lines.join("\n"))
+    }
+
+    async fn show(&self, user_id: &str, prefix: &str) -> CommandResponse {
+        if let Err(o) = self.identify(user_id).await {
+            return reply(o.text());
+        }
+        let r = match self.find(prefix).await {
+            Ok(r) => r,
+            Err(text) => return reply(text),
+        };
+        let mut lines = vec![
+            format!("**Access request** {}", code(&r.id)),
+            format!("**User**: {}", code(&r.user)),
+            format!(
+                "**Roles**: {}",
+                r.roles
+                    .iter()
+                    .map(|x| code(x))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ];
+        if !r.resources.is_empty() {
+            let res: Vec<String> = r.resources.iter().map(|x| code(&x.to_string())).collect();
+            lines.push(format!("**Resources**: {}", res.join(", ")));
+        }
+        lines.push(format!(
+            "**Reason**: {}",
+            markdown_escape(&r.request_reason, REASON_LIMIT)
+        ));
+        lines.push(format!("**Status**: {}", r.state));
+        lines.push(format!("**Reviews**: {}", progress(&r)));
+        for v in &r.reviews {
+            let verb = if v.proposed_state == RequestState::Denied {
+                "denied"
+            } else {
+                "approved"
+            };
+            lines.push(format!(
+                "- {} {verb}: {}",
+                code(&v.author),
+                markdown_escape(&v.reason, REASON_LIMIT)
+            ));
+        }
+        if !r.state.is_resolved() {
+            match self.in_teleport_only(&r.id, &r.roles, r.is_long_term(), Action::Approve) {
+                Some(o) => lines.push(o.text()),
+                None => lines.push(format!(
+                    "Review with {} or {}.",
+                    code(&format!("/teleport approve {} [reason]", r.id)),
+                    code(&format!("/teleport deny {} [reason]", r.id))
+                )),
+            }
+        }
+        reply(lines.join("\n"))
+    }
+
+    async fn explain(&self, user_id: &str, prefix: &str) -> CommandResponse {
+        if let Err(o) = self.identify(user_id).await {
+            return reply(o.text());
+        }
+        let r = match self.find(prefix).await {
+            Ok(r) => r,
+            Err(text) => return reply(text),
+        };
+        let routed = self.routing.recipients(&env_of(&r));
+        let mut lines = vec![format!(
+            "**Who was notified about** {}, and why:",
+            code(&r.id)
+        )];
+        if routed.is_empty() {
+            lines.push("- nobody: no access monitoring rule, `role_to_recipients` entry or suggested reviewer matched.".into());
+        }
+        for x in &routed {
+            let why: Vec<String> = x.reasons.iter().map(ToString::to_string).collect();
+            lines.push(format!(
+                "- {}: {}",
+                code(&x.recipient.to_string()),
+                crate::mattermost::render::escape::inline(&why.join("; "), 500)
+            ));
+        }
+        if let Ok(Some(raw)) = self.teleport.get_plugin_data(PLUGIN_NAME, &r.id).await
+            && let Ok(d) = PluginData::decode(&raw)
+        {
+            lines.push(format!("Posts made for it: {}.", d.messages.len()));
+        }
+        reply(lines.join("\n"))
+    }
+}
+
+/// What routing conditions see of a request (the same fields the bridge routes with).
+fn env_of(r: &AccessRequest) -> Env {
+    let rfc3339 = |t: Option<time::OffsetDateTime>| {
+        t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+    };
+    Env {
+        user: r.user.clone(),
+        roles: r.roles.clone(),
+        suggested_reviewers: r.suggested_reviewers.clone(),
+        system_annotations: r.system_annotations.clone(),
+        request_reason: r.request_reason.clone(),
+        creation_time: rfc3339(r.created),
+        expiry: rfc3339(r.expires),
+        plugin_name: PLUGIN_NAME.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(list: &[&str]) -> Vec<SecretString> {
+        list.iter()
+            .map(|t| SecretString::from(t.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn any_configured_token_matches_and_nothing_else_does() {
+        let t = tokens(&["first-token-value", "second-token"]);
+        assert!(token_matches(&t, "first-token-value"));
+        assert!(token_matches(&t, "second-token"));
+        assert!(!token_matches(&t, "second-token "));
+        assert!(!token_matches(&t, "first"));
+        assert!(!token_matches(&t, ""));
+        assert!(!token_matches(&[], "anything"));
+        // An empty configured token never matches an empty presented one.
+        assert!(!token_matches(&tokens(&[""]), ""));
+    }
+}
