@@ -122,7 +122,7 @@ impl Stage {
             "[teleport]\naddr = \"{}\"\nidentity = {:?}\n\n[mattermost]\nurl = \"{}\"\ntoken = \"{}\"\n\n\
              [role_to_recipients]\n\"*\" = [\"acme/access-requests\"]\n\n\
              [http]\nlisten_addr = \"127.0.0.1:{port}\"\npublic_addr = \"{service}\"\n\n\
-             [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"deny\"\n",
+             [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"always\"\n",
             tp.addr(),
             identity,
             mm.url(),
@@ -300,9 +300,11 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
     let approved = s.post_matching(&root.id, "✅ APPROVED").await?;
     s.say("the post in ~access-requests now reads:");
     s.show(&approved.message);
+    let (bot, requester) = (s.mm.bot_id().to_string(), s.user(REQUESTER).to_string());
     let requester_dm =
-        s.mm.dm_channel(s.mm.bot_id(), s.user(REQUESTER))
-            .context("no DM with the requester")?;
+        s.mm.wait_for(WAIT, move |sim| sim.dm_channel(&bot, &requester))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}: the requester was not told"))?;
     let told = s.root_in(&requester_dm, 0).await?;
     s.say("direct message to @requester:");
     s.show(&told.message);

@@ -4,6 +4,7 @@
 mod bridge;
 mod check;
 mod cli;
+mod demo;
 mod harness;
 mod mattermost;
 mod mattermost_conformance;

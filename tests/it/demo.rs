@@ -1,0 +1,53 @@
+//! `teleport-mattermost demo`, the README's first command, as a test: the real binary plays
+//! the whole story against the built-in simulators and exits 0.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[test]
+fn demo_plays_the_whole_story_and_exits_0() {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_teleport-mattermost"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "teleport-mattermost at http://127.0.0.1:",
+        "posted in ~access-requests:",
+        "┃ *You have new pending request to review!*",
+        "┃ **Status**: ⏳ PENDING",
+        "and as a direct message to the suggested reviewer @reviewer2",
+        "only @reviewer1 sees:",
+        "as Teleport user `reviewer1@example.com`",
+        "┃ reviewer1@example.com reviewed the request at",
+        "dialog opened: Approve access request",
+        "┃ **Status**: ✅ APPROVED",
+        "┃ **Reviews**: approvals 2/2",
+        "┃ ✅ Your access request was approved.",
+        "tsh login --request-id=",
+        "its post now shows ⌛ EXPIRED",
+        "teleport_mattermost_posts_total{kind=\"root\",outcome=\"ok\"} 3",
+        "teleport_mattermost_reviews_total{outcome=\"submitted\",source=\"command\"} 1",
+        "teleport_mattermost_reviews_total{outcome=\"submitted\",source=\"dialog\"} 1",
+        "author=reviewer1@example.com submitted_by=access-plugin on_behalf=true",
+        "author=reviewer2@example.com submitted_by=access-plugin on_behalf=true",
+        "Done in",
+    ] {
+        assert!(
+            text.contains(line),
+            "the transcript lacks {line:?}:\n{text}"
+        );
+    }
+    // Well under the 10 s the README promises (a debug build on 2 cores included).
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "demo took {:?}",
+        started.elapsed()
+    );
+}
