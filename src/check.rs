@@ -428,6 +428,34 @@ async fn review_checks(
         r.fail("review", format!("Teleport {} cannot take reviews on behalf of users (needs 18.11+): posts will carry links only", ping.server_version), "upgrade Teleport, or set `review.enabled = false`");
         return;
     }
+    match client.list_users().await {
+        Ok(users) => {
+            let linked = users
+                .iter()
+                .filter(|u| {
+                    u.traits
+                        .get(&cfg.review.user_id_trait)
+                        .is_some_and(|v| !v.is_empty())
+                })
+                .count();
+            r.pass(
+                "review",
+                format!(
+                    "may list users: {linked} of {} carry the trait `{}`",
+                    users.len(),
+                    cfg.review.user_id_trait
+                ),
+            );
+            if linked == 0 {
+                r.warn("review", format!("no Teleport user carries the trait `{}`: nobody can review from Mattermost yet", cfg.review.user_id_trait), "set each reviewer's Mattermost user id in that trait (setup guide, step 1)");
+            }
+        }
+        Err(e) => r.fail(
+            "review",
+            format!("may not list users (needed to find the reviewer by trait): {e}"),
+            "add `resources [user], verbs [list, read]` to the plugin's role",
+        ),
+    }
     // On-behalf probe: authorization comes before the request lookup.
     let review = NewReview {
         author: "teleport-mattermost-check-probe".into(),

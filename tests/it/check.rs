@@ -209,4 +209,5 @@ async fn review_without_submit_for_users_names_the_role_change() {
     let (code, out) = check(&w, with_review(&w), false).await;
     assert_eq!(code, 0, "{out}");
     has(&out, "✔ Teleport 18.");
+    has(&out, "✔ may list users: 4 of");
 }
