@@ -366,18 +366,26 @@ fn explore(s: &Stage) {
         s.dir.path().display()
     );
     println!("  config      {}", s.config_path.display());
+    // The simulators' throwaway tokens: printing them is the point (paste and explore).
+    if let Ok(text) = std::fs::read_to_string(&s.config_path) {
+        println!("\n--- {} ---\n{text}---", s.config_path.display());
+    }
     println!("\nTry:");
     println!(
         "  curl -s {}/metrics | grep teleport_mattermost_",
         s.service
     );
+    let mm = s.mm.url().as_str().trim_end_matches('/').to_string();
     println!(
-        "  curl -s -H 'Authorization: Bearer {}' {}/api/v4/channels/{}/posts 2>/dev/null || curl -s -H 'Authorization: Bearer {}' {}/api/v4/users/me",
-        s.mm.bot_token(),
-        s.mm.url().as_str().trim_end_matches('/'),
-        s.channel,
-        s.mm.bot_token(),
-        s.mm.url().as_str().trim_end_matches('/')
+        "  curl -s -H 'Authorization: Bearer {}' {mm}/api/v4/users/me",
+        s.mm.bot_token()
+    );
+    println!(
+        "  curl -s -X POST {}/mattermost/command -d 'token={}&user_id={}&channel_id={}&text=pending'",
+        s.service,
+        s.command_token,
+        s.user(REVIEWER1),
+        s.channel
     );
     println!(
         "  teleport-mattermost check --config {}",
