@@ -17,10 +17,10 @@ use super::convert;
 use super::error::TeleportError;
 use super::events::{self, EventStream, WatchRequest};
 use super::identity::IdentityError;
-use super::proxy::{AutoDialer, ConnectPath, ConnectionInfo, ProxyOptions, Reachability};
 pub use super::params::{
     NewReview, ON_BEHALF_MIN_VERSION, PingInfo, RequestFilter, review_submission, version_at_least,
 };
+use super::proxy::{AutoDialer, ConnectPath, ConnectionInfo, ProxyOptions, Reachability};
 use super::tls::{RefreshPolicy, TlsIdentity, TlsSource, spawn_refresher};
 use super::wire::proto::auth_service_client::AuthServiceClient;
 use super::wire::teleport::accessmonitoringrules::v1 as amr;

@@ -7,6 +7,7 @@ mod harness;
 mod mattermost;
 mod mattermost_conformance;
 mod mattermost_sim;
+mod proxy;
 mod teleport;
 mod teleport_faults;
 mod teleport_identity;

@@ -57,7 +57,10 @@ mod tests {
     #[test]
     fn decoding_round_trips_and_requires_the_suffix() {
         for name in ["sim.teleport.test", "a", "ünïcode.example", ""] {
-            assert_eq!(decode_cluster_name(&encode_cluster_name(name)).unwrap(), name);
+            assert_eq!(
+                decode_cluster_name(&encode_cluster_name(name)).unwrap(),
+                name
+            );
         }
         let bare = hex::encode("tenant.teleport.sh");
         assert!(

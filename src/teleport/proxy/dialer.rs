@@ -169,7 +169,8 @@ impl Inner {
                 "cannot reach Teleport at {addr}: as an Auth Service: {direct_err}; as a Proxy: {e}"
             ))
         })?;
-        let upgrade = match self.opts.conn_upgrade.decide(addr) {
+        let forced = self.opts.conn_upgrade.decide(addr);
+        let upgrade = match forced {
             Some(forced) => {
                 tracing::debug!(teleport.addr = %addr, upgrade = forced, "ALPN connection upgrade set by {}", super::CONN_UPGRADE_ENV);
                 forced
@@ -184,13 +185,15 @@ impl Inner {
         match self.routed(&web, &info.cluster_name, upgrade, tls).await {
             Ok(io) => Ok(self.chose(path, Some(info), io)),
             Err(e) => {
-                let routing_off = if info.tls_routing_enabled {
-                    ""
-                } else {
-                    " (the proxy reports TLS routing disabled; reaching Auth through its SSH reverse tunnel is not supported: set teleport.addr to the Auth Service, host:3025)"
-                };
+                let mut hints = String::new();
+                if !info.tls_routing_enabled {
+                    hints.push_str(" (the proxy reports TLS routing disabled; reaching Auth through its SSH reverse tunnel is not supported: set teleport.addr to the Auth Service, host:3025)");
+                }
+                if forced == Some(false) {
+                    hints.push_str(&format!(" ({} turns the ALPN connection upgrade off for this address; if a layer-7 load balancer terminates TLS in front of the proxy, set it to true)", super::CONN_UPGRADE_ENV));
+                }
                 Err(DialError::Failed(format!(
-                    "{addr} is a Teleport Proxy of cluster {:?}, but connecting via {path} failed: {e}{routing_off}",
+                    "{addr} is a Teleport Proxy of cluster {:?}, but connecting via {path} failed: {e}{hints}",
                     info.cluster_name
                 )))
             }
@@ -206,7 +209,9 @@ impl Inner {
                 teleport.version = %p.server_version,
                 "reaching Teleport via {path}"
             ),
-            None => tracing::info!(teleport.addr = %self.addr, teleport.path = %path, "reaching Teleport via {path}"),
+            None => {
+                tracing::info!(teleport.addr = %self.addr, teleport.path = %path, "reaching Teleport via {path}")
+            }
         }
         *self.state() = State {
             chosen: Some(Chosen { path, proxy }),

@@ -56,7 +56,9 @@ impl ConnUpgradeRules {
         let value = std::env::var(CONN_UPGRADE_ENV).unwrap_or_default();
         let (rules, problems) = Self::parse(&value);
         for p in problems {
-            tracing::warn!("{CONN_UPGRADE_ENV}: ignoring {p}; write items such as `true` or `tenant.teleport.sh:443=yes`, separated by `,` or `;`");
+            tracing::warn!(
+                "{CONN_UPGRADE_ENV}: ignoring {p}; write items such as `true` or `tenant.teleport.sh:443=yes`, separated by `,` or `;`"
+            );
         }
         rules
     }

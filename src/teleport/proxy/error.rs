@@ -51,7 +51,23 @@ pub enum Peer<'a> {
 
 /// The rustls error inside an I/O error from tokio-rustls, if any.
 pub fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
-    e.get_ref()?.downcast_ref::<rustls::Error>()
+    find_rustls(e.get_ref()?)
+}
+
+/// A rustls error in `e` or what it wraps. I/O errors are looked into explicitly: their
+/// `source()` skips the error they wrap, and HTTP clients nest them.
+pub fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        cur = match err.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// A sentence for a failed TLS handshake with `peer`.
@@ -60,7 +76,10 @@ pub fn explain_tls(e: &io::Error, peer: Peer<'_>) -> String {
     use rustls::Error as R;
     let Some(tls) = rustls_error(e) else {
         return match (e.kind(), peer) {
-            (io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset, Peer::RoutedAuth { cluster }) => format!(
+            (
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset,
+                Peer::RoutedAuth { cluster },
+            ) => format!(
                 "the proxy closed the connection after the TLS ClientHello asking for cluster {cluster:?}: it does not route to that cluster's Auth Service; check that teleport.addr is the proxy of the cluster that issued the identity"
             ),
             (io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset, _) => {
@@ -127,10 +146,23 @@ mod tests {
 
     #[test]
     fn an_unknown_issuer_names_the_host_ca_and_what_to_check() {
-        let e = io(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer));
-        let routed = explain_tls(&e, Peer::RoutedAuth { cluster: "c.example" });
-        assert!(routed.contains("not signed by the identity's Host CA"), "{routed}");
-        assert!(routed.contains("teleport.addr points at the cluster"), "{routed}");
+        let e = io(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        let routed = explain_tls(
+            &e,
+            Peer::RoutedAuth {
+                cluster: "c.example",
+            },
+        );
+        assert!(
+            routed.contains("not signed by the identity's Host CA"),
+            "{routed}"
+        );
+        assert!(
+            routed.contains("teleport.addr points at the cluster"),
+            "{routed}"
+        );
         assert!(routed.contains("\"c.example\""), "{routed}");
         let web = explain_tls(&e, Peer::ProxyWeb { host: "p.example" });
         assert!(web.contains("web certificate for p.example"), "{web}");
@@ -139,16 +171,26 @@ mod tests {
     #[test]
     fn a_close_after_the_client_hello_on_the_routed_path_names_the_cluster() {
         let e = io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof");
-        let m = explain_tls(&e, Peer::RoutedAuth { cluster: "wrong.example" });
+        let m = explain_tls(
+            &e,
+            Peer::RoutedAuth {
+                cluster: "wrong.example",
+            },
+        );
         assert!(m.contains("does not route to that cluster"), "{m}");
         assert!(m.contains("\"wrong.example\""), "{m}");
     }
 
     #[test]
     fn a_rejected_client_certificate_says_to_renew_the_identity() {
-        let e = io(rustls::Error::AlertReceived(AlertDescription::CertificateRequired));
+        let e = io(rustls::Error::AlertReceived(
+            AlertDescription::CertificateRequired,
+        ));
         let m = explain_tls(&e, Peer::DirectAuth);
-        assert!(m.contains("rejected the identity's client certificate"), "{m}");
+        assert!(
+            m.contains("rejected the identity's client certificate"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -190,8 +190,7 @@ mod tests {
         let e = check_response(&answer("101 Switching Protocols", "bad", "alpn-ping"), key)
             .unwrap_err();
         assert!(e.to_string().contains("Sec-WebSocket-Accept"), "{e}");
-        let e =
-            check_response(&answer("101 Switching Protocols", &good, "alpn"), key).unwrap_err();
+        let e = check_response(&answer("101 Switching Protocols", &good, "alpn"), key).unwrap_err();
         assert!(e.to_string().contains("Sec-WebSocket-Protocol"), "{e}");
         let e = check_response(&answer("404 Not Found", &good, "x"), key).unwrap_err();
         assert!(matches!(e, UpgradeError::NotFound), "{e}");
@@ -233,7 +232,8 @@ mod tests {
         let n = server.read(&mut req).await.unwrap();
         let (_, headers) = parse_head(std::str::from_utf8(&req[..n]).unwrap()).unwrap();
         let key = header(&headers, "sec-websocket-key").unwrap().to_string();
-        let mut reply = answer("101 Switching Protocols", &accept_key(&key), "alpn-ping").into_bytes();
+        let mut reply =
+            answer("101 Switching Protocols", &accept_key(&key), "alpn-ping").into_bytes();
         reply.extend_from_slice(&[0x82, 0x02, b'o', b'k']);
         server.write_all(&reply).await.unwrap();
         assert_eq!(&task.await.unwrap(), b"ok");

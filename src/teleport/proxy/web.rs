@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::cluster::REVERSE_TUNNEL_ALPN;
-use super::error::{DialError, Peer, explain_tls, rustls_error};
+use super::error::{DialError, Peer, explain_tls, find_rustls, rustls_error};
 
 /// `/webapi/find` answers are small; anything larger is not a Teleport Proxy.
 const MAX_FIND_BODY: usize = 1024 * 1024;
@@ -104,14 +104,18 @@ impl Web {
             while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {url}: {e}"))? {
                 body.extend_from_slice(&chunk);
                 if body.len() > MAX_FIND_BODY {
-                    return Err(format!("GET {url}: the answer exceeds 1 MiB: not a Teleport Proxy"));
+                    return Err(format!(
+                        "GET {url}: the answer exceeds 1 MiB: not a Teleport Proxy"
+                    ));
                 }
             }
             let find: FindResponse = serde_json::from_slice(&body).map_err(|e| {
                 format!("GET {url} did not answer with Teleport's discovery JSON ({e}): not a Teleport Proxy")
             })?;
             if find.cluster_name.is_empty() {
-                return Err(format!("GET {url} answered without a cluster_name: not a Teleport Proxy"));
+                return Err(format!(
+                    "GET {url} answered without a cluster_name: not a Teleport Proxy"
+                ));
             }
             Ok(ProxyInfo {
                 cluster_name: find.cluster_name,
@@ -121,7 +125,12 @@ impl Web {
         };
         tokio::time::timeout(timeout, fetch)
             .await
-            .unwrap_or_else(|_| Err(format!("GET {url}: no answer within {}s", timeout.as_secs_f32())))
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "GET {url}: no answer within {}s",
+                    timeout.as_secs_f32()
+                ))
+            })
     }
 
     /// Whether `addr` needs the ALPN connection upgrade: a test handshake offering only
@@ -146,7 +155,11 @@ impl Web {
     }
 
     /// The outer TLS of the connection upgrade, verified as the proxy's web certificate.
-    pub async fn outer(&self, addr: &str, tcp: TcpStream) -> Result<TlsStream<TcpStream>, DialError> {
+    pub async fn outer(
+        &self,
+        addr: &str,
+        tcp: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, DialError> {
         self.handshake(self.outer.clone(), addr, tcp).await
     }
 
@@ -165,13 +178,18 @@ impl Web {
             .map_err(|e| {
                 let refused = matches!(
                     rustls_error(&e),
-                    Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol))
-                        | Some(rustls::Error::PeerMisbehaved(
-                            rustls::PeerMisbehaved::SelectedUnofferedApplicationProtocol
-                        ))
+                    Some(rustls::Error::AlertReceived(
+                        rustls::AlertDescription::NoApplicationProtocol
+                    )) | Some(rustls::Error::PeerMisbehaved(
+                        rustls::PeerMisbehaved::SelectedUnofferedApplicationProtocol
+                    ))
                 );
                 let text = explain_tls(&e, Peer::ProxyWeb { host });
-                DialError::Failed(if refused { format!("{ALPN_REFUSED}: {text}") } else { text })
+                DialError::Failed(if refused {
+                    format!("{ALPN_REFUSED}: {text}")
+                } else {
+                    text
+                })
             })
     }
 }
@@ -204,18 +222,23 @@ pub fn host_of(addr: &str) -> &str {
     addr.rsplit_once(':').map_or(addr, |(h, _)| h)
 }
 
-/// reqwest's error with its causes (the TLS reason is deep in the chain).
+/// reqwest's error with its causes (a TLS reason is explained, not just quoted).
 fn describe_reqwest(e: &reqwest::Error, addr: &str) -> String {
     let mut out = format!("GET https://{addr}/webapi/find failed");
+    if let Some(tls) = find_rustls(e) {
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls.clone());
+        out.push_str(": ");
+        out.push_str(&explain_tls(
+            &io,
+            Peer::ProxyWeb {
+                host: host_of(addr),
+            },
+        ));
+        return out;
+    }
     let mut cur: Option<&dyn std::error::Error> = Some(e);
     let mut last = String::new();
     while let Some(err) = cur {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls.clone());
-            out.push_str(": ");
-            out.push_str(&explain_tls(&io, Peer::ProxyWeb { host: host_of(addr) }));
-            return out;
-        }
         let text = err.to_string();
         if !last.contains(&text) {
             out.push_str(": ");

@@ -143,7 +143,9 @@ impl Decoder {
                     if buf.is_empty() {
                         return Ok(None);
                     }
-                    let n = usize::try_from(*remaining).unwrap_or(usize::MAX).min(buf.len());
+                    let n = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.len());
                     let mut chunk = buf.split_to(n);
                     if let Some(key) = mask {
                         apply_mask(&mut chunk, *key, *offset);
@@ -335,13 +337,22 @@ mod tests {
         // RFC 6455 §5.7: "Hello" unmasked from a server, masked from a client. They are text
         // frames there; the same bytes with the binary opcode are what this transport uses.
         let unmasked = [0x82, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
-        assert_eq!(data(&decode_all(Role::Client, &unmasked).unwrap()), b"Hello");
+        assert_eq!(
+            data(&decode_all(Role::Client, &unmasked).unwrap()),
+            b"Hello"
+        );
         let masked = [
             0x82, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
         ];
         assert_eq!(data(&decode_all(Role::Server, &masked).unwrap()), b"Hello");
         let mut enc = BytesMut::new();
-        encode(OP_BINARY, true, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]), &mut enc);
+        encode(
+            OP_BINARY,
+            true,
+            b"Hello",
+            Some([0x37, 0xfa, 0x21, 0x3d]),
+            &mut enc,
+        );
         assert_eq!(&enc[..], &masked);
     }
 
@@ -364,10 +375,18 @@ mod tests {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let mut enc = BytesMut::new();
             encode(OP_BINARY, true, &payload, Some([1, 2, 3, 4]), &mut enc);
-            assert_eq!(data(&decode_all(Role::Server, &enc).unwrap()), payload, "{len}");
+            assert_eq!(
+                data(&decode_all(Role::Server, &enc).unwrap()),
+                payload,
+                "{len}"
+            );
             let mut enc = BytesMut::new();
             encode(OP_BINARY, true, &payload, None, &mut enc);
-            assert_eq!(data(&decode_all(Role::Client, &enc).unwrap()), payload, "{len}");
+            assert_eq!(
+                data(&decode_all(Role::Client, &enc).unwrap()),
+                payload,
+                "{len}"
+            );
         }
     }
 
@@ -396,7 +415,13 @@ mod tests {
         let mut enc = BytesMut::new();
         encode(OP_PING, true, b"teleport", None, &mut enc);
         encode(OP_PONG, true, b"teleport", None, &mut enc);
-        encode(OP_CLOSE, true, &[0x03, 0xe8, b'b', b'y', b'e'], None, &mut enc);
+        encode(
+            OP_CLOSE,
+            true,
+            &[0x03, 0xe8, b'b', b'y', b'e'],
+            None,
+            &mut enc,
+        );
         let events = decode_all(Role::Client, &enc).unwrap();
         assert_eq!(
             events,
@@ -420,14 +445,46 @@ mod tests {
             (vec![0xC2, 0x00], Role::Client, FrameError::Reserved),
             (vec![0x83, 0x00], Role::Client, FrameError::Opcode(3)),
             (vec![0x81, 0x00], Role::Client, FrameError::Text),
-            (vec![0x09, 0x00], Role::Client, FrameError::FragmentedControl),
-            (vec![0x89, 0x7E, 0x00, 0x7E], Role::Client, FrameError::ControlTooLong(126)),
-            (vec![0x80, 0x00], Role::Client, FrameError::UnexpectedContinuation),
-            (vec![0x02, 0x00, 0x82, 0x00], Role::Client, FrameError::UnfinishedMessage),
-            (vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0], Role::Server, FrameError::Length),
-            (vec![0x82, 0x80, 0, 0, 0, 0], Role::Client, FrameError::MaskedFromServer),
-            (vec![0x82, 0x00], Role::Server, FrameError::UnmaskedFromClient),
-            (vec![0x88, 0x01, 0x03], Role::Client, FrameError::CloseLength),
+            (
+                vec![0x09, 0x00],
+                Role::Client,
+                FrameError::FragmentedControl,
+            ),
+            (
+                vec![0x89, 0x7E, 0x00, 0x7E],
+                Role::Client,
+                FrameError::ControlTooLong(126),
+            ),
+            (
+                vec![0x80, 0x00],
+                Role::Client,
+                FrameError::UnexpectedContinuation,
+            ),
+            (
+                vec![0x02, 0x00, 0x82, 0x00],
+                Role::Client,
+                FrameError::UnfinishedMessage,
+            ),
+            (
+                vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0],
+                Role::Server,
+                FrameError::Length,
+            ),
+            (
+                vec![0x82, 0x80, 0, 0, 0, 0],
+                Role::Client,
+                FrameError::MaskedFromServer,
+            ),
+            (
+                vec![0x82, 0x00],
+                Role::Server,
+                FrameError::UnmaskedFromClient,
+            ),
+            (
+                vec![0x88, 0x01, 0x03],
+                Role::Client,
+                FrameError::CloseLength,
+            ),
         ];
         for (bytes, role, want) in cases {
             assert_eq!(decode_all(role, &bytes), Err(want.clone()), "{bytes:02x?}");
