@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine;
 use teleport_mattermost::app::Options;
 use teleport_mattermost::config::{Config, Credentials, TeleportConfig};
 use teleport_mattermost::metrics::Metrics;
@@ -257,7 +258,6 @@ async fn the_connection_upgrade_sends_websocket_headers_and_answers_pings() {
     assert_eq!(up.header("sec-websocket-protocol"), Some("alpn-ping"));
     assert_eq!(up.header("sec-websocket-version"), Some("13"));
     let key = up.header("sec-websocket-key").unwrap();
-    use base64::Engine;
     assert_eq!(
         base64::engine::general_purpose::STANDARD
             .decode(key)
@@ -482,4 +482,19 @@ async fn an_untrusted_web_certificate_is_named_when_nothing_else_works() {
         err.contains("web certificate for 127.0.0.1 is not signed by a CA this system trusts"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn an_address_nobody_listens_on_fails_at_once_without_trying_the_proxy_methods() {
+    let rig = Rig::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let client = rig.client(&addr, ProxyOptions::default());
+    let started = std::time::Instant::now();
+    let err = client.ping().await.unwrap_err().to_string();
+    assert!(err.contains(&format!("cannot connect to {addr}")), "{err}");
+    assert!(!err.contains("webapi"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(client.path(), None);
 }

@@ -10,7 +10,8 @@ use rustls::{AlertDescription, CertificateError};
 /// text, so callers see it in [`crate::teleport::TeleportError::ConnectionProblem`].
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
-    /// TCP could not be opened; no method can work at this address.
+    /// TCP could not be opened (refused, no route, name not found, timed out); no method
+    /// can work at this address.
     #[error("cannot connect to {addr}: {source}")]
     Connect {
         addr: String,

@@ -199,17 +199,18 @@ const ALPN_REFUSED: &str = "ALPN refused";
 
 /// TCP with `TCP_NODELAY`, bounded by `timeout`.
 pub async fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStream, DialError> {
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    let connected = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
-        .map_err(|_| DialError::Timeout {
-            what: "TCP connect",
-            addr: addr.to_string(),
-            after: timeout,
-        })?
-        .map_err(|source| DialError::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {}s", timeout.as_secs_f32()),
+            ))
+        });
+    let tcp = connected.map_err(|source| DialError::Connect {
+        addr: addr.to_string(),
+        source,
+    })?;
     let _ = tcp.set_nodelay(true);
     Ok(tcp)
 }

@@ -22,7 +22,7 @@ use crate::teleport::proxy::cluster::{
 /// A plaintext fatal alert record: `no_application_protocol` (120).
 const ALERT_NO_APPLICATION_PROTOCOL: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x78];
 
-/// How long a client may take to send its ClientHello.
+/// How long a client may take to send its ClientHello, or to finish a handshake here.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Routes one connection (a TCP connection, or the stream inside an upgrade).
@@ -58,7 +58,8 @@ pub(crate) fn route(
             Route::ReverseTunnel => {
                 let cfg = ctx.pki.config(&[REVERSE_TUNNEL_ALPN]);
                 // The handshake completes; the SSH server behind it is not simulated.
-                let _ = TlsAcceptor::from(cfg).accept(io).await;
+                let _ =
+                    tokio::time::timeout(HELLO_TIMEOUT, TlsAcceptor::from(cfg).accept(io)).await;
             }
             Route::Refused => {
                 // What a TLS server with no protocol in common sends before its ServerHello.
@@ -72,9 +73,11 @@ pub(crate) fn route(
                     Front::StripAlpn => &[],
                     Front::Http1Only => &["http/1.1"],
                 };
-                match TlsAcceptor::from(ctx.pki.config(alpn)).accept(io).await {
-                    Ok(tls) => super::http::serve(ctx.clone(), tls).await,
-                    Err(e) => tracing::debug!("proxy sim: web TLS handshake failed: {e}"),
+                let accept = TlsAcceptor::from(ctx.pki.config(alpn)).accept(io);
+                match tokio::time::timeout(HELLO_TIMEOUT, accept).await {
+                    Ok(Ok(tls)) => super::http::serve(ctx.clone(), tls).await,
+                    Ok(Err(e)) => tracing::debug!("proxy sim: web TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!("proxy sim: web TLS handshake timed out"),
                 }
             }
         }
