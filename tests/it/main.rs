@@ -8,6 +8,7 @@ mod mattermost;
 mod mattermost_conformance;
 mod mattermost_sim;
 mod proxy;
+mod proxy_client;
 mod teleport;
 mod teleport_faults;
 mod teleport_identity;
