@@ -134,6 +134,7 @@ impl Application {
         let teleport = TeleportClient::connect(&cfg.teleport, &signals, TpOptions::default())
             .context("loading the Teleport identity (`teleport.identity` or client_key/client_crt/root_cas)")?
             .with_metrics(&metrics);
+        teleport.register_metrics(&metrics);
         let mattermost = MattermostClient::new(MmOptions::from_config(&cfg.mattermost), &metrics)
             .context("building the Mattermost client")?;
         let started = start_up(cfg, &teleport, &mattermost);

@@ -186,9 +186,11 @@ async fn teleport_checks(cfg: &Config, r: &mut Report) -> Option<(TeleportClient
     Some((client, ping))
 }
 
-/// How the client reached Teleport, for the reachability line.
-fn path_label(_client: &TeleportClient) -> &'static str {
-    "direct Auth"
+/// How the client reached Teleport (direct Auth, or one of the Proxy paths).
+fn path_label(client: &TeleportClient) -> String {
+    client
+        .path()
+        .map_or_else(|| "an unknown path".into(), |p| p.to_string())
 }
 
 async fn permission_checks(client: &TeleportClient, user: &str, r: &mut Report) {

@@ -50,6 +50,10 @@ pub struct TeleportConfig {
     /// Re-read the identity file every `refresh_identity_interval` for the process lifetime.
     pub refresh_identity: bool,
     pub refresh_identity_interval: Duration,
+    /// Extra roots for the Proxy's web certificate (`proxy_ca`, PEM): for self-hosted proxies
+    /// with a private CA. The Auth Service's certificate is always checked against the
+    /// identity's Host CA, never these.
+    pub proxy_ca: Vec<rustls_pki_types::CertificateDer<'static>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,6 +34,7 @@ pub struct RawTeleport {
     pub root_cas: Option<String>,
     pub refresh_identity: Option<bool>,
     pub refresh_identity_interval: Option<Value>,
+    pub proxy_ca: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -111,6 +112,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "root_cas",
             "refresh_identity",
             "refresh_identity_interval",
+            "proxy_ca",
         ],
     ),
     ("mattermost", &["url", "token", "recipients", "timeout"]),

@@ -423,3 +423,21 @@ fn configure_output_loads_once_its_paths_exist() {
         }
     }
 }
+
+#[test]
+fn proxy_ca_must_be_a_pem_bundle() {
+    let f = Fixture::new();
+    let toml = f.minimal().replace(
+        "[mattermost]",
+        &format!("proxy_ca = {:?}\n[mattermost]", f.path("token")),
+    );
+    has(&f.problems(&toml), "`teleport.proxy_ca` file");
+    let toml = f.minimal().replace(
+        "[mattermost]",
+        "proxy_ca = \"/nonexistent/ca.pem\"\n[mattermost]",
+    );
+    has(
+        &f.problems(&toml),
+        "`teleport.proxy_ca` points to /nonexistent/ca.pem, which cannot be read",
+    );
+}

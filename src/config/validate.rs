@@ -222,11 +222,15 @@ impl Validator {
                 t.refresh_identity_interval,
             )
             .unwrap_or(DEFAULT_REFRESH);
+        let proxy_ca = set(t.proxy_ca)
+            .map(|p| self.pem_certs("teleport.proxy_ca", &p))
+            .unwrap_or_default();
         TeleportConfig {
             addr,
             credentials: credentials.unwrap_or(Credentials::IdentityFile(PathBuf::new())),
             refresh_identity: refresh,
             refresh_identity_interval: interval,
+            proxy_ca,
         }
     }
 
@@ -504,6 +508,40 @@ impl Validator {
                     ),
                 );
                 None
+            }
+        }
+    }
+
+    fn pem_certs(
+        &mut self,
+        key: &str,
+        path: &str,
+    ) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+        use rustls_pki_types::pem::PemObject;
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("points to {path}, which cannot be read: {e}; check the path"),
+                );
+                return Vec::new();
+            }
+        };
+        let certs: Result<Vec<_>, _> =
+            rustls_pki_types::CertificateDer::pem_slice_iter(&bytes).collect();
+        match certs {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => {
+                self.problem(key, format!("file {path} holds no PEM certificate: give the CA bundle that signed the Proxy's web certificate"));
+                Vec::new()
+            }
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("file {path} is not a PEM certificate bundle ({e})"),
+                );
+                Vec::new()
             }
         }
     }

@@ -12,7 +12,7 @@ use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use super::connect::{self, ChannelOptions, Dialer, DirectDialer};
+use super::connect::{self, ChannelOptions, Dialer};
 use super::convert;
 use super::error::TeleportError;
 use super::events::{self, EventStream, WatchRequest};
@@ -20,6 +20,7 @@ use super::identity::IdentityError;
 pub use super::params::{
     NewReview, ON_BEHALF_MIN_VERSION, PingInfo, RequestFilter, review_submission, version_at_least,
 };
+use super::proxy::{AutoDialer, ConnectPath, ConnectionInfo, ProxyOptions, Reachability};
 use super::tls::{RefreshPolicy, TlsIdentity, TlsSource, spawn_refresher};
 use super::wire::proto::auth_service_client::AuthServiceClient;
 use super::wire::teleport::accessmonitoringrules::v1 as amr;
@@ -30,6 +31,7 @@ use super::wire::{proto, types};
 use crate::access::cas::{PluginDataStore, RawData};
 use crate::access::{AccessMonitoringRule, AccessRequest, KIND_ACCESS_REQUEST, User};
 use crate::config::TeleportConfig;
+use crate::metrics::Metrics;
 use crate::signals::Signals;
 
 /// The `version` header sent on every call. Teleport checks it only when the Auth server
@@ -89,6 +91,7 @@ pub struct TeleportClient {
     target: String,
     /// Call latency by method and outcome, once [`TeleportClient::with_metrics`] is called.
     calls: Option<prometheus::HistogramVec>,
+    dialer: Arc<dyn Dialer>,
 }
 
 impl std::fmt::Debug for TeleportClient {
@@ -104,7 +107,7 @@ impl TeleportClient {
     /// A client over `dialer`; nothing is dialed until the first call.
     pub fn new(dialer: Arc<dyn Dialer>, tls: TlsSource, opts: ClientOptions) -> Self {
         let target = dialer.target();
-        let channel = connect::channel(dialer, tls.clone(), opts.channel);
+        let channel = connect::channel(dialer.clone(), tls.clone(), opts.channel);
         let auth = AuthServiceClient::with_interceptor(channel.clone(), VersionHeader);
         let rules =
             AccessMonitoringRulesServiceClient::with_interceptor(channel.clone(), VersionHeader);
@@ -117,17 +120,33 @@ impl TeleportClient {
             opts,
             target,
             calls: None,
+            dialer,
         }
     }
 
     /// Start-up: load the configured credentials (expired ones are a fatal error with the
     /// renew command), keep them fresh for the process lifetime (every
     /// `refresh_identity_interval` when `refresh_identity` is set, and on every SIGHUP), and
-    /// connect directly to `teleport.addr`. Must run inside a Tokio runtime.
+    /// reach `teleport.addr` as an Auth Service or through a Proxy, whichever works
+    /// ([`AutoDialer`]), with `TELEPORT_TLS_ROUTING_CONN_UPGRADE` and `teleport.proxy_ca`.
+    /// Must run inside a Tokio runtime.
     pub fn connect(
         cfg: &TeleportConfig,
         signals: &Signals,
         opts: ClientOptions,
+    ) -> Result<Self, IdentityError> {
+        let mut proxy = ProxyOptions::from_env();
+        proxy.web_roots.extend(cfg.proxy_ca.iter().cloned());
+        Self::connect_with(cfg, signals, opts, proxy)
+    }
+
+    /// [`TeleportClient::connect`] with explicit Proxy settings (extra web CAs, a forced
+    /// connection upgrade); reads nothing from the environment.
+    pub fn connect_with(
+        cfg: &TeleportConfig,
+        signals: &Signals,
+        opts: ClientOptions,
+        proxy: ProxyOptions,
     ) -> Result<Self, IdentityError> {
         let initial = TlsIdentity::load(&cfg.credentials)?;
         tracing::info!(
@@ -148,11 +167,34 @@ impl TeleportClient {
             policy,
             signals.shutdown.clone(),
         );
-        Ok(Self::new(
-            Arc::new(DirectDialer::new(cfg.addr.clone())),
-            tls,
-            opts,
-        ))
+        // Each attempt on the chosen path keeps the configured connect timeout; the first
+        // dial may try every method in turn, so the channel allows it the whole choice.
+        let attempt = opts.channel.connect_timeout;
+        let mut opts = opts;
+        opts.channel.connect_timeout = attempt.max(proxy.choose_timeout);
+        let dialer = AutoDialer::new(cfg.addr.clone(), proxy, attempt);
+        Ok(Self::new(Arc::new(dialer), tls, opts))
+    }
+
+    /// How connections reach Teleport; `None` until the first one succeeded.
+    pub fn path(&self) -> Option<ConnectPath> {
+        self.dialer.path()
+    }
+
+    /// Registers `teleport_mattermost_teleport_connection_info{path, addr}` on `metrics`.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        metrics.register(&ConnectionInfo::new(self.dialer.clone()));
+    }
+
+    /// Pings and reports how Teleport was reached (what `check` prints).
+    pub async fn reachability(&self) -> Result<Reachability, TeleportError> {
+        let ping = self.ping().await?;
+        Ok(Reachability {
+            path: self.path(),
+            addr: self.target.clone(),
+            cluster_name: ping.cluster_name,
+            server_version: ping.server_version,
+        })
     }
 
     /// Records every call's latency, by method and outcome, on `metrics`.

@@ -1,7 +1,7 @@
 //! How bytes reach the Auth Service: a [`Dialer`] opens an mTLS stream using the TLS
 //! identity current at dial time, and [`channel`] turns a dialer into a lazily connecting,
-//! auto-reconnecting tonic `Channel`. [`DirectDialer`] dials `host:3025`; a Proxy dialer
-//! (Teleport Cloud) implements the same trait.
+//! auto-reconnecting tonic `Channel`. [`DirectDialer`] dials `host:3025`; the Proxy-aware
+//! [`super::proxy::AutoDialer`] (Teleport Cloud) implements the same trait.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
+use super::proxy::ConnectPath;
 use super::tls::{SERVER_NAME, TlsSource};
 
 /// A bidirectional byte stream (usually TLS over TCP).
@@ -31,6 +32,11 @@ pub trait Dialer: Send + Sync + 'static {
 
     /// The address, for logs and errors.
     fn target(&self) -> String;
+
+    /// The path connections take, once known (for logs, `check` and metrics).
+    fn path(&self) -> Option<ConnectPath> {
+        None
+    }
 }
 
 /// Direct mTLS to the Auth Service (`host:3025`).
@@ -58,6 +64,10 @@ impl Dialer for DirectDialer {
 
     fn target(&self) -> String {
         self.addr.clone()
+    }
+
+    fn path(&self) -> Option<ConnectPath> {
+        Some(ConnectPath::DirectAuth)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Teleport Auth Service client: credentials ([`identity`]), mTLS ([`tls`]), transport
-//! ([`connect`]), the typed client ([`client`]) and its watch events ([`events`]); wire
+//! ([`connect`], through a Proxy: [`proxy`]), the typed client ([`client`]) and its watch events ([`events`]); wire
 //! messages are generated from `proto/` into [`wire`] and mapped to [`crate::access`] types
 //! in [`convert`].
 
@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 pub mod identity;
 mod params;
+pub mod proxy;
 pub mod tls;
 pub mod wire;
 
@@ -21,4 +22,5 @@ pub use connect::{ChannelOptions, Dialer, DirectDialer};
 pub use error::TeleportError;
 pub use events::{EventStream, WatchEvent, WatchKind, WatchRequest};
 pub use identity::{Identity, IdentityError};
+pub use proxy::{AutoDialer, ConnectPath, ProxyInfo, ProxyOptions, Reachability};
 pub use tls::{TlsIdentity, TlsSource};

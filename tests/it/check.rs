@@ -211,3 +211,30 @@ async fn review_without_submit_for_users_names_the_role_change() {
     has(&out, "✔ Teleport 18.");
     has(&out, "✔ may list users: 4 of");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_the_proxy_path_used() {
+    use teleport_mattermost::sim::teleport::proxy::{ProxySim, ProxySimOptions};
+    let w = World::start().await;
+    let proxy = ProxySim::start(&w.tp, ProxySimOptions::default())
+        .await
+        .unwrap();
+    let ca = w.dir.path().join("proxy-ca.pem");
+    std::fs::write(&ca, proxy.web_ca_pem()).unwrap();
+    let text = w
+        .config_text(CHANNEL)
+        .replace(&w.tp.addr().to_string(), &proxy.addr().to_string())
+        .replace(
+            "[mattermost]",
+            &format!("proxy_ca = {ca:?}\n\n[mattermost]"),
+        );
+    let (code, out) = check(&w, text, false).await;
+    assert_eq!(code, 0, "{out}");
+    has(
+        &out,
+        &format!(
+            "✔ Teleport reachable via proxy TLS routing ({}), cluster sim.teleport.test",
+            proxy.addr()
+        ),
+    );
+}

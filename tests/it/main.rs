@@ -9,6 +9,8 @@ mod harness;
 mod mattermost;
 mod mattermost_conformance;
 mod mattermost_sim;
+mod proxy;
+mod proxy_client;
 mod review;
 mod review_command;
 mod review_refusals;

@@ -50,6 +50,7 @@ impl Env {
             credentials: Credentials::IdentityFile(self.identity_path(user)),
             refresh_identity: false,
             refresh_identity_interval: Duration::from_secs(3600),
+            proxy_ca: Vec::new(),
         }
     }
 

@@ -171,6 +171,7 @@ async fn stopping_the_simulator_ends_watches_with_unavailable() {
         credentials: teleport_mattermost::config::Credentials::IdentityFile(path),
         refresh_identity: false,
         refresh_identity_interval: Duration::from_secs(60),
+        proxy_ca: Vec::new(),
     };
     let token = tokio_util::sync::CancellationToken::new();
     let signals = teleport_mattermost::signals::Signals::manual(token);

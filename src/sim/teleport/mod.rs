@@ -18,6 +18,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod pki;
 mod plugin_data;
+pub mod proxy;
 pub mod rbac;
 mod review;
 mod server;
