@@ -55,7 +55,8 @@ echo "== helm: install"
 install_helm
 echo "helm: $HELM ($("$HELM" version --short 2>/dev/null || "$HELM" version))"
 python3 -c 'import yaml' 2>/dev/null || pip install --quiet pyyaml
-if [[ ! -x "$STATIC_BIN" ]]; then
+# Always (incremental): a binary left from an older build must not be the one tested.
+if [[ -z "${STATIC_BIN_PREBUILT:-}" ]]; then
     .ci/static-binary.sh build
 fi
 

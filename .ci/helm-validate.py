@@ -411,7 +411,7 @@ def emulate(pod, by_kind, values, binary, expect_check_failure):
         ok(f"pod root laid out: {len(pod.mounts)} volume mounts, files group {pod.fs_group}, user {pod.uid}:{pod.gid}")
         config = pod.config_path()
         env = {k: v for k, v in pod.env.items() if v is not None}
-        check = subprocess.run(run_as(pod, root) + [pod.argv[0], "check", "--config", config],
+        check = subprocess.run(run_as(pod, root) + [pod.argv[0], "check", "--offline", "--config", config],
                                env=env, capture_output=True, text=True)
         out = (check.stdout + check.stderr).strip()
         if expect_check_failure:

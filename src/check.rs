@@ -104,12 +104,23 @@ pub async fn run(cfg: &Config) -> Report {
     r
 }
 
-async fn teleport_checks(cfg: &Config, r: &mut Report) -> Option<(TeleportClient, PingInfo)> {
+/// What can be checked without the network: the config (already loaded) and the identity
+/// files (readable, parseable, unexpired). For CI pipelines and pre-install hooks.
+pub fn run_offline(cfg: &Config) -> Report {
+    let mut r = Report::default();
+    for w in &cfg.warnings {
+        r.warn("config", w.clone(), "see the key named above");
+    }
+    identity_checks(cfg, &mut r);
+    r
+}
+
+fn identity_checks(cfg: &Config, r: &mut Report) -> bool {
     let id = match Identity::load(&cfg.teleport.credentials) {
         Ok(id) => id,
         Err(e) => {
             r.fail("identity", format!("Teleport identity unusable: {e}"), "export a fresh identity with tbot or `tctl auth sign --format=file` and point `teleport.identity` at it");
-            return None;
+            return false;
         }
     };
     let now = OffsetDateTime::now_utc();
@@ -142,8 +153,15 @@ async fn teleport_checks(cfg: &Config, r: &mut Report) -> Option<(TeleportClient
                 e.to_string(),
                 "renew the identity (tbot, or `tctl auth sign --format=file`)",
             );
-            return None;
+            return false;
         }
+    }
+    true
+}
+
+async fn teleport_checks(cfg: &Config, r: &mut Report) -> Option<(TeleportClient, PingInfo)> {
+    if !identity_checks(cfg, r) {
+        return None;
     }
     let signals = Signals::manual(tokio_util::sync::CancellationToken::new());
     let client = match TeleportClient::connect(&cfg.teleport, &signals, TpOptions::default()) {
@@ -182,7 +200,8 @@ async fn teleport_checks(cfg: &Config, r: &mut Report) -> Option<(TeleportClient
             ping.server_version
         ),
     );
-    permission_checks(&client, &id.username, r).await;
+    let user = client.identity().username.clone();
+    permission_checks(&client, &user, r).await;
     Some((client, ping))
 }
 

@@ -49,6 +49,9 @@ pub enum Command {
         /// Print the results as JSON (for machines).
         #[arg(long)]
         json: bool,
+        /// Only what needs no network: the config and the identity files.
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -71,13 +74,17 @@ pub fn run(cli: Cli) -> ExitCode {
             println!("{}", crate::version::line());
             ExitCode::SUCCESS
         }
-        Command::Check { config, json } => check(&config, json),
+        Command::Check {
+            config,
+            json,
+            offline,
+        } => check(&config, json, offline),
         Command::Demo { keep_running } => demo(keep_running),
         Command::Start { config, debug } => start(&config, debug),
     }
 }
 
-fn check(path: &std::path::Path, json: bool) -> ExitCode {
+fn check(path: &std::path::Path, json: bool, offline: bool) -> ExitCode {
     let cfg = match Config::load(path, std::env::vars()) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -111,7 +118,11 @@ fn check(path: &std::path::Path, json: bool) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fatal(&e),
     };
-    let report = runtime.block_on(crate::check::run(&cfg));
+    let report = if offline {
+        crate::check::run_offline(&cfg)
+    } else {
+        runtime.block_on(crate::check::run(&cfg))
+    };
     if json {
         println!(
             "{}",

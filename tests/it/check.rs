@@ -238,3 +238,43 @@ async fn check_prints_the_proxy_path_used() {
         ),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_checks_the_config_and_identity_without_the_network() {
+    let w = World::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let path = w.dir.path().join("offline.toml");
+    std::fs::write(
+        &path,
+        w.config_text("")
+            .replace(&w.tp.addr().to_string(), &closed.to_string()),
+    )
+    .unwrap();
+    let run = |p: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(["check", "--offline", "--config", p.to_str().unwrap()])
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(path.clone()).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    has(&text, "✔ identity");
+    assert!(
+        !text.contains("Teleport reachable") && !text.contains("Mattermost"),
+        "{text}"
+    );
+    w.tp.write_identity_with(
+        "access-plugin",
+        &w.identity,
+        Validity::expired(Duration::from_secs(60)),
+    )
+    .unwrap();
+    let out = run(path).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
