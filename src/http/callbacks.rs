@@ -154,23 +154,29 @@ fn json<T: serde::Serialize>(value: &T) -> Response {
     axum::Json(value).into_response()
 }
 
+/// The two JSON callbacks: a button click and a dialog submission.
+#[derive(Clone, Copy)]
+enum JsonRoute {
+    Action,
+    Dialog,
+}
+
 async fn action(State(cb): State<Callbacks>, req: Request) -> Response {
-    let svc = match cb.gate("action", &req) {
-        Ok(s) => s,
-        Err(closed) => return closed.into_response(),
-    };
-    let bytes = match body(req).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match svc.on_action(&bytes).await {
-        Ok(reply) => json(&reply),
-        Err(e) => refusal(e),
-    }
+    signed_json(cb, JsonRoute::Action, req).await
 }
 
 async fn dialog(State(cb): State<Callbacks>, req: Request) -> Response {
-    let svc = match cb.gate("dialog", &req) {
+    signed_json(cb, JsonRoute::Dialog, req).await
+}
+
+/// Gate (source, readiness), read the body, and hand it to the service, which verifies the
+/// signature before it parses anything else.
+async fn signed_json(cb: Callbacks, route: JsonRoute, req: Request) -> Response {
+    let name = match route {
+        JsonRoute::Action => "action",
+        JsonRoute::Dialog => "dialog",
+    };
+    let svc = match cb.gate(name, &req) {
         Ok(s) => s,
         Err(closed) => return closed.into_response(),
     };
@@ -178,10 +184,11 @@ async fn dialog(State(cb): State<Callbacks>, req: Request) -> Response {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match svc.on_dialog(&bytes).await {
-        Ok(reply) => json(&reply),
-        Err(e) => refusal(e),
-    }
+    let reply = match route {
+        JsonRoute::Action => svc.on_action(&bytes).await.map(|r| json(&r)),
+        JsonRoute::Dialog => svc.on_dialog(&bytes).await.map(|r| json(&r)),
+    };
+    reply.unwrap_or_else(refusal)
 }
 
 /// Mattermost sends the form as the body (POST) or the query string (GET).
