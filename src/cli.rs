@@ -39,6 +39,18 @@ pub enum Command {
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Measure latency, throughput, memory and restart reconcile against the simulators.
+    Bench {
+        /// Requests in the throughput burst (open during the memory and reconcile rows).
+        #[arg(long, default_value_t = crate::bench::DEFAULT_REQUESTS)]
+        requests: usize,
+        /// Requests measured one at a time for the latency row.
+        #[arg(long, default_value_t = 200)]
+        latency_samples: usize,
+        /// Print the figures as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses the arguments; exit code 1 on a usage error (as upstream), 0 for `--help`.
@@ -62,6 +74,15 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Check { config } => check(&config),
         Command::Start { config, debug } => start(&config, debug),
+        Command::Bench {
+            requests,
+            latency_samples,
+            json,
+        } => crate::bench::run(crate::bench::BenchArgs {
+            requests,
+            latency_samples,
+            json,
+        }),
     }
 }
 
