@@ -40,17 +40,7 @@ pub enum Command {
         config: PathBuf,
     },
     /// Measure latency, throughput, memory and restart reconcile against the simulators.
-    Bench {
-        /// Requests in the throughput burst (open during the memory and reconcile rows).
-        #[arg(long, default_value_t = crate::bench::DEFAULT_REQUESTS)]
-        requests: usize,
-        /// Requests measured one at a time for the latency row.
-        #[arg(long, default_value_t = 200)]
-        latency_samples: usize,
-        /// Print the figures as JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Parses the arguments; exit code 1 on a usage error (as upstream), 0 for `--help`.
@@ -74,15 +64,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Check { config } => check(&config),
         Command::Start { config, debug } => start(&config, debug),
-        Command::Bench {
-            requests,
-            latency_samples,
-            json,
-        } => crate::bench::run(crate::bench::BenchArgs {
-            requests,
-            latency_samples,
-            json,
-        }),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }
 

@@ -1,13 +1,19 @@
 //! The physical limit: the Teleport and Mattermost calls the bridge makes for a new request
 //! (read plugin data, compare-and-swap create, two create-posts, compare-and-swap finalize),
 //! made by the raw clients in a plain loop with the bridge's concurrency — no watch, queue,
-//! claim logic, routing or rendering (the post body is rendered once and reused).
+//! claim logic, routing or rendering (the post body is rendered once and reused). It runs
+//! in a child process (`bench --bare-worker <dir>`), like the service, so both see the same
+//! process layout.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{PluginData, SentMessage};
@@ -19,8 +25,12 @@ use crate::signals::Signals;
 use crate::teleport::TeleportClient;
 use crate::teleport::client::{ClientOptions as TpOptions, PluginDataClient};
 
+/// The worker's inputs in its directory: the service config and the body to post.
+pub const CONFIG_FILE: &str = "bare.toml";
+pub const BODY_FILE: &str = "body.json";
+
 /// One post body as the bridge renders it (message and props), reused for every post.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Body {
     pub message: String,
     pub props: Option<serde_json::Value>,
@@ -56,19 +66,101 @@ pub async fn run(
     for r in &clients.recipients {
         clients.chat.resolve(r).await?;
     }
+    // As many tasks as the bridge runs requests at once, each taking the next request.
+    let ids: Arc<Vec<String>> = Arc::new(ids.to_vec());
+    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let mut results = futures_util::stream::iter(ids.iter().cloned())
-        .map(|id| {
-            let c = clients.clone();
-            async move { one(&c, &id).await }
+    let workers: Vec<_> = (0..config.bridge.concurrency.max(1))
+        .map(|_| {
+            let (c, ids, next) = (clients.clone(), ids.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(id) = ids.get(i) else {
+                        return anyhow::Ok(());
+                    };
+                    one(&c, id).await?;
+                }
+            })
         })
-        .buffer_unordered(config.bridge.concurrency);
-    while let Some(r) = results.next().await {
-        r?;
+        .collect();
+    for w in workers {
+        w.await??;
     }
     let elapsed = start.elapsed();
     stop.cancel();
     Ok(elapsed)
+}
+
+/// What the worker prints on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WorkerResult {
+    pub requests: usize,
+    pub elapsed_secs: f64,
+}
+
+/// `bench --bare-worker <dir>`: loops over every PENDING request of the configured Teleport
+/// and prints a [`WorkerResult`] as JSON.
+pub fn worker_main(dir: &Path) -> ExitCode {
+    crate::install_crypto_provider();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(worker(dir)));
+    match result {
+        Ok(r) => {
+            println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bare worker failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn worker(dir: &Path) -> anyhow::Result<WorkerResult> {
+    let config = Config::load(
+        &dir.join(CONFIG_FILE),
+        std::iter::empty::<(String, String)>(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let body: Body = serde_json::from_slice(
+        &std::fs::read(dir.join(BODY_FILE)).context("reading the body to post")?,
+    )?;
+    let stop = CancellationToken::new();
+    let teleport = TeleportClient::connect(
+        &config.teleport,
+        &Signals::manual(stop.clone()),
+        TpOptions::default(),
+    )?;
+    let filter = crate::teleport::client::RequestFilter {
+        state: Some(crate::access::RequestState::Pending),
+        ..Default::default()
+    };
+    let ids: Vec<String> = teleport
+        .list_access_requests(&filter)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    stop.cancel();
+    let recipients = config
+        .role_to_recipients
+        .get("*")
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .chain([Recipient::Email(
+            crate::sim::teleport::fixtures::REVIEWER1.to_string(),
+        )])
+        .collect();
+    let elapsed = run(&config, recipients, body, &ids).await?;
+    Ok(WorkerResult {
+        requests: ids.len(),
+        elapsed_secs: elapsed.as_secs_f64(),
+    })
 }
 
 async fn one(c: &Clients, id: &str) -> anyhow::Result<()> {

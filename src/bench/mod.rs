@@ -18,9 +18,7 @@ use anyhow::Context;
 use self::measure::{check_roots, percentile};
 use self::process::{ServiceProcess, free_port};
 use self::report::Figures;
-use self::world::{CHANNEL, SimWorld};
-use crate::config::Config;
-use crate::route::Recipient;
+use self::world::SimWorld;
 use crate::sim::teleport::fixtures::REVIEWER1;
 
 /// Used by `--requests` unless given.
@@ -29,17 +27,28 @@ const READY: Duration = Duration::from_secs(30);
 const STOP: Duration = Duration::from_secs(20);
 const MB: f64 = 1_000_000.0;
 
-#[derive(Debug, Clone)]
+/// `teleport-mattermost bench [--requests N] [--latency-samples N] [--json]`.
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Requests in the throughput burst (and open during the memory and reconcile rows).
+    /// Requests in the throughput burst (open during the memory and reconcile rows).
+    #[arg(long, default_value_t = DEFAULT_REQUESTS)]
     pub requests: usize,
-    /// Requests measured one at a time for latency.
+    /// Requests measured one at a time for the latency row.
+    #[arg(long, default_value_t = 200)]
     pub latency_samples: usize,
+    /// Print the figures as JSON instead of a table.
+    #[arg(long)]
     pub json: bool,
+    /// Internal: run only the bare client loop from this directory (a child of `bench`).
+    #[arg(long, hide = true)]
+    pub bare_worker: Option<std::path::PathBuf>,
 }
 
 /// Runs the benchmark; exit 1 on a crash or a correctness error, never on a missed target.
 pub fn run(args: BenchArgs) -> ExitCode {
+    if let Some(dir) = &args.bare_worker {
+        return bare::worker_main(dir);
+    }
     crate::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -262,20 +271,45 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Figures> {
     };
     drop(w);
 
-    progress(&format!("bare loop: {n} requests with the raw clients"));
+    progress(&format!(
+        "bare loop: {n} requests with the raw clients, in a child process"
+    ));
     let w = SimWorld::start(false).await?;
     let bare_ids: Vec<String> = (0..n)
         .map(|_| w.tp.create_request(measure::request()).id)
         .collect();
     let (config_path, _, _) = write_config(&w, "bare")?;
-    let config = Config::load(&config_path, std::iter::empty::<(String, String)>())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let recipients = vec![
-        Recipient::parse(CHANNEL)?,
-        Recipient::Email(REVIEWER1.to_string()),
-    ];
-    let took = bare::run(&config, recipients, body, &bare_ids).await?;
-    f.bare_secs = took.as_secs_f64();
+    std::fs::rename(&config_path, w.dir.path().join(bare::CONFIG_FILE))?;
+    std::fs::write(
+        w.dir.path().join(bare::BODY_FILE),
+        serde_json::to_vec(&body)?,
+    )?;
+    let out = tokio::process::Command::new(&bin)
+        .arg("bench")
+        .arg("--bare-worker")
+        .arg(w.dir.path())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running the bare worker")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the bare worker failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: bare::WorkerResult = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "reading the bare worker's result {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    anyhow::ensure!(
+        result.requests == n,
+        "the bare worker saw {} requests, not {n}",
+        result.requests
+    );
+    f.bare_secs = result.elapsed_secs;
     f.bare_per_sec = n as f64 / f.bare_secs;
     f.bridge_over_bare = f.burst_secs / f.bare_secs;
     let dm = w.dm(REVIEWER1).context("the bare loop made no DM")?;

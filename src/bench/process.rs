@@ -50,6 +50,18 @@ impl ServiceProcess {
         args: &[&str],
         output: Option<&Path>,
     ) -> Result<Self, ProcessError> {
+        Self::spawn_with_env(bin, config, http, args, &[], output)
+    }
+
+    /// [`ServiceProcess::spawn`] with extra environment variables (e.g. `RUST_LOG`).
+    pub fn spawn_with_env(
+        bin: &Path,
+        config: &Path,
+        http: SocketAddr,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        output: Option<&Path>,
+    ) -> Result<Self, ProcessError> {
         let (stdout, stderr) = match output {
             Some(path) => {
                 let f = std::fs::OpenOptions::new()
@@ -66,6 +78,7 @@ impl ServiceProcess {
             .arg(config)
             .args(args)
             .env_remove("RUST_LOG")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)

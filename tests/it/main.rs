@@ -2,11 +2,14 @@
 //! real sockets on port 0.
 
 mod bridge;
+mod chaos;
 mod cli;
 mod harness;
 mod mattermost;
 mod mattermost_conformance;
 mod mattermost_sim;
+mod race;
+mod security;
 mod teleport;
 mod teleport_faults;
 mod teleport_identity;
