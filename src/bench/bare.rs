@@ -97,6 +97,8 @@ pub async fn run(
 pub struct WorkerResult {
     pub requests: usize,
     pub elapsed_secs: f64,
+    /// CPU time the worker used during the loop.
+    pub cpu_secs: f64,
 }
 
 /// `bench --bare-worker <dir>`: loops over every PENDING request of the configured Teleport
@@ -156,10 +158,15 @@ async fn worker(dir: &Path) -> anyhow::Result<WorkerResult> {
             crate::sim::teleport::fixtures::REVIEWER1.to_string(),
         )])
         .collect();
+    let cpu = super::process::cpu_secs("self");
     let elapsed = run(&config, recipients, body, &ids).await?;
+    let cpu = cpu
+        .zip(super::process::cpu_secs("self"))
+        .map_or(f64::NAN, |(b, a)| a - b);
     Ok(WorkerResult {
         requests: ids.len(),
         elapsed_secs: elapsed.as_secs_f64(),
+        cpu_secs: cpu,
     })
 }
 

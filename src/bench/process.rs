@@ -139,6 +139,11 @@ impl ServiceProcess {
         proc_status_kib(self.pid, "VmRSS:")
     }
 
+    /// CPU seconds the service has used so far.
+    pub fn cpu_secs(&self) -> Option<f64> {
+        cpu_secs(&self.pid.to_string())
+    }
+
     /// `VmHWM` (peak resident memory) from /proc/<pid>/status, in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         proc_status_kib(self.pid, "VmHWM:")
@@ -182,6 +187,18 @@ impl ServiceProcess {
     }
 }
 
+/// User plus system CPU time a process has used, from /proc/<pid>/stat (`"self"` for this
+/// process). Clock ticks are taken as 100 a second, the value on every Linux build we run.
+pub fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
 fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -208,6 +225,18 @@ mod tests {
         assert_eq!(metric_value(text, "x_count"), Some(42.0));
         assert_eq!(metric_value(text, "x_sum"), Some(1.5));
         assert_eq!(metric_value(text, "y"), None);
+    }
+
+    #[test]
+    fn reads_this_process_cpu_time() {
+        let before = cpu_secs("self").unwrap();
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(120) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(cpu_secs("self").unwrap() > before);
     }
 
     #[test]

@@ -24,6 +24,12 @@ pub struct Figures {
     pub bare_secs: f64,
     /// Bridge time over bare-loop time for the same number of requests.
     pub bridge_over_bare: f64,
+    /// CPU per request during the burst: the service, and the simulators serving it.
+    pub cpu_us_bridge: f64,
+    pub cpu_us_sims_bridge: f64,
+    /// The same for the bare loop.
+    pub cpu_us_bare: f64,
+    pub cpu_us_sims_bare: f64,
     pub rss_idle_mb: f64,
     pub rss_open_mb: f64,
     pub rss_peak_mb: f64,
@@ -82,8 +88,8 @@ fn rows(f: &Figures) -> Vec<Row> {
         ),
         row(
             format!(
-                "throughput, bridge ({n} requests × 2 posts, {:.2} s)",
-                f.burst_secs
+                "throughput, bridge ({n} requests × 2 posts, {:.2} s incl. {:.2} s creating them)",
+                f.burst_secs, f.burst_creating_secs
             ),
             format!("{:.0} requests/s", f.throughput_per_sec),
             "≥ 2,000/s",
@@ -103,6 +109,15 @@ fn rows(f: &Figures) -> Vec<Row> {
             format!("{:.2}×", f.bridge_over_bare),
             "≤ 1.25×",
             verdict(f.bridge_over_bare <= 1.25),
+        ),
+        row(
+            format!(
+                "CPU per request: service / bare loop (simulators: {:.0} / {:.0} µs)",
+                f.cpu_us_sims_bridge, f.cpu_us_sims_bare
+            ),
+            format!("{:.0} / {:.0} µs", f.cpu_us_bridge, f.cpu_us_bare),
+            "",
+            "",
         ),
         row(
             "service RSS, idle".into(),

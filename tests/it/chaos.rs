@@ -259,6 +259,7 @@ async fn three_processes_killed_at_random_converge_to_exactly_one_post_per_recip
     let mut seen_posts = w.mm.post_count();
     let reviewer1_dm = || w.dm(REVIEWER1);
     let (mut kills, mut cuts, mut bursts, mut accepted, mut refused) = (0, 0, 0, 0, 0);
+    let mut exits = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     // Until the chaos is over and every review whose post appeared is made (bounded: a post
     // that never appears fails the checks below instead).
@@ -347,6 +348,13 @@ async fn three_processes_killed_at_random_converge_to_exactly_one_post_per_recip
         if start.elapsed() >= CHAOS {
             continue;
         }
+        // A supervisor (systemd, Kubernetes) restarts an instance that exits by itself.
+        for i in &mut instances {
+            if i.process.as_mut().is_some_and(|p| p.exited().is_some()) {
+                exits += 1;
+                i.start();
+            }
+        }
         if now >= next_kill {
             let i = rng.random_range(0..INSTANCES);
             if let Some(p) = instances[i].process.take() {
@@ -406,7 +414,7 @@ async fn three_processes_killed_at_random_converge_to_exactly_one_post_per_recip
     let starts: Vec<usize> = instances.iter().map(|i| i.starts).collect();
     println!(
         "chaos (seed {seed}): {} requests, {accepted} reviews accepted ({refused} refused as already resolved); \
-         {kills} SIGKILLs (starts per instance {starts:?}), {cuts} watch cuts, {bursts} bursts of 429, \
+         {kills} SIGKILLs, {exits} exits by themselves (starts per instance {starts:?}), {cuts} watch cuts, {bursts} bursts of 429, \
          10% of Mattermost calls failed with 500, identity rotated once; chaos {chaos_secs:.1} s, converged in {converge_secs:.1} s, total {:.1} s",
         ids.len(),
         began.elapsed().as_secs_f64()
