@@ -53,6 +53,8 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Measure latency, throughput, memory and restart reconcile against the simulators.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Parses the arguments; exit code 1 on a usage error (as upstream), 0 for `--help`.
@@ -81,6 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => check(&config, json, offline),
         Command::Demo { keep_running } => demo(keep_running),
         Command::Start { config, debug } => start(&config, debug),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }
 

@@ -12,10 +12,12 @@
 //! - [`teleport`]: Teleport Auth client (identity files, mTLS, typed gRPC calls, watch events).
 //! - [`access`]: access-request domain types, the plugin data and its compare-and-swap.
 //! - [`mattermost`]: REST v4 client (retries, typed errors, recipient cache) and post rendering.
+//! - [`bench`]: the `bench` subcommand (latency, throughput, memory, reconcile vs the simulators).
 //! - [`sim`]: simulators (Teleport Auth over mTLS, Mattermost REST) for tests, the benchmark and `demo`.
 
 pub mod access;
 pub mod app;
+pub mod bench;
 pub mod bridge;
 pub mod check;
 pub mod cli;

@@ -112,6 +112,38 @@ mod tests {
         assert_eq!(c.phase, Phase::Post);
     }
 
+    proptest::proptest! {
+        /// The claim value comes from plugin data any writer may have touched: whatever it
+        /// holds, parsing never panics, and anything but `<owner>;<u64>;post|update` is an
+        /// expired claim (so it can never block a request).
+        #[test]
+        fn any_stored_value_parses_without_panicking(
+            owner in "\\PC{0,20}",
+            until in proptest::prop_oneof!["[0-9]{1,20}", "\\PC{0,12}"],
+            phase in proptest::prop_oneof!["post", "update", "\\PC{0,8}"],
+            raw in "\\PC{0,80}",
+        ) {
+            for value in [format!("{owner};{until};{phase}"), raw] {
+                let c = Claim::parse(&value);
+                let mut parts = value.rsplitn(3, ';');
+                let (p, u, o) = (parts.next(), parts.next(), parts.next());
+                let well_formed = matches!(p, Some("post" | "update"))
+                    && u.is_some_and(|u| u.parse::<u64>().is_ok())
+                    && o.is_some();
+                match c {
+                    None => proptest::prop_assert!(value.is_empty()),
+                    Some(c) => proptest::prop_assert!(well_formed || (c.expired(0) && c.owner.is_empty()), "{value:?} → {c:?}"),
+                }
+            }
+        }
+
+        #[test]
+        fn every_claim_round_trips(owner in "\\PC{0,40}", until in proptest::prelude::any::<u64>(), update in proptest::prelude::any::<bool>()) {
+            let c = Claim { owner, until, phase: if update { Phase::Update } else { Phase::Post } };
+            proptest::prop_assert_eq!(Claim::parse(&c.encode()), Some(c));
+        }
+    }
+
     #[test]
     fn a_new_claim_lasts_the_lease() {
         let c = Claim::new("me", Phase::Post);

@@ -3,6 +3,7 @@
 
 mod bridge;
 mod check;
+mod chaos;
 mod cli;
 mod demo;
 mod harness;
@@ -15,6 +16,8 @@ mod review;
 mod review_command;
 mod review_refusals;
 mod review_users;
+mod race;
+mod security;
 mod teleport;
 mod teleport_faults;
 mod teleport_identity;

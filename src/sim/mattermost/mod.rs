@@ -308,6 +308,18 @@ impl MattermostSim {
         self.shared.store().post_order.len()
     }
 
+    /// `(post id, when it was stored)` for every post from index `from` on (creation order),
+    /// a monotonic instant taken under the store lock: the benchmark's event→post clock.
+    pub fn post_times(&self, from: usize) -> Vec<(String, std::time::Instant)> {
+        let s = self.shared.store();
+        s.post_order
+            .iter()
+            .zip(&s.stored_at)
+            .skip(from)
+            .map(|(id, at)| (id.clone(), *at))
+            .collect()
+    }
+
     /// The posts of one channel (roots and replies), oldest first.
     pub fn posts_in(&self, channel_id: &str) -> Vec<SimPost> {
         let s = self.shared.store();

@@ -114,6 +114,7 @@ impl Store {
             .or_default()
             .push(id.clone());
         self.post_order.push(id.clone());
+        self.stored_at.push(std::time::Instant::now());
         self.posts.insert(id.clone(), post);
         if !pending.is_empty() {
             let expires = now + self.rules.dedup_ttl;

@@ -86,6 +86,8 @@ pub(crate) struct Store {
     pub(super) dms: HashMap<(String, String), String>,
     pub(crate) posts: HashMap<String, SimPost>,
     pub(crate) post_order: Vec<String>,
+    /// When each post of `post_order` was stored (same index): the benchmark's latency hook.
+    pub(crate) stored_at: Vec<std::time::Instant>,
     pub(crate) channel_posts: HashMap<String, Vec<String>>,
     pub(crate) replies: HashMap<String, Vec<String>>,
     pub(super) pending: PendingCache,
@@ -121,6 +123,7 @@ impl Store {
             dms: HashMap::new(),
             posts: HashMap::new(),
             post_order: Vec::new(),
+            stored_at: Vec::new(),
             channel_posts: HashMap::new(),
             replies: HashMap::new(),
             pending: PendingCache::default(),

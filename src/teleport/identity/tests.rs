@@ -233,7 +233,10 @@ fn key_pair_credentials_load_from_three_files() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    // 200 cases unless `PROPTEST_CASES` asks for more (the longer run in BENCHMARKS.md).
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
+    ))]
 
     #[test]
     fn arbitrary_text_never_panics(text in ".{0,400}") {

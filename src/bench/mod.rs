@@ -1,0 +1,114 @@
+//! `teleport-mattermost bench`: the service (this very binary, `start --config`, in its own
+//! process) against the simulators (in the bench process) on loopback. One run measures
+//! event→post latency, throughput and its ratio to a bare client loop, resident memory and
+//! the start-up reconcile, checks every post, and prints a table (or JSON).
+
+pub mod bare;
+pub mod measure;
+mod phases;
+pub mod process;
+pub mod report;
+pub mod world;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Used by `--requests` unless given.
+pub const DEFAULT_REQUESTS: usize = 10_000;
+
+/// `teleport-mattermost bench [--requests N] [--latency-samples N] [--json]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Requests in the throughput burst (open during the memory and reconcile rows).
+    #[arg(long, default_value_t = DEFAULT_REQUESTS)]
+    pub requests: usize,
+    /// Requests measured one at a time for the latency row.
+    #[arg(long, default_value_t = 200)]
+    pub latency_samples: usize,
+    /// Print the figures as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Internal: run only the bare client loop from this directory (a child of `bench`).
+    #[arg(long, hide = true)]
+    pub bare_worker: Option<std::path::PathBuf>,
+}
+
+/// Runs the benchmark; exit 1 on a crash or a correctness error, never on a missed target.
+pub fn run(args: BenchArgs) -> ExitCode {
+    if let Some(dir) = &args.bare_worker {
+        return bare::worker_main(dir);
+    }
+    crate::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bench: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(phases::bench(&args));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(f) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&f).unwrap_or_else(|e| e.to_string())
+                );
+            } else {
+                println!("{}", header(&args));
+                print!("{}", report::table(&f));
+            }
+            if f.correct() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("bench: correctness check failed (see the lines under the table)");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(crate) fn progress(msg: &str) {
+    eprintln!("bench: {msg}");
+}
+
+fn header(args: &BenchArgs) -> String {
+    let build = if cfg!(debug_assertions) {
+        "debug build: figures are not representative, use --release"
+    } else {
+        "release build"
+    };
+    format!(
+        "teleport-mattermost bench: {} requests (2 recipients each: a channel and the suggested reviewer's DM), {} latency samples; {build}\nmachine: {}\nservice: this binary (`start --config`) in its own process; Teleport and Mattermost simulators in the bench process; loopback\n",
+        args.requests,
+        args.latency_samples,
+        machine()
+    )
+}
+
+/// `nproc`, the CPU model and total memory, from /proc.
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_string();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    format!("{cpus} CPUs ({model}), {mem_gib:.1} GiB memory")
+}

@@ -1,0 +1,253 @@
+//! The benchmark's phases: the live rows against a running service (idle memory, latency,
+//! the burst, memory with the burst open), the restart reconcile, and the bare client loop.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::measure::{self, check_roots, percentile};
+use super::process::{ServiceProcess, cpu_secs, free_port};
+use super::report::Figures;
+use super::world::SimWorld;
+use super::{BenchArgs, bare, progress};
+use crate::sim::teleport::fixtures::REVIEWER1;
+
+const READY: Duration = Duration::from_secs(30);
+const STOP: Duration = Duration::from_secs(20);
+const MB: f64 = 1_000_000.0;
+
+/// The review section the benchmark runs with: buttons are signed on every post, as in a
+/// deployment with in-chat review.
+fn review_section() -> String {
+    format!(
+        "[review]\nenabled = true\nsigning_secret = \"{}\"\n",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn write_config(
+    w: &SimWorld,
+    name: &str,
+) -> anyhow::Result<(std::path::PathBuf, std::net::SocketAddr, std::path::PathBuf)> {
+    let http = free_port()?;
+    let log = w.dir.path().join(format!("{name}.log"));
+    let path = w.dir.path().join(format!("{name}.toml"));
+    std::fs::write(&path, w.config_text(http, &log, &review_section()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok((path, http, log))
+}
+
+async fn start_service(bin: &Path, w: &SimWorld, name: &str) -> anyhow::Result<ServiceProcess> {
+    let (config, http, log) = write_config(w, name)?;
+    let mut svc = ServiceProcess::spawn(bin, &config, http, &[], Some(&log))?;
+    if let Err(e) = svc.wait_ready(READY).await {
+        return Err(anyhow::Error::new(e).context(format!("the service's log:\n{}", tail(&log))));
+    }
+    Ok(svc)
+}
+
+/// The last lines of a log file, for an error message (the scratch directory is removed).
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// CPU microseconds per request between two readings.
+fn per_request_us(before: Option<f64>, after: Option<f64>, n: usize) -> f64 {
+    match (before, after) {
+        (Some(b), Some(a)) => (a - b) * 1e6 / n as f64,
+        _ => f64::NAN,
+    }
+}
+
+fn mb(kib: Option<u64>) -> f64 {
+    kib.map_or(f64::NAN, |k| k as f64 * 1024.0 / MB)
+}
+
+/// All rows, in order; the simulators of the service rows are dropped before the bare loop.
+pub async fn bench(args: &BenchArgs) -> anyhow::Result<Figures> {
+    let bin = std::env::current_exe().context("finding this binary")?;
+    let n = args.requests.max(1);
+    let mut f = Figures {
+        requests: n,
+        latency_samples: args.latency_samples.max(1),
+        ..Figures::default()
+    };
+    let (w, ids) = live_rows(&bin, &mut f).await?;
+    reconcile_row(&bin, &w, &ids, &mut f).await?;
+    let body = rendered_body(&w)?;
+    drop(w);
+    bare_row(&bin, body, &mut f).await?;
+    Ok(f)
+}
+
+/// Idle memory, latency, the burst and memory with it open; returns the ids posted.
+async fn live_rows(bin: &Path, f: &mut Figures) -> anyhow::Result<(SimWorld, Vec<String>)> {
+    let n = f.requests;
+    progress("starting the simulators and the service");
+    let w = SimWorld::start(false).await?;
+    let svc = start_service(bin, &w, "service").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    f.rss_idle_mb = mb(svc.rss_kib());
+
+    progress(&format!(
+        "latency: {} requests, one at a time",
+        f.latency_samples
+    ));
+    let samples = measure::latency(&w, f.latency_samples).await?;
+    let mut lat: Vec<Duration> = samples.iter().map(|(_, d)| *d).collect();
+    lat.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    f.latency_p50_ms = ms(percentile(&lat, 50.0));
+    f.latency_p99_ms = ms(percentile(&lat, 99.0));
+    f.latency_max_ms = ms(lat.last().copied().unwrap_or_default());
+
+    progress(&format!("throughput: a burst of {n} requests"));
+    let timeout = Duration::from_secs(60).max(Duration::from_millis(20) * n as u32);
+    let cpu = (svc.cpu_secs(), cpu_secs("self"));
+    let burst = measure::burst(&w, n, timeout).await?;
+    f.cpu_us_bridge = per_request_us(cpu.0, svc.cpu_secs(), n);
+    f.cpu_us_sims_bridge = per_request_us(cpu.1, cpu_secs("self"), n);
+    f.burst_secs = burst.elapsed.as_secs_f64();
+    f.burst_creating_secs = burst.creating.as_secs_f64();
+    f.throughput_per_sec = n as f64 / f.burst_secs;
+    f.rss_open_mb = mb(svc.rss_kib());
+    f.rss_peak_mb = mb(svc.peak_rss_kib());
+
+    let dm = w
+        .dm(REVIEWER1)
+        .context("the suggested reviewer's DM was never created")?;
+    let channels = [w.channel_id.clone(), dm];
+    let mut ids: Vec<String> = samples.into_iter().map(|(id, _)| id).collect();
+    ids.extend(burst.ids);
+    f.bridge_posts = check_roots(&w, &ids, &channels);
+    svc.terminate(STOP).await?;
+    Ok((w, ids))
+}
+
+/// Restarts the service over `ids`, all posted: the time until each one was looked at.
+async fn reconcile_row(
+    bin: &Path,
+    w: &SimWorld,
+    ids: &[String],
+    f: &mut Figures,
+) -> anyhow::Result<()> {
+    progress(&format!(
+        "reconcile: restarting the service with {} open requests",
+        ids.len()
+    ));
+    let posts_before = w.mm.post_count();
+    let started = Instant::now();
+    let (config, http, log) = write_config(w, "restarted")?;
+    let mut svc = ServiceProcess::spawn(bin, &config, http, &[], Some(&log))?;
+    if let Err(e) = svc.wait_ready(READY).await {
+        return Err(
+            anyhow::Error::new(e).context(format!("the restarted service's log:\n{}", tail(&log)))
+        );
+    }
+    f.reconcile_ready_secs = started.elapsed().as_secs_f64();
+    let deadline =
+        started + Duration::from_secs(60).max(Duration::from_millis(10) * ids.len() as u32);
+    loop {
+        // Every catch-up item is one handled event; with nothing to redo each takes one try.
+        let handled = svc
+            .metric("teleport_mattermost_event_duration_seconds_count")
+            .await
+            .unwrap_or(0.0);
+        if handled >= ids.len() as f64 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "reconcile: only {handled} of {} requests handled after {:?}",
+            ids.len(),
+            started.elapsed()
+        );
+        if let Some(status) = svc.exited() {
+            anyhow::bail!(
+                "the restarted service exited ({status}); see {}",
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    f.reconcile_secs = started.elapsed().as_secs_f64();
+    // Give a wrongly re-posting service the chance to show it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    f.reconcile_new_posts = w.mm.post_count().saturating_sub(posts_before);
+    svc.terminate(STOP).await?;
+    Ok(())
+}
+
+/// A root post as the bridge rendered it, for the bare loop to send.
+fn rendered_body(w: &SimWorld) -> anyhow::Result<bare::Body> {
+    let sample =
+        w.mm.posts()
+            .into_iter()
+            .find(|p| p.root_id.is_empty())
+            .context("no post to copy the body from")?;
+    let mut props = sample.props.clone();
+    if let Some(o) = props.as_object_mut() {
+        o.remove("from_bot");
+    }
+    Ok(bare::Body {
+        message: sample.message,
+        props: Some(props),
+    })
+}
+
+/// The bare client loop over `n` fresh requests in fresh simulators, in a child process.
+async fn bare_row(bin: &Path, body: bare::Body, f: &mut Figures) -> anyhow::Result<()> {
+    let n = f.requests;
+    progress(&format!(
+        "bare loop: {n} requests with the raw clients, in a child process"
+    ));
+    let w = SimWorld::start(false).await?;
+    let bare_ids: Vec<String> = (0..n)
+        .map(|_| w.tp.create_request(measure::request()).id)
+        .collect();
+    let (config_path, _, _) = write_config(&w, "bare")?;
+    std::fs::rename(&config_path, w.dir.path().join(bare::CONFIG_FILE))?;
+    std::fs::write(
+        w.dir.path().join(bare::BODY_FILE),
+        serde_json::to_vec(&body)?,
+    )?;
+    let sims_cpu = cpu_secs("self");
+    let out = tokio::process::Command::new(bin)
+        .arg("bench")
+        .arg("--bare-worker")
+        .arg(w.dir.path())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running the bare worker")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the bare worker failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: bare::WorkerResult = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "reading the bare worker's result {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    anyhow::ensure!(
+        result.requests == n,
+        "the bare worker saw {} requests, not {n}",
+        result.requests
+    );
+    // The worker's own start-up and listing are outside its CPU figure, not outside the
+    // simulators' (a few ms for the listing).
+    f.cpu_us_sims_bare = per_request_us(sims_cpu, cpu_secs("self"), n);
+    f.cpu_us_bare = result.cpu_secs * 1e6 / n as f64;
+    f.bare_secs = result.elapsed_secs;
+    f.bare_per_sec = n as f64 / f.bare_secs;
+    f.bridge_over_bare = f.burst_secs / f.bare_secs;
+    let dm = w.dm(REVIEWER1).context("the bare loop made no DM")?;
+    f.bare_posts = check_roots(&w, &bare_ids, &[w.channel_id.clone(), dm]);
+    Ok(())
+}

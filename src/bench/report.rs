@@ -1,0 +1,270 @@
+//! The benchmark's figures and how they are shown: a Markdown table (measured figure, target,
+//! PASS/MISS) ready to paste into BENCHMARKS.md, or JSON. Targets are never shown as figures.
+
+use serde::Serialize;
+
+use super::measure::PostCheck;
+
+/// Where the slash-command and button round-trip rows will go once the review callbacks
+/// are part of the build (the lead adds the measurement; no number is invented here).
+pub const REVIEW_ROUTES_MISSING: &str = "n/a (review routes not in this build)";
+
+#[derive(Debug, Default, Serialize)]
+pub struct Figures {
+    pub requests: usize,
+    pub latency_samples: usize,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    pub throughput_per_sec: f64,
+    pub burst_secs: f64,
+    /// Creating the burst in the Teleport simulator (part of `burst_secs`).
+    pub burst_creating_secs: f64,
+    pub bare_per_sec: f64,
+    pub bare_secs: f64,
+    /// Bridge time over bare-loop time for the same number of requests.
+    pub bridge_over_bare: f64,
+    /// CPU per request during the burst: the service, and the simulators serving it.
+    pub cpu_us_bridge: f64,
+    pub cpu_us_sims_bridge: f64,
+    /// The same for the bare loop.
+    pub cpu_us_bare: f64,
+    pub cpu_us_sims_bare: f64,
+    pub rss_idle_mb: f64,
+    pub rss_open_mb: f64,
+    pub rss_peak_mb: f64,
+    pub reconcile_secs: f64,
+    /// Of `reconcile_secs`: from spawning the process to `/readyz` answering 200.
+    pub reconcile_ready_secs: f64,
+    /// Root posts of the bridge run and of the bare loop run.
+    pub bridge_posts: PostCheck,
+    pub bare_posts: PostCheck,
+    /// Posts made by the restarted service during the reconcile (must be 0).
+    pub reconcile_new_posts: usize,
+}
+
+impl Figures {
+    /// Correctness (not speed): every request posted exactly once per recipient, and the
+    /// restart posted nothing again.
+    pub fn correct(&self) -> bool {
+        self.bridge_posts.ok() && self.bare_posts.ok() && self.reconcile_new_posts == 0
+    }
+}
+
+struct Row {
+    name: String,
+    figure: String,
+    target: &'static str,
+    verdict: &'static str,
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "MISS" }
+}
+
+fn rows(f: &Figures) -> Vec<Row> {
+    let row = |name: String, figure: String, target, verdict| Row {
+        name,
+        figure,
+        target,
+        verdict,
+    };
+    let n = f.requests;
+    vec![
+        row(
+            format!(
+                "event→post latency p50 ({} requests, one at a time)",
+                f.latency_samples
+            ),
+            format!("{:.2} ms", f.latency_p50_ms),
+            "",
+            "",
+        ),
+        row(
+            format!("event→post latency p99 (max {:.2} ms)", f.latency_max_ms),
+            format!("{:.2} ms", f.latency_p99_ms),
+            "≤ 10 ms",
+            verdict(f.latency_p99_ms <= 10.0),
+        ),
+        row(
+            format!(
+                "throughput, bridge ({n} requests × 2 posts, {:.2} s incl. {:.2} s creating them)",
+                f.burst_secs, f.burst_creating_secs
+            ),
+            format!("{:.0} requests/s", f.throughput_per_sec),
+            "≥ 2,000/s",
+            verdict(f.throughput_per_sec >= 2000.0),
+        ),
+        row(
+            format!(
+                "throughput, bare client loop ({n} requests, {:.2} s)",
+                f.bare_secs
+            ),
+            format!("{:.0} requests/s", f.bare_per_sec),
+            "",
+            "",
+        ),
+        row(
+            "bridge time / bare loop time".into(),
+            format!("{:.2}×", f.bridge_over_bare),
+            "≤ 1.25×",
+            verdict(f.bridge_over_bare <= 1.25),
+        ),
+        row(
+            format!(
+                "CPU per request: service / bare loop (simulators: {:.0} / {:.0} µs)",
+                f.cpu_us_sims_bridge, f.cpu_us_sims_bare
+            ),
+            format!("{:.0} / {:.0} µs", f.cpu_us_bridge, f.cpu_us_bare),
+            "",
+            "",
+        ),
+        row(
+            "service RSS, idle".into(),
+            format!("{:.1} MB", f.rss_idle_mb),
+            "≤ 15 MB",
+            verdict(f.rss_idle_mb <= 15.0),
+        ),
+        row(
+            format!(
+                "service RSS, {} open requests (peak {:.1} MB)",
+                n + f.latency_samples,
+                f.rss_peak_mb
+            ),
+            format!("{:.1} MB", f.rss_open_mb),
+            "≤ 64 MB",
+            verdict(f.rss_open_mb <= 64.0),
+        ),
+        row(
+            format!(
+                "start-up reconcile of {} open requests (ready after {:.2} s)",
+                n + f.latency_samples,
+                f.reconcile_ready_secs
+            ),
+            format!("{:.2} s", f.reconcile_secs),
+            "≤ 10 s",
+            verdict(f.reconcile_secs <= 10.0),
+        ),
+        // Review round trips: the lead adds these measurements with the review routes.
+        row(
+            "slash command round trip p50/p99".into(),
+            REVIEW_ROUTES_MISSING.into(),
+            "",
+            "",
+        ),
+        row(
+            "button round trip p50/p99".into(),
+            REVIEW_ROUTES_MISSING.into(),
+            "",
+            "",
+        ),
+    ]
+}
+
+fn check_line(name: &str, c: &PostCheck) -> String {
+    format!(
+        "{name}: {} root posts for {} expected (request, recipient) pairs: {} missing, {} duplicated, {} unexpected — {}",
+        c.roots,
+        c.expected,
+        c.missing,
+        c.duplicates,
+        c.unexpected,
+        if c.ok() { "OK" } else { "WRONG" }
+    )
+}
+
+/// The Markdown table plus the correctness lines.
+pub fn table(f: &Figures) -> String {
+    let rows = rows(f);
+    let w0 = rows
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .map(|r| r.figure.chars().count())
+        .max()
+        .unwrap_or(0);
+    let w2 = rows
+        .iter()
+        .map(|r| r.target.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    let mut out = format!(
+        "| {} | {} | {} | result |\n|{}|{}|{}|--------|\n",
+        pad("measure", w0),
+        pad("figure", w1),
+        pad("target", w2),
+        "-".repeat(w0 + 2),
+        "-".repeat(w1 + 2),
+        "-".repeat(w2 + 2),
+    );
+    for r in &rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            pad(&r.name, w0),
+            pad(&r.figure, w1),
+            pad(r.target, w2),
+            pad(r.verdict, 6)
+        ));
+    }
+    out.push('\n');
+    out.push_str(&check_line("bridge", &f.bridge_posts));
+    out.push('\n');
+    out.push_str(&check_line("bare loop", &f.bare_posts));
+    out.push('\n');
+    out.push_str(&format!(
+        "reconcile: {} posts made again by the restarted service — {}\n",
+        f.reconcile_new_posts,
+        if f.reconcile_new_posts == 0 {
+            "OK"
+        } else {
+            "WRONG"
+        }
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_shows_figures_with_targets_and_verdicts() {
+        let f = Figures {
+            requests: 100,
+            latency_samples: 10,
+            latency_p99_ms: 12.5,
+            throughput_per_sec: 2500.0,
+            bridge_over_bare: 1.1,
+            rss_idle_mb: 9.0,
+            rss_open_mb: 70.0,
+            reconcile_secs: 1.0,
+            ..Figures::default()
+        };
+        let t = table(&f);
+        let line = |needle: &str| t.lines().find(|l| l.contains(needle)).unwrap().to_string();
+        assert!(line("latency p99").contains("12.50 ms"), "{t}");
+        assert!(line("latency p99").contains("MISS"), "{t}");
+        assert!(line("throughput, bridge").contains("PASS"), "{t}");
+        assert!(line("open requests").contains("MISS"), "{t}");
+        assert!(line("slash command").contains(REVIEW_ROUTES_MISSING), "{t}");
+        assert!(f.correct());
+    }
+
+    #[test]
+    fn a_duplicate_post_makes_the_run_incorrect() {
+        let f = Figures {
+            bridge_posts: PostCheck {
+                duplicates: 1,
+                ..PostCheck::default()
+            },
+            ..Figures::default()
+        };
+        assert!(!f.correct());
+        assert!(table(&f).contains("1 duplicated"));
+    }
+}
