@@ -193,6 +193,7 @@ impl Application {
             readiness: self.state.readiness.clone(),
             metrics: bridge_metrics,
             fail_fast: self.options.fail_fast,
+            resync: cfg.bridge.resync_interval,
         };
         let result = watcher.run(shutdown.clone()).await;
         self.state.readiness.set(false);

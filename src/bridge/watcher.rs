@@ -72,6 +72,8 @@ pub struct Watcher {
     pub metrics: BridgeMetrics,
     /// `TELEPORT_PLUGIN_FAIL_FAST=true`: a lost watch ends the process (Kubernetes restarts it).
     pub fail_fast: bool,
+    /// How often the catch-up runs again while the watch is up.
+    pub resync: Duration,
 }
 
 impl Watcher {
@@ -176,9 +178,17 @@ impl Watcher {
         let catch_up = self.catch_up(shutdown.child_token());
         tokio::pin!(catch_up);
         let mut catching_up = true;
+        let mut resync =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.resync, self.resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut catch_up, if catching_up => catching_up = false,
+                _ = resync.tick(), if !catching_up => {
+                    tracing::debug!("periodic resync: reconciling every request");
+                    catch_up.set(self.catch_up(shutdown.child_token()));
+                    catching_up = true;
+                }
                 ev = stream.next() => match ev {
                     None => return Ok(()),
                     Some(Err(e)) => return Err(e.into()),

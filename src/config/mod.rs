@@ -127,6 +127,9 @@ pub enum RequireReason {
 pub struct BridgeConfig {
     /// Events of different access requests processed at once.
     pub concurrency: usize,
+    /// How often, while connected, every request is reconciled again: heals what bounded
+    /// retries gave up on (Teleport replays nothing).
+    pub resync_interval: Duration,
 }
 
 /// An IPv4 or IPv6 network in CIDR form, for the callback allow-list.

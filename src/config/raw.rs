@@ -96,6 +96,7 @@ impl std::fmt::Debug for RawReview {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawBridge {
     pub concurrency: Option<i64>,
+    pub resync_interval: Option<Value>,
 }
 
 /// Every key the service understands, by section; anything else is refused by name.
@@ -133,7 +134,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "link_only_roles",
         ],
     ),
-    ("bridge", &["concurrency"]),
+    ("bridge", &["concurrency", "resync_interval"]),
 ];
 
 pub const FREE_TABLES: &[&str] = &["role_to_recipients"];

@@ -17,6 +17,7 @@ const DEFAULT_LISTEN: &str = "0.0.0.0:8081";
 const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 const DEFAULT_MM_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONCURRENCY: usize = 128;
+const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 /// Below this an HMAC key is guessable; 32 bytes is what `openssl rand -hex 32` prints.
 const MIN_SIGNING_SECRET: usize = 32;
 
@@ -135,6 +136,9 @@ impl Validator {
                 DEFAULT_CONCURRENCY
             }
         };
+        let resync_interval = self
+            .duration("bridge.resync_interval", raw.bridge.resync_interval)
+            .unwrap_or(DEFAULT_RESYNC);
         Config {
             teleport,
             mattermost,
@@ -142,7 +146,10 @@ impl Validator {
             log,
             http,
             review,
-            bridge: BridgeConfig { concurrency },
+            bridge: BridgeConfig {
+                concurrency,
+                resync_interval,
+            },
             warnings: std::mem::take(&mut self.warnings),
         }
     }

@@ -610,3 +610,19 @@ async fn a_burst_survives_watch_cuts_and_mattermost_errors_without_loss_or_dupli
     assert_eq!(roots_by_request(&w).len(), 60);
     svc.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_periodic_resync_reconciles_again_while_connected() {
+    use teleport_mattermost::sim::teleport::Method;
+    let w = World::start().await;
+    let svc = w.service("[bridge]\nresync_interval = \"200ms\"\n").await;
+    let listings = || w.tp.faults().calls(Method::GetAccessRequestsV2);
+    let first = listings();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        listings() >= first + 2,
+        "listings: {first} then {}",
+        listings()
+    );
+    svc.stop().await.unwrap();
+}

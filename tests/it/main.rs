@@ -2,8 +2,8 @@
 //! real sockets on port 0.
 
 mod bridge;
-mod check;
 mod chaos;
+mod check;
 mod cli;
 mod demo;
 mod harness;
@@ -12,11 +12,11 @@ mod mattermost_conformance;
 mod mattermost_sim;
 mod proxy;
 mod proxy_client;
+mod race;
 mod review;
 mod review_command;
 mod review_refusals;
 mod review_users;
-mod race;
 mod security;
 mod teleport;
 mod teleport_faults;
