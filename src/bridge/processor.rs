@@ -19,6 +19,30 @@ use crate::route::{Env, PLUGIN_NAME, Recipient, Routing};
 
 /// Compare-and-swap rounds per event before handing back to the queue's backoff.
 const CAS_ROUNDS: u32 = 16;
+/// Longest a Mattermost call may take, retries included: half the lease, so a write batch
+/// that starts with a fresh claim ends before anyone else may take the request over.
+const CALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(claim::LEASE.as_secs() / 2);
+/// A claim written more recently than this is fresh enough to start a write batch without
+/// renewing it (fresh + CALL_BUDGET stays inside the lease).
+const FRESH: std::time::Duration = std::time::Duration::from_secs(claim::LEASE.as_secs() / 4);
+
+/// Bounds one Mattermost call by [`CALL_BUDGET`].
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, PortError>>,
+) -> Result<T, PortError> {
+    tokio::time::timeout(CALL_BUDGET, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(PortError::Retry {
+                reason: format!(
+                    "a Mattermost call took longer than {}s",
+                    CALL_BUDGET.as_secs()
+                ),
+                after: None,
+            })
+        })
+}
+
 /// Longest wait before looking again at a request another replica has claimed.
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -37,6 +61,8 @@ struct Held {
     data: PluginData,
     written: Map,
     phase: Phase,
+    /// When the claim was last written (renewed).
+    renewed: std::time::Instant,
 }
 
 fn retry(e: PortError) -> Outcome {
@@ -147,6 +173,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     data,
                     written: set,
                     phase: Phase::Post,
+                    renewed: std::time::Instant::now(),
                 })),
                 Err(PortError::Conflict) => Err(Acquire::Again),
                 Err(e) => Err(Acquire::Stop(retry(e))),
@@ -163,9 +190,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             // died the lease runs out within the queue's retry budget.
             let wait = c.remaining(now).min(BUSY_WAIT)
                 + std::time::Duration::from_millis(rand::random_range(10..100));
-            return Err(Acquire::Stop(Outcome::Retry {
+            return Err(Acquire::Stop(Outcome::Wait {
                 reason: format!("another replica ({}) is updating this request", c.owner),
-                after: Some(wait),
+                after: wait,
             }));
         }
         let phase = held_claim.as_ref().map_or(Phase::Update, |c| c.phase);
@@ -193,6 +220,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 data,
                 written: set,
                 phase,
+                renewed: std::time::Instant::now(),
             })),
             Err(PortError::Conflict) => Err(Acquire::Again),
             Err(e) => Err(Acquire::Stop(retry(e))),
@@ -214,14 +242,17 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let mut roots_changed = false;
         if all.len() > from && !held.data.messages.is_empty() {
             for (i, review) in all.iter().enumerate().skip(from) {
+                if let Err(o) = self.renew(id, &mut held).await {
+                    return o;
+                }
                 let body = self.render.reply(&summary, review);
                 let posts = held.data.messages.iter().map(|m| {
-                    self.chat.post(NewPost {
+                    bounded(self.chat.post(NewPost {
                         channel_id: m.channel_id.clone(),
                         root_id: Some(m.post_id.clone()),
                         body: body.clone(),
                         idempotency_key: format!("tm:{id}:review:{i}:{}", m.channel_id),
-                    })
+                    }))
                 });
                 for r in join_all(posts).await {
                     match r {
@@ -247,6 +278,13 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let resolution = target(work);
         let resolving =
             resolution != Resolution::Unresolved && held.data.resolution == Resolution::Unresolved;
+        // Renewed before the resolution is set in `held`: a renewal records progress, and the
+        // resolution may only be recorded once the posts show it.
+        if (resolving || roots_changed)
+            && let Err(o) = self.renew(id, &mut held).await
+        {
+            return o;
+        }
         if resolving {
             held.data.resolution = resolution;
             if let Work::Put(r, _) = work {
@@ -326,14 +364,15 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 Err(e) => return Err(self.save_then(id, held, Some(Phase::Post), retry(e)).await),
             }
         }
+        self.renew(id, held).await?;
         let posts = channels.iter().map(|ch| {
             let body = self.render.root(summary, ch);
-            self.chat.post(NewPost {
+            bounded(self.chat.post(NewPost {
                 channel_id: ch.clone(),
                 root_id: None,
                 body,
                 idempotency_key: format!("tm:{id}:root:{ch}"),
-            })
+            }))
         });
         let mut failure = None;
         for (ch, r) in channels.iter().zip(join_all(posts).await) {
@@ -367,7 +406,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     async fn update_roots(&self, id: &str, summary: &Summary, held: &Held) -> Result<(), Outcome> {
         let updates = held.data.messages.iter().map(|m| {
             let body = self.render.root(summary, &m.channel_id);
-            self.chat.update(&m.channel_id, &m.post_id, body)
+            bounded(self.chat.update(&m.channel_id, &m.post_id, body))
         });
         let mut failure = None;
         for (m, r) in held.data.messages.iter().zip(join_all(updates).await) {
@@ -387,7 +426,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     }
 
     async fn resolve(&self, r: &Recipient) -> Result<Option<String>, PortError> {
-        match self.chat.resolve(r).await {
+        match bounded(self.chat.resolve(r)).await {
             Err(PortError::NotFound) | Err(PortError::Fatal(_)) => Ok(None),
             other => other,
         }
@@ -409,7 +448,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             body: self.render.outcome(summary),
             idempotency_key: format!("tm:{id}:outcome"),
         };
-        match self.chat.post(post).await {
+        match bounded(self.chat.post(post)).await {
             Ok(_) => {
                 self.metrics.sent("requester", true);
                 tracing::info!(request_id = %id, "Successfully notified user");
@@ -418,6 +457,35 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 self.metrics.sent("requester", false);
                 tracing::warn!(request_id = %id, error = %e, "could not notify the requester");
             }
+        }
+    }
+
+    /// Makes sure the claim is ours and fresh before a batch of Mattermost writes (fencing):
+    /// a replica that stalled past its lease learns it here, before writing anything stale.
+    /// Records the progress so far with it.
+    async fn renew(&self, id: &str, held: &mut Held) -> Result<(), Outcome> {
+        if held.renewed.elapsed() < FRESH {
+            return Ok(());
+        }
+        let c = Claim::new(&self.owner, held.phase);
+        let set = encode(&held.data, Some(&c));
+        match self
+            .store
+            .update(id, set.clone(), held.written.clone())
+            .await
+        {
+            Ok(()) => {
+                held.written = set;
+                held.renewed = std::time::Instant::now();
+                Ok(())
+            }
+            Err(PortError::Conflict) => {
+                tracing::warn!(request_id = %id, "this replica's claim on the request expired and another took over; leaving the work to it");
+                self.metrics.cas_conflicts.inc();
+                Err(Outcome::Done)
+            }
+            Err(PortError::NotFound) => Err(Outcome::Done),
+            Err(e) => Err(retry(e)),
         }
     }
 
@@ -438,6 +506,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         {
             Ok(()) => {
                 held.written = set;
+                held.renewed = std::time::Instant::now();
                 then
             }
             // The request is gone; its plugin data with it. Nothing left to record.

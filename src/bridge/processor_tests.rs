@@ -237,7 +237,7 @@ async fn a_fresh_claim_of_another_replica_is_waited_for_briefly() {
     store.data.lock().unwrap().insert(ID.into(), m);
     let p = processor("a", &store, &chat);
     match p.handle(ID, request(RequestState::Pending, &[])).await {
-        Outcome::Retry { after: Some(d), .. } => {
+        Outcome::Wait { after: d, .. } => {
             assert!(d <= std::time::Duration::from_millis(2100), "{d:?}")
         }
         other => panic!("expected a retry, got {other:?}"),

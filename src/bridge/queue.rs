@@ -26,6 +26,12 @@ pub enum Outcome {
     },
     /// Retrying cannot help (bad data); logged and dropped.
     Fail(String),
+    /// Another replica holds the request's claim: come back after `after`. Not a failure of
+    /// ours, so it does not use up the retry budget (claims expire, so this ends).
+    Wait {
+        reason: String,
+        after: Duration,
+    },
 }
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -40,6 +46,8 @@ pub trait Supersede: Sized {
 pub struct RetryPolicy {
     pub attempts: u32,
     pub backoff: Backoff,
+    /// Bound on waits for other replicas' claims (a safety net; claims expire by themselves).
+    pub waits: u32,
 }
 
 impl Default for RetryPolicy {
@@ -47,6 +55,7 @@ impl Default for RetryPolicy {
         Self {
             attempts: 12,
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(10)),
+            waits: 300,
         }
     }
 }
@@ -142,6 +151,7 @@ where
     V: Supersede + Clone + Send + 'static,
 {
     let mut attempt = 0u32;
+    let mut waits = 0u32;
     let mut current: Option<V> = None;
     loop {
         let newer = {
@@ -152,6 +162,7 @@ where
             if let Some(v) = slot.pending.take() {
                 current = Some(v);
                 attempt = 0;
+                waits = 0;
             }
             match &current {
                 Some(_) => slot.newer.clone(),
@@ -173,6 +184,19 @@ where
             Outcome::Fail(why) => {
                 tracing::error!(request_id = %key, error = %why, "Failed to process request; dropping this event");
                 current = None;
+            }
+            Outcome::Wait { reason, after } => {
+                waits += 1;
+                if waits >= inner.policy.waits {
+                    tracing::error!(request_id = %key, error = %reason, "gave up waiting for another replica; the next event or resync picks it up");
+                    current = None;
+                    continue;
+                }
+                tracing::debug!(request_id = %key, reason = %reason, retry_in_ms = after.as_millis() as u64, "waiting for another replica");
+                tokio::select! {
+                    _ = tokio::time::sleep(after) => {}
+                    _ = newer.notified() => {}
+                }
             }
             Outcome::Retry { reason, after } => {
                 attempt += 1;

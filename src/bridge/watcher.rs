@@ -231,47 +231,58 @@ impl Watcher {
     /// watching: every request, each reconciled like an event (posting what is missing,
     /// updating what was resolved).
     async fn catch_up(&self, cancel: CancellationToken) {
-        let all = RequestFilter::default();
-        let list = tokio::select! {
-            r = self.client.list_access_requests(&all) => r,
+        // Plugin data first, requests second: ids are never reused, so a request in the first
+        // snapshot and missing from the later one was deleted. (The other order would take a
+        // request created between the two listings for a deleted one.)
+        let listings = async {
+            let data = self.client.list_plugin_data(PLUGIN_NAME).await;
+            let requests = self
+                .client
+                .list_access_requests(&RequestFilter::default())
+                .await;
+            (data, requests)
+        };
+        let (data, requests) = tokio::select! {
+            r = listings => r,
             _ = cancel.cancelled() => return,
         };
-        match list {
-            Ok(requests) => {
-                let n = requests.len();
-                let live: HashSet<String> = requests.iter().map(|r| r.id.clone()).collect();
-                for r in requests {
-                    if r.state == RequestState::Pending || r.state.is_resolved() {
-                        self.queue.submit(r.id.clone(), Work::put(r));
-                    }
-                }
-                let gone = self.deleted_while_away(&live).await;
-                tracing::info!(
-                    requests = n,
-                    deleted = gone,
-                    "catch-up: queued every request, and those deleted while away, for reconciliation"
-                );
-            }
+        let requests = match requests {
+            Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, "catch-up listing failed; new events are still processed")
-            }
-        }
-    }
-}
-
-impl Watcher {
-    /// Requests deleted while nobody watched: their plugin data (kept by Teleport for an hour
-    /// after the access expiry) still says they are open, and no DELETE will come again.
-    async fn deleted_while_away(&self, live: &HashSet<String>) -> usize {
-        let all = match self.client.list_plugin_data(PLUGIN_NAME).await {
-            Ok(all) => all,
-            Err(e) => {
-                tracing::warn!(error = %e, "catch-up: could not list plugin data; requests deleted while the service was down keep their old status");
-                return 0;
+                tracing::warn!(error = %e, "catch-up listing failed; new events are still processed");
+                return;
             }
         };
+        let n = requests.len();
+        let live: HashSet<String> = requests.iter().map(|r| r.id.clone()).collect();
+        for r in requests {
+            if r.state == RequestState::Pending || r.state.is_resolved() {
+                self.queue.submit(r.id.clone(), Work::put(r));
+            }
+        }
+        let gone = match data {
+            Ok(data) => self.deleted_while_away(data, &live),
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up: could not list plugin data; requests deleted while the service was down keep their old status");
+                0
+            }
+        };
+        tracing::info!(
+            requests = n,
+            deleted = gone,
+            "catch-up: queued every request, and those deleted while away, for reconciliation"
+        );
+    }
+
+    /// Requests deleted while nobody watched: their plugin data (kept by Teleport for an hour
+    /// after the access expiry) still says they are open, and no DELETE will come again.
+    fn deleted_while_away(
+        &self,
+        data: Vec<(String, crate::access::cas::RawData)>,
+        live: &HashSet<String>,
+    ) -> usize {
         let mut n = 0;
-        for (id, data) in all {
+        for (id, data) in data {
             let open = data.get("resolution").is_none_or(|r| r.is_empty());
             let posted = data.get("messages").is_some_and(|m| !m.is_empty());
             if open && posted && !live.contains(&id) {

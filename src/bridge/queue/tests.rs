@@ -12,6 +12,7 @@ fn fast_policy(attempts: u32) -> RetryPolicy {
     RetryPolicy {
         attempts,
         backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(100)),
+        waits: 50,
     }
 }
 
@@ -172,4 +173,27 @@ async fn fail_drops_the_item_without_retrying() {
     q.idle().await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(q.active(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_another_replica_does_not_use_up_the_retry_budget() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    // Busy 20 times (more than the 5 attempts), then done.
+    let q = KeyedQueue::new(4, fast_policy(5), move |_k: String, _v: Item| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if n < 20 {
+                Outcome::Wait {
+                    reason: "claimed".into(),
+                    after: Duration::from_secs(1),
+                }
+            } else {
+                Outcome::Done
+            }
+        }) as HandlerFuture
+    });
+    q.submit("a".to_string(), Item(0));
+    q.idle().await;
+    assert_eq!(calls.load(Ordering::SeqCst), 21);
 }
