@@ -19,9 +19,12 @@ const MB: f64 = 1_000_000.0;
 
 /// The review section the benchmark runs with: buttons are signed on every post, as in a
 /// deployment with in-chat review.
+/// The slash command's token in the benchmark's configs.
+const COMMAND_TOKEN: &str = "bench-command-token";
+
 fn review_section() -> String {
     format!(
-        "[review]\nenabled = true\nsigning_secret = \"{}\"\n",
+        "[review]\nenabled = true\nsigning_secret = \"{}\"\ncommand_token = \"{COMMAND_TOKEN}\"\nrequire_reason = \"never\"\n",
         uuid::Uuid::new_v4().simple()
     )
 }
@@ -77,6 +80,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<Figures> {
     };
     let (w, ids) = live_rows(&bin, &mut f).await?;
     reconcile_row(&bin, &w, &ids, &mut f).await?;
+    review_rows(&bin, &w, &mut f).await?;
     let body = rendered_body(&w)?;
     drop(w);
     bare_row(&bin, body, &mut f).await?;
@@ -125,6 +129,85 @@ async fn live_rows(bin: &Path, f: &mut Figures) -> anyhow::Result<(SimWorld, Vec
     f.bridge_posts = check_roots(&w, &ids, &channels);
     svc.terminate(STOP).await?;
     Ok((w, ids))
+}
+
+/// Slash command and button round trips, as Mattermost makes them (the simulator POSTs the
+/// form / the click to the service and waits for its answer): for each sample a new request
+/// needing two approvals; reviewer1 approves with `/teleport approve`, reviewer2 with the
+/// button. Each includes the service's user lookup and the on-behalf review in Teleport.
+async fn review_rows(bin: &Path, w: &SimWorld, f: &mut Figures) -> anyhow::Result<()> {
+    use crate::sim::teleport::fixtures::REVIEWER2;
+    let samples = f.latency_samples;
+    progress(&format!(
+        "review round trips: {samples} slash commands and {samples} button clicks"
+    ));
+    let (config, http, log) = write_config(w, "review")?;
+    let mut svc = ServiceProcess::spawn(bin, &config, http, &[], Some(&log))?;
+    if let Err(e) = svc.wait_ready(READY).await {
+        return Err(anyhow::Error::new(e).context(format!("the service's log:\n{}", tail(&log))));
+    }
+    let command_url = format!("http://{http}/mattermost/command");
+    let (r1, r2) = (
+        w.mm_user(REVIEWER1).context("no reviewer1")?.to_string(),
+        w.mm_user(REVIEWER2).context("no reviewer2")?.to_string(),
+    );
+    let (mut slash, mut click) = (Vec::new(), Vec::new());
+    for _ in 0..samples {
+        let mut req = measure::request();
+        req.thresholds = Some(vec![crate::access::Threshold {
+            name: "two".into(),
+            approve: 2,
+            deny: 1,
+        }]);
+        let id = w.tp.create_request(req).id;
+        let (channel, wanted) = (w.channel_id.clone(), id.clone());
+        let root =
+            w.mm.wait_for(Duration::from_secs(10), move |sim| {
+                sim.posts_in(&channel)
+                    .into_iter()
+                    .find(|p| p.root_id.is_empty() && p.message.contains(&wanted))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}: request {id} was not posted"))?;
+        let t = Instant::now();
+        let out =
+            w.mm.run_slash_command(
+                &command_url,
+                COMMAND_TOKEN,
+                &r1,
+                &w.channel_id,
+                &format!("approve {id}"),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("slash command: {e}"))?;
+        slash.push(t.elapsed());
+        let text = out.ephemeral.map(|e| e.message).unwrap_or_default();
+        anyhow::ensure!(
+            text.contains("You approved"),
+            "the slash command did not approve: {text}"
+        );
+        let t = Instant::now();
+        let out =
+            w.mm.click(&root.id, "approve", &r2)
+                .await
+                .map_err(|e| anyhow::anyhow!("click: {e}"))?;
+        click.push(t.elapsed());
+        let text = out.ephemeral.map(|e| e.message).unwrap_or_default();
+        anyhow::ensure!(
+            text.contains("You approved"),
+            "the button did not approve: {text}"
+        );
+    }
+    svc.terminate(STOP).await?;
+    let ms = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        percentile(v, p).as_secs_f64() * 1000.0
+    };
+    f.slash_p50_ms = ms(&mut slash, 50.0);
+    f.slash_p99_ms = ms(&mut slash, 99.0);
+    f.click_p50_ms = ms(&mut click, 50.0);
+    f.click_p99_ms = ms(&mut click, 99.0);
+    Ok(())
 }
 
 /// Restarts the service over `ids`, all posted: the time until each one was looked at.

@@ -78,6 +78,12 @@ impl SimWorld {
             let id = mm.add_user(&username, &email);
             mm.add_team_member(&team, &id);
             mm.add_channel_member(&channel_id, &id);
+            // Bind the Teleport user to its Mattermost account, for in-chat review.
+            if let Some(mut user) = tp.user(name) {
+                user.traits
+                    .insert("mattermost_user_id".into(), vec![id.clone()]);
+                tp.upsert_user(user);
+            }
             mm_users.push((name, id));
         }
         let dir = ScratchDir::new("teleport-mattermost")?;
