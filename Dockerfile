@@ -38,9 +38,6 @@ RUN mkdir -p src \
 # Then the sources. COPY keeps the files' own modification times, which may be older than the
 # stub build: touch them so cargo rebuilds the crate itself.
 COPY . .
-# .git is not in the build context: `version` takes the revision from this build argument.
-ARG VCS_REF=
-ENV TM_GIT_REF=${VCS_REF}
 RUN find src -type f -exec touch {} + \
     && .ci/static-binary.sh build out/teleport-mattermost \
     && out/teleport-mattermost version

@@ -211,7 +211,7 @@ container_run() {
     local ready
     ready=$(curl -sS -m 2 -o /dev/null -w '%{http_code}' "$url/readyz")
     [[ "$ready" == 503 || "$ready" == 200 ]] || { echo "/readyz answered $ready"; return 1; }
-    curl -fsS -m 2 "$url/metrics" | grep -q '^# TYPE ' || { echo "/metrics has no Prometheus text"; return 1; }
+    curl -fsS -m 2 "$url/metrics" | grep -c '^# TYPE ' >/dev/null || { echo "/metrics has no Prometheus text"; return 1; }
     kill -HUP "$pid"
     sleep 0.5
     kill -0 "$pid" 2>/dev/null || { cat "$WORK/service.log"; echo "SIGHUP killed the service"; return 1; }
