@@ -301,6 +301,41 @@ mod tests {
         assert_eq!(s.verify_dialog(&t, 5), Err(SignatureError::BadSignature));
     }
 
+    proptest::proptest! {
+        /// Whatever a caller puts in a context, it verifies only when we signed exactly it.
+        #[test]
+        fn arbitrary_contexts_never_verify(
+            request_id in "\\PC{0,40}", channel_id in "\\PC{0,30}", expires in proptest::prelude::any::<i64>(),
+            sig in "[A-Za-z0-9_-]{0,60}", deny in proptest::prelude::any::<bool>(),
+        ) {
+            let s = signer();
+            let action = if deny { Action::Deny } else { Action::Approve };
+            let forged = ButtonContext { v: VERSION, request_id: request_id.clone(), action, channel_id: channel_id.clone(), expires, sig };
+            proptest::prop_assert!(s.verify_button(&forged, i64::MIN).is_err());
+            // Signed, it verifies; any changed field then fails.
+            let good = s.button(&request_id, action, &channel_id, expires);
+            proptest::prop_assert!(s.verify_button(&good, i64::MIN).is_ok());
+            let mut t = good.clone();
+            t.request_id.push('x');
+            proptest::prop_assert!(s.verify_button(&t, i64::MIN).is_err());
+            let mut t = good.clone();
+            t.expires = t.expires.wrapping_add(1);
+            proptest::prop_assert!(s.verify_button(&t, i64::MIN).is_err());
+        }
+
+        /// Callback bodies are parsed from untrusted JSON: any bytes either fail to parse or
+        /// parse into a context that does not verify.
+        #[test]
+        fn arbitrary_json_never_verifies(raw in "\\PC{0,200}") {
+            if let Ok(c) = serde_json::from_str::<ButtonContext>(&raw) {
+                proptest::prop_assert!(signer().verify_button(&c, i64::MIN).is_err());
+            }
+            if let Ok(d) = serde_json::from_str::<DialogState>(&raw) {
+                proptest::prop_assert!(signer().verify_dialog(&d, i64::MIN).is_err());
+            }
+        }
+    }
+
     #[test]
     fn debug_never_shows_the_key() {
         assert!(!format!("{:?}", signer()).contains("0123456789"));
