@@ -467,18 +467,8 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         if held.renewed.elapsed() < FRESH {
             return Ok(());
         }
-        let c = Claim::new(&self.owner, held.phase);
-        let set = encode(&held.data, Some(&c));
-        match self
-            .store
-            .update(id, set.clone(), held.written.clone())
-            .await
-        {
-            Ok(()) => {
-                held.written = set;
-                held.renewed = std::time::Instant::now();
-                Ok(())
-            }
+        match self.write(id, held, Some(held.phase)).await {
+            Ok(()) => Ok(()),
             Err(PortError::Conflict) => {
                 tracing::warn!(request_id = %id, "this replica's claim on the request expired and another took over; leaving the work to it");
                 self.metrics.cas_conflicts.inc();
@@ -489,6 +479,24 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
     }
 
+    /// The one compare-and-swap write of a held request: its progress, with the claim renewed
+    /// (`Some(phase)`) or released (`None`), expecting exactly what we wrote last.
+    async fn write(
+        &self,
+        id: &str,
+        held: &mut Held,
+        claim: Option<Phase>,
+    ) -> Result<(), PortError> {
+        let c = claim.map(|p| Claim::new(&self.owner, p));
+        let set = encode(&held.data, c.as_ref());
+        self.store
+            .update(id, set.clone(), held.written.clone())
+            .await?;
+        held.written = set;
+        held.renewed = std::time::Instant::now();
+        Ok(())
+    }
+
     /// Records progress; `keep` renews the claim (work remains), `None` releases it.
     async fn save_then(
         &self,
@@ -497,18 +505,8 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         keep: Option<Phase>,
         then: Outcome,
     ) -> Outcome {
-        let c = keep.map(|p| Claim::new(&self.owner, p));
-        let set = encode(&held.data, c.as_ref());
-        match self
-            .store
-            .update(id, set.clone(), held.written.clone())
-            .await
-        {
-            Ok(()) => {
-                held.written = set;
-                held.renewed = std::time::Instant::now();
-                then
-            }
+        match self.write(id, held, keep).await {
+            Ok(()) => then,
             // The request is gone; its plugin data with it. Nothing left to record.
             Err(PortError::NotFound) => then,
             Err(PortError::Conflict) => {
