@@ -101,6 +101,17 @@ async fn posted_to_both_reviewers(
     (id, posts)
 }
 
+/// Posts a request to both reviewers, approves it in Teleport, and waits until both roots
+/// show it: the common start of several scenarios.
+async fn posted_then_approved(w: &World) -> (String, Vec<SimPost>) {
+    let (id, posts) = posted_to_both_reviewers(w, "because of", None).await;
+    w.tp.approve(&id, "okay").unwrap();
+    for p in &posts {
+        updated(w, &p.id, |m| m.contains("✅ APPROVED")).await;
+    }
+    (id, posts)
+}
+
 #[tokio::test]
 async fn message_posting_reaches_role_recipients_and_the_suggested_reviewer() {
     let w = World::start().await;
@@ -417,10 +428,7 @@ async fn readiness_follows_the_watch() {
 async fn repeated_events_do_not_post_or_update_again() {
     let w = World::start().await;
     let svc = w.service(UPSTREAM_TABLE).await;
-    let (id, posts) = posted_to_both_reviewers(&w, "because of", None).await;
-    w.tp.approve(&id, "okay").unwrap();
-    updated(&w, &posts[0].id, |m| m.contains("✅ APPROVED")).await;
-    updated(&w, &posts[1].id, |m| m.contains("✅ APPROVED")).await;
+    let (_, posts) = posted_then_approved(&w).await;
     let edits: BTreeMap<String, usize> = posts
         .iter()
         .map(|p| (p.id.clone(), w.mm.post(&p.id).unwrap().history.len()))
@@ -500,9 +508,7 @@ async fn start_up_waits_out_an_unavailable_mattermost_even_with_fail_fast() {
 async fn metrics_cover_events_posts_and_both_systems_call_latency() {
     let w = World::start().await;
     let svc = w.service(UPSTREAM_TABLE).await;
-    let (id, posts) = posted_to_both_reviewers(&w, "because of", None).await;
-    w.tp.approve(&id, "okay").unwrap();
-    updated(&w, &posts[0].id, |m| m.contains("✅ APPROVED")).await;
+    let (id, _) = posted_then_approved(&w).await;
     data_when(&w, &id, |d| d.resolution == Resolution::Approved).await;
     let m = svc.metrics.render();
     for needle in [
