@@ -195,12 +195,18 @@ impl Application {
             fail_fast: self.options.fail_fast,
             resync: cfg.bridge.resync_interval,
         };
-        let result = watcher.run(shutdown.clone()).await;
+        // On a worker thread, not the thread blocked on the runtime: the request tasks it
+        // spawns then start on the same worker instead of waking another thread per event.
+        let token = shutdown.clone();
+        let result = match tokio::spawn(async move { watcher.run(token).await }).await {
+            Ok(r) => r.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::Error::new(e).context("the watcher task panicked")),
+        };
         self.state.readiness.set(false);
         if let Err(e) = result {
             shutdown.cancel();
             let _ = finish(server).await;
-            return Err(e.into());
+            return Err(e);
         }
         // Let work already started finish (bounded): a half-done request is completed by the
         // next replica anyway, thanks to the plugin-data claim.

@@ -33,7 +33,7 @@ pub const BODY_FILE: &str = "body.json";
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Body {
     pub message: String,
-    pub props: Option<serde_json::Value>,
+    pub props: Option<crate::mattermost::model::Props>,
 }
 
 struct Clients {

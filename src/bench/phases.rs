@@ -277,7 +277,7 @@ fn rendered_body(w: &SimWorld) -> anyhow::Result<bare::Body> {
     }
     Ok(bare::Body {
         message: sample.message,
-        props: Some(props),
+        props: Some(props.into()),
     })
 }
 

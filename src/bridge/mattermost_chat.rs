@@ -20,10 +20,6 @@ pub fn port_error(e: MattermostError) -> PortError {
     }
 }
 
-fn props(body: &Body) -> Option<serde_json::Value> {
-    (!body.props.is_null()).then(|| body.props.clone())
-}
-
 impl Chat for MattermostClient {
     async fn resolve(&self, recipient: &Recipient) -> Result<Option<String>, PortError> {
         match MattermostClient::resolve(self, recipient).await {
@@ -39,11 +35,12 @@ impl Chat for MattermostClient {
     }
 
     async fn post(&self, p: NewPost) -> Result<String, PortError> {
+        // Moved, not cloned: the body is the bulk of every post (props hold the buttons).
         let post = model::NewPost {
             channel_id: p.channel_id,
-            message: p.body.message.clone(),
+            message: p.body.message,
             root_id: p.root_id,
-            props: props(&p.body),
+            props: p.body.props,
             pending_post_id: Some(p.idempotency_key),
         };
         self.create_post(&post)
@@ -55,13 +52,9 @@ impl Chat for MattermostClient {
     async fn update(&self, _channel_id: &str, post_id: &str, body: Body) -> Result<(), PortError> {
         let update = model::PostUpdate {
             id: post_id.to_string(),
-            message: body.message.clone(),
+            message: body.message,
             // Always sent: an update without buttons must remove the old ones.
-            props: Some(if body.props.is_null() {
-                serde_json::json!({})
-            } else {
-                body.props
-            }),
+            props: Some(body.props.unwrap_or_default()),
         };
         self.update_post(&update)
             .await

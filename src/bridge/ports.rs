@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::mattermost::model::Props;
 use crate::route::Recipient;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +49,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
-/// A message body: markdown text plus props (attachments with buttons).
+/// A message body: markdown text plus props (attachments with buttons), if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Body {
     pub message: String,
-    pub props: serde_json::Value,
+    pub props: Option<Props>,
+}
+
+impl Body {
+    pub fn text(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            props: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,6 +9,7 @@ use super::ports::Body;
 use super::render::Renderer;
 use super::work::Summary;
 use crate::access::{RequestState, Resolution, Review};
+use crate::mattermost::model::Props;
 use crate::mattermost::render::{
     self as mm, ActionButton, ButtonStyle, RequestView, ReviewProgress, ReviewView, Status,
 };
@@ -112,7 +113,7 @@ impl PostRenderer {
             name: name.to_string(),
             style,
             url: b.action_url.clone(),
-            context: serde_json::to_value(b.signer.button(&s.id, action, channel_id, expires))
+            context: Props::of(&b.signer.button(&s.id, action, channel_id, expires))
                 .expect("a button context serializes"),
         };
         Some(vec![
@@ -129,8 +130,31 @@ impl Renderer for PostRenderer {
         let r = mm::root_post(&view);
         Body {
             message: r.message,
-            props: r.props,
+            props: Some(r.props),
         }
+    }
+
+    /// One message for every channel, props (signed buttons) per channel.
+    fn roots(&self, s: &Summary, channel_ids: &[&str]) -> Vec<Body> {
+        let mut view = self.view(s);
+        let Some((first, rest)) = channel_ids.split_first() else {
+            return Vec::new();
+        };
+        view.buttons = self.buttons(s, first);
+        let r = mm::root_post(&view);
+        let mut out = Vec::with_capacity(channel_ids.len());
+        out.push(Body {
+            message: r.message.clone(),
+            props: Some(r.props),
+        });
+        for ch in rest {
+            view.buttons = self.buttons(s, ch);
+            out.push(Body {
+                message: r.message.clone(),
+                props: Some(mm::root_props(&view)),
+            });
+        }
+        out
     }
 
     fn reply(&self, _s: &Summary, review: &Review) -> Body {
@@ -148,5 +172,44 @@ impl Renderer for PostRenderer {
 
     fn outcome(&self, s: &Summary) -> Body {
         Body::text(mm::requester_dm(&self.view(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn roots_for_several_channels_equal_one_root_per_channel() {
+        let r = PostRenderer {
+            cluster: Some("c1".into()),
+            link_base: None,
+            buttons: Some(Buttons {
+                signer: Signer::new(SecretString::from("k".repeat(32))),
+                action_url: Url::parse("https://tm.example.com/mattermost/action").unwrap(),
+                link_only_roles: vec![],
+            }),
+        };
+        let s = Summary {
+            id: "req-1".into(),
+            user: "alice@example.com".into(),
+            roles: vec!["editor".into()],
+            request_reason: "because".into(),
+            created: Some(datetime!(2026-03-02 14:00 UTC)),
+            expires: Some(datetime!(2026-03-02 15:00 UTC)),
+            short_term: true,
+            ..Summary::default()
+        };
+        let channels = ["ch-a", "ch-b", "ch-c"];
+        let one_by_one: Vec<Body> = channels.iter().map(|c| r.root(&s, c)).collect();
+        assert_eq!(r.roots(&s, &channels), one_by_one);
+        assert_ne!(
+            one_by_one[0].props, one_by_one[1].props,
+            "buttons are signed per channel"
+        );
+        assert!(r.roots(&s, &[]).is_empty());
     }
 }

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 
 use super::claim::{self, Claim, Phase};
 use super::metrics::BridgeMetrics;
-use super::ports::{Body, Chat, Map, NewPost, PortError, Store};
+use super::ports::{Chat, Map, NewPost, PortError, Store};
 use super::queue::Outcome;
 use super::render::Renderer;
 use super::work::{Summary, Work, resolution_of, reviews};
@@ -365,8 +365,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             }
         }
         self.renew(id, held).await?;
-        let posts = channels.iter().map(|ch| {
-            let body = self.render.root(summary, ch);
+        let names: Vec<&str> = channels.iter().map(String::as_str).collect();
+        let bodies = self.render.roots(summary, &names);
+        let posts = channels.iter().zip(bodies).map(|(ch, body)| {
             bounded(self.chat.post(NewPost {
                 channel_id: ch.clone(),
                 root_id: None,
@@ -404,10 +405,19 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     }
 
     async fn update_roots(&self, id: &str, summary: &Summary, held: &Held) -> Result<(), Outcome> {
-        let updates = held.data.messages.iter().map(|m| {
-            let body = self.render.root(summary, &m.channel_id);
-            bounded(self.chat.update(&m.channel_id, &m.post_id, body))
-        });
+        let names: Vec<&str> = held
+            .data
+            .messages
+            .iter()
+            .map(|m| m.channel_id.as_str())
+            .collect();
+        let bodies = self.render.roots(summary, &names);
+        let updates = held
+            .data
+            .messages
+            .iter()
+            .zip(bodies)
+            .map(|(m, body)| bounded(self.chat.update(&m.channel_id, &m.post_id, body)));
         let mut failure = None;
         for (m, r) in held.data.messages.iter().zip(join_all(updates).await) {
             match r {
@@ -529,13 +539,4 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
 enum Acquire {
     Again,
     Stop(Outcome),
-}
-
-impl Body {
-    pub fn text(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            props: serde_json::Value::Null,
-        }
-    }
 }

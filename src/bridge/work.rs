@@ -1,6 +1,8 @@
 //! One unit of work for a request (its latest known state, or its deletion) and the summary
 //! the posts are rendered from — built from the request when it exists, else from plugin data.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
 use super::queue::Supersede;
@@ -11,7 +13,8 @@ pub enum Work {
     /// The request's latest state, and whether it was ever seen pending: coalescing may
     /// replace a PENDING event with a later APPROVED one, and such a request must still be
     /// posted, while a request that was already resolved when first listed is not.
-    Put(Box<AccessRequest>, bool),
+    /// Shared, not copied: the queue keeps the latest state while a handler runs with it.
+    Put(Arc<AccessRequest>, bool),
     /// Teleport deleted the request (it expired, or an admin deleted it).
     Deleted,
 }
@@ -19,7 +22,7 @@ pub enum Work {
 impl Work {
     pub fn put(request: AccessRequest) -> Self {
         let pending = request.state == RequestState::Pending;
-        Work::Put(Box::new(request), pending)
+        Work::Put(Arc::new(request), pending)
     }
 
     /// Whether the request should be posted when it has no posts yet.

@@ -178,10 +178,11 @@ impl MattermostClient {
     /// every retry, so a retry after a timeout returns the post already made instead of
     /// posting twice.
     pub async fn create_post(&self, post: &NewPost) -> Result<Post, MattermostError> {
-        let mut post = post.clone();
+        // Copied only when a key must be added: the body (props with buttons) is large.
+        let mut post = std::borrow::Cow::Borrowed(post);
         if post.pending_post_id.is_none() {
             let bot_id = self.bot_id().await?;
-            post.pending_post_id = Some(self.next_pending_post_id(&bot_id));
+            post.to_mut().pending_post_id = Some(self.next_pending_post_id(&bot_id));
         }
         self.json(Call {
             name: if post.root_id.is_some() {
@@ -191,7 +192,7 @@ impl MattermostClient {
             },
             method: Method::POST,
             url: self.endpoint(&["posts"]),
-            body: json_body(&post),
+            body: json_body(&*post),
             target: Target::ChannelId {
                 id: post.channel_id.clone(),
                 display: None,

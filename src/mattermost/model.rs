@@ -3,6 +3,56 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// Post props as sent: JSON text serialized once from typed data, copied as is into each
+/// request body. (A `Value` tree costs an allocation per key and node to build, serialize
+/// and drop, and the bridge sends props with every root post and update.)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Props(Box<RawValue>);
+
+impl Props {
+    /// `{}`: replaces stored props with none (an update that removes old buttons).
+    pub fn empty() -> Self {
+        Self(RawValue::from_string("{}".to_owned()).expect("`{}` is JSON"))
+    }
+
+    /// Serializes `value`; fails only for data JSON cannot hold (e.g. non-string map keys).
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// As a `Value`, for inspection.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+impl Default for Props {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+/// Equal when the JSON is equal (key order and spacing aside).
+impl PartialEq for Props {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str() || self.to_value() == other.to_value()
+    }
+}
+
+impl From<Value> for Props {
+    fn from(v: Value) -> Self {
+        // A `Value`'s keys are strings, so it always serializes.
+        Self::of(&v).unwrap_or_else(|_| Self::empty())
+    }
+}
 
 /// `model.User` (the fields this service uses).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +132,7 @@ pub struct NewPost {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub props: Option<Value>,
+    pub props: Option<Props>,
     /// Mattermost's de-duplication key. Leave `None` and the client generates one per
     /// logical post, reused across its retries; set it to keep one key across your own retries.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,8 +153,8 @@ impl NewPost {
         self
     }
 
-    pub fn with_props(mut self, props: Value) -> Self {
-        self.props = Some(props);
+    pub fn with_props(mut self, props: impl Into<Props>) -> Self {
+        self.props = Some(props.into());
         self
     }
 }
@@ -116,7 +166,7 @@ pub struct PostUpdate {
     pub id: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub props: Option<Value>,
+    pub props: Option<Props>,
 }
 
 /// Body of `PUT /api/v4/posts/{id}/patch`: only the given fields change (`props` whole).
@@ -125,7 +175,7 @@ pub struct PostPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub props: Option<Value>,
+    pub props: Option<Props>,
 }
 
 /// Body of `POST /api/v4/actions/dialogs/open`.
@@ -218,7 +268,7 @@ pub struct Action {
 #[serde(default)]
 pub struct Integration {
     pub url: String,
-    pub context: Value,
+    pub context: Props,
 }
 
 #[cfg(test)]

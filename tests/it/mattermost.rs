@@ -138,7 +138,7 @@ async fn posts_replies_edits_and_reads_round_trip() {
         .update_post(&PostUpdate {
             id: root.id.clone(),
             message: "root, approved".into(),
-            props: Some(json!({})),
+            props: Some(json!({}).into()),
         })
         .await
         .unwrap();
@@ -152,7 +152,7 @@ async fn posts_replies_edits_and_reads_round_trip() {
             &root.id,
             &PostPatch {
                 message: None,
-                props: Some(json!({"x": "y"})),
+                props: Some(json!({"x": "y"}).into()),
             },
         )
         .await
@@ -695,7 +695,7 @@ async fn the_exact_bodies_sent_for_create_update_and_patch() {
             name: "Approve".into(),
             style: ButtonStyle::Success,
             url: url::Url::parse("https://tm.example.com/mattermost/action").unwrap(),
-            context: json!({"action": "approve"}),
+            context: json!({"action": "approve"}).into(),
         }]),
         promoted_list_title: None,
     };

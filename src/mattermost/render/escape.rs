@@ -92,21 +92,28 @@ pub fn inline(text: &str, max_chars: usize) -> String {
         .collect();
     let cleaned = cleaned.trim();
     let chars: Vec<char> = cleaned.chars().collect();
-    let pieces: Vec<Vec<char>> = chars
+    // Each character becomes one or two: a backslash before it, or a ZWSP after an `@`.
+    // (Fixed-size pieces: this runs for every name on every post, so no allocation per char.)
+    let piece = |i: usize, c: char| -> ([char; 2], usize) {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | ':' | '&' | '$' => {
+                (['\\', c], 2)
+            }
+            '@' if starts_mention(i.checked_sub(1).map(|j| chars[j])) => (['@', ZWSP], 2),
+            '.' if follows_www(&chars[..i]) => (['\\', '.'], 2),
+            c => ([c, c], 1),
+        }
+    };
+    // ZWSP is invisible and does not count.
+    let visible = |p: &[char]| p.iter().filter(|c| **c != ZWSP).count();
+    let total: usize = chars
         .iter()
         .enumerate()
-        .map(|(i, &c)| match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | ':' | '&' | '$' => {
-                vec!['\\', c]
-            }
-            '@' if starts_mention(i.checked_sub(1).map(|j| chars[j])) => vec!['@', ZWSP],
-            '.' if follows_www(&chars[..i]) => vec!['\\', '.'],
-            c => vec![c],
+        .map(|(i, &c)| {
+            let (p, n) = piece(i, c);
+            visible(&p[..n])
         })
-        .collect();
-    // ZWSP is invisible and does not count.
-    let visible = |p: &Vec<char>| p.iter().filter(|c| **c != ZWSP).count();
-    let total: usize = pieces.iter().map(visible).sum();
+        .sum();
     let budget = if total <= max_chars {
         max_chars
     } else {
@@ -114,13 +121,15 @@ pub fn inline(text: &str, max_chars: usize) -> String {
     };
     let mut out = String::with_capacity(cleaned.len() + 8);
     let mut used = 0usize;
-    for piece in &pieces {
-        if used + visible(piece) > budget {
+    for (i, &c) in chars.iter().enumerate() {
+        let (p, n) = piece(i, c);
+        let p = &p[..n];
+        if used + visible(p) > budget {
             out.push('…');
             return out;
         }
-        out.extend(piece);
-        used += visible(piece);
+        out.extend(p);
+        used += visible(p);
     }
     out
 }
@@ -289,5 +298,64 @@ mod tests {
         assert_eq!(inline("abcdefgh", 5), "abcd…");
         assert_eq!(inline("abcde", 5), "abcde");
         assert_eq!(inline("a*b*c", 4), "a\\*…");
+    }
+
+    /// `inline` as first written (a `Vec` per character), kept as the reference the
+    /// allocation-free version must match exactly.
+    fn inline_reference(text: &str, max_chars: usize) -> String {
+        let cleaned: String = text
+            .chars()
+            .filter(|c| !is_zero_width(*c))
+            .map(|c| {
+                if is_bidi_control(c) {
+                    '\u{FFFD}'
+                } else if c.is_control() || is_line_break(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let cleaned = cleaned.trim();
+        let chars: Vec<char> = cleaned.chars().collect();
+        let pieces: Vec<Vec<char>> = chars
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| match c {
+                '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | ':' | '&'
+                | '$' => vec!['\\', c],
+                '@' if starts_mention(i.checked_sub(1).map(|j| chars[j])) => vec!['@', ZWSP],
+                '.' if follows_www(&chars[..i]) => vec!['\\', '.'],
+                c => vec![c],
+            })
+            .collect();
+        let visible = |p: &Vec<char>| p.iter().filter(|c| **c != ZWSP).count();
+        let total: usize = pieces.iter().map(visible).sum();
+        let budget = if total <= max_chars {
+            max_chars
+        } else {
+            max_chars.saturating_sub(1)
+        };
+        let mut out = String::new();
+        let mut used = 0usize;
+        for piece in &pieces {
+            if used + visible(piece) > budget {
+                out.push('…');
+                return out;
+            }
+            out.extend(piece);
+            used += visible(piece);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn inline_matches_its_reference_on_any_text(
+            text in "(\\PC|[@.wW`*_\\\\\n\u{200B}\u{202E} ]){0,60}",
+            max in 0usize..70,
+        ) {
+            proptest::prop_assert_eq!(inline(&text, max), inline_reference(&text, max));
+        }
     }
 }

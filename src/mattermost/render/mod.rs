@@ -7,12 +7,12 @@ pub mod escape;
 mod post;
 mod reply;
 
-use serde_json::Value;
+use super::model::Props;
 use time::OffsetDateTime;
 use url::Url;
 
 pub use escape::{REASON_LIMIT, markdown_escape};
-pub use post::root_post;
+pub use post::{root_post, root_props};
 pub use reply::{requester_dm, review_reply};
 
 /// Our posts stay under Mattermost's oldest limit (4000 runes; current servers allow 16383),
@@ -118,7 +118,7 @@ pub struct ActionButton {
     pub style: ButtonStyle,
     /// Where Mattermost POSTs the click.
     pub url: Url,
-    pub context: Value,
+    pub context: Props,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub struct ReviewView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderedPost {
     pub message: String,
-    pub props: Value,
+    pub props: Props,
 }
 
 impl RenderedPost {

@@ -1,12 +1,12 @@
 //! The root post of an access request, edited in place as the request changes state.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::escape::{REASON_LIMIT, code_literal, inline, link_url, markdown_escape};
 use super::{
     ActionButton, MAX_POST_CHARS, RenderedPost, RequestView, ReviewProgress, Status, rfc822,
 };
-use crate::mattermost::model::{Action, Attachment, Integration};
+use crate::mattermost::model::{Action, Attachment, Integration, Props};
 
 /// Longest escaped user name, cluster, id or title.
 const NAME_CHARS: usize = 200;
@@ -26,81 +26,121 @@ pub fn root_post(view: &RequestView) -> RenderedPost {
     }
     RenderedPost {
         message,
-        props: props(view),
+        props: root_props(view),
     }
 }
 
 fn build_message(view: &RequestView, with_resources: bool) -> String {
-    let mut lines: Vec<String> = Vec::with_capacity(16);
+    // Written into one buffer: this runs for every post, so no String per line.
+    let mut lines = Lines(String::with_capacity(1024), false);
     lines.push(match view.status {
-        Status::Pending => "*You have new pending request to review!*".into(),
-        _ => String::new(),
+        Status::Pending => format_args!("*You have new pending request to review!*"),
+        _ => format_args!(""),
     });
-    lines.push(format!("**User**: {}", inline(&view.user, NAME_CHARS)));
-    lines.push(format!("**Roles**: {}", join(&view.roles, ROLES_CHARS)));
+    lines.push(format_args!("**User**: {}", inline(&view.user, NAME_CHARS)));
+    lines.push(format_args!(
+        "**Roles**: {}",
+        join(&view.roles, ROLES_CHARS)
+    ));
     if !view.resources.is_empty() {
-        let list = if with_resources {
-            join(&view.resources, RESOURCES_CHARS)
+        if with_resources {
+            lines.push(format_args!(
+                "**Resources**: {}",
+                join(&view.resources, RESOURCES_CHARS)
+            ));
         } else {
-            format!("{} resources (see Teleport)", view.resources.len())
-        };
-        lines.push(format!("**Resources**: {list}"));
+            lines.push(format_args!(
+                "**Resources**: {} resources (see Teleport)",
+                view.resources.len()
+            ));
+        }
     }
     if let Some(cluster) = view.cluster.as_deref().filter(|c| !c.trim().is_empty()) {
-        lines.push(format!("**Cluster**: {}", inline(cluster, NAME_CHARS)));
+        lines.push(format_args!("**Cluster**: {}", inline(cluster, NAME_CHARS)));
     }
-    lines.push(format!("**Request ID**: {}", inline(&view.id, NAME_CHARS)));
-    lines.push(match non_blank(&view.request_reason) {
-        Some(r) => format!("**Reason**: {}", markdown_escape(r, REASON_LIMIT)),
-        None => String::new(),
-    });
+    lines.push(format_args!(
+        "**Request ID**: {}",
+        inline(&view.id, NAME_CHARS)
+    ));
+    match non_blank(&view.request_reason) {
+        Some(r) => lines.push(format_args!(
+            "**Reason**: {}",
+            markdown_escape(r, REASON_LIMIT)
+        )),
+        None => lines.push(format_args!("")),
+    }
     if let Some(end) = view.max_duration.or(view.access_expires) {
         let span = end - view.created;
-        lines.push(if span.is_positive() {
-            format!(
+        if span.is_positive() {
+            lines.push(format_args!(
                 "**Requested duration**: {} (until {})",
                 human(span),
                 rfc822(end)
-            )
+            ));
         } else {
-            format!("**Requested duration**: until {}", rfc822(end))
-        });
+            lines.push(format_args!(
+                "**Requested duration**: until {}",
+                rfc822(end)
+            ));
+        }
     }
-    lines.push(format!("**Status**: {}", view.status.text()));
+    lines.push(format_args!("**Status**: {}", view.status.text()));
     if let Some(p) = view.reviews.filter(|p| p.approvals > 0 || p.denials > 0) {
-        lines.push(format!("**Reviews**: {}", progress(p)));
+        lines.push(format_args!("**Reviews**: {}", progress(p)));
     }
     if view.status == Status::Promoted
         && let Some(title) = view.promoted_list_title.as_deref()
     {
-        lines.push(format!("**Access list**: {}", inline(title, NAME_CHARS)));
+        lines.push(format_args!(
+            "**Access list**: {}",
+            inline(title, NAME_CHARS)
+        ));
     }
-    lines.push(match non_blank(&view.resolve_reason) {
-        Some(r) => format!(
+    match non_blank(&view.resolve_reason) {
+        Some(r) => lines.push(format_args!(
             "**Resolution reason**: {}",
             markdown_escape(r, REASON_LIMIT)
-        ),
-        None => String::new(),
-    });
+        )),
+        None => lines.push(format_args!("")),
+    }
     match &view.link {
         Some(url) => {
             let url = link_url(url);
-            lines.push(format!("**Link**: [{url}]({url})"));
+            lines.push(format_args!("**Link**: [{url}]({url})"));
         }
         None if view.status == Status::Pending => {
             let id = code_literal(&view.id);
-            lines.push(format!("**Approve**: `tsh request review --approve {id}`"));
-            lines.push(format!("**Deny**: `tsh request review --deny {id}`"));
+            lines.push(format_args!(
+                "**Approve**: `tsh request review --approve {id}`"
+            ));
+            lines.push(format_args!("**Deny**: `tsh request review --deny {id}`"));
         }
         None => {}
     }
-    lines.join("\n")
+    lines.0
 }
 
-/// Buttons as a message attachment; `{}` without buttons so an update removes old ones.
-fn props(view: &RequestView) -> Value {
+/// Lines joined by "\n" as they are written (what `Vec<String>::join("\n")` gave); the flag
+/// says whether a line was written yet.
+struct Lines(String, bool);
+
+impl Lines {
+    fn push(&mut self, line: std::fmt::Arguments) {
+        use std::fmt::Write;
+        if self.1 {
+            self.0.push('\n');
+        }
+        self.1 = true;
+        let _ = self.0.write_fmt(line);
+    }
+}
+
+/// The props of a root post: buttons as a message attachment; `{}` without buttons so an
+/// update removes old ones. Public on its own for callers that render one message for several
+/// channels (the message does not depend on the buttons).
+pub fn root_props(view: &RequestView) -> Props {
     let Some(buttons) = view.buttons.as_ref().filter(|b| !b.is_empty()) else {
-        return json!({});
+        return Props::empty();
     };
     let attachment = Attachment {
         // Shown in notifications; no user-supplied text, so nothing to escape.
@@ -114,7 +154,15 @@ fn props(view: &RequestView) -> Value {
         actions: buttons.iter().map(action).collect(),
         ..Attachment::default()
     };
-    json!({ "attachments": [attachment] })
+    #[derive(Serialize)]
+    struct Attachments<'a> {
+        attachments: [&'a Attachment; 1],
+    }
+    // Strings and already-serialized contexts only: this cannot fail.
+    Props::of(&Attachments {
+        attachments: [&attachment],
+    })
+    .unwrap_or_default()
 }
 
 fn action(b: &ActionButton) -> Action {
