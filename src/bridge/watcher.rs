@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use time::OffsetDateTime;
+
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +28,9 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(15);
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(20), Duration::from_secs(5));
 /// A watch that lasted this long resets the reconnect backoff.
 const STABLE: Duration = Duration::from_secs(30);
+/// How long before a lost watch was noticed it may already have stopped delivering events
+/// (a stalled connection), plus clock skew with Teleport.
+const UNNOTICED: Duration = Duration::from_secs(60);
 
 const KIND_REQUEST: &str = "access_request";
 const KIND_RULE: &str = "access_monitoring_rule";
@@ -80,12 +85,17 @@ impl Watcher {
     /// Runs until `shutdown`; returns an error only for what retrying cannot fix.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WatchError> {
         let mut attempt = 0u32;
+        let mut gap = Gap::default();
         loop {
             let started = Instant::now();
             let result = tokio::select! {
-                r = self.session(&shutdown) => r,
+                r = self.session(&shutdown, &mut gap) => r,
                 _ = shutdown.cancelled() => Ok(()),
             };
+            if gap.watched {
+                gap.since
+                    .get_or_insert_with(|| OffsetDateTime::now_utc() - UNNOTICED);
+            }
             self.readiness.set(false);
             self.metrics.watch_up.set(0);
             let err = match result {
@@ -123,7 +133,7 @@ impl Watcher {
         }
     }
 
-    async fn session(&self, shutdown: &CancellationToken) -> Result<(), End> {
+    async fn session(&self, shutdown: &CancellationToken, gap: &mut Gap) -> Result<(), End> {
         let mut stream = self.client.watch(WatchRequest::plugin()).await?;
         let first = tokio::time::timeout(INIT_TIMEOUT, stream.next())
             .await
@@ -175,7 +185,8 @@ impl Watcher {
         self.readiness.set(true);
         self.metrics.watch_up.set(1);
         tracing::info!("Plugin is ready");
-        let catch_up = self.catch_up(shutdown.child_token());
+        gap.watched = true;
+        let catch_up = self.catch_up(shutdown.child_token(), gap.since);
         tokio::pin!(catch_up);
         let mut catching_up = true;
         let mut resync =
@@ -183,10 +194,15 @@ impl Watcher {
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = &mut catch_up, if catching_up => catching_up = false,
+                covered = &mut catch_up, if catching_up => {
+                    catching_up = false;
+                    if covered {
+                        gap.since = None;
+                    }
+                }
                 _ = resync.tick(), if !catching_up => {
                     tracing::debug!("periodic resync: reconciling every request");
-                    catch_up.set(self.catch_up(shutdown.child_token()));
+                    catch_up.set(self.catch_up(shutdown.child_token(), gap.since));
                     catching_up = true;
                 }
                 ev = stream.next() => match ev {
@@ -229,8 +245,15 @@ impl Watcher {
 
     /// Teleport replays nothing after INIT, so list what may have changed while we were not
     /// watching: every request, each reconciled like an event (posting what is missing,
-    /// updating what was resolved).
-    async fn catch_up(&self, cancel: CancellationToken) {
+    /// updating what was resolved). A request created after `unwatched_since` was never seen
+    /// pending by this replica however quickly it was resolved, so it is posted like one
+    /// (with its final status) unless another replica already did. Returns whether the
+    /// requests were listed (the gap is covered).
+    async fn catch_up(
+        &self,
+        cancel: CancellationToken,
+        unwatched_since: Option<OffsetDateTime>,
+    ) -> bool {
         // Plugin data first, requests second: ids are never reused, so a request in the first
         // snapshot and missing from the later one was deleted. (The other order would take a
         // request created between the two listings for a deleted one.)
@@ -244,20 +267,25 @@ impl Watcher {
         };
         let (data, requests) = tokio::select! {
             r = listings => r,
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return false,
         };
         let requests = match requests {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "catch-up listing failed; new events are still processed");
-                return;
+                return false;
             }
         };
         let n = requests.len();
         let live: HashSet<String> = requests.iter().map(|r| r.id.clone()).collect();
+        let mut unseen = 0;
         for r in requests {
-            if r.state == RequestState::Pending || r.state.is_resolved() {
+            if r.state == RequestState::Pending {
                 self.queue.submit(r.id.clone(), Work::put(r));
+            } else if r.state.is_resolved() {
+                let missed = unwatched_since.is_some_and(|t| r.created.is_some_and(|c| c >= t));
+                unseen += usize::from(missed);
+                self.queue.submit(r.id.clone(), Work::resolved(r, missed));
             }
         }
         let gone = match data {
@@ -270,8 +298,10 @@ impl Watcher {
         tracing::info!(
             requests = n,
             deleted = gone,
+            resolved_while_away = unseen,
             "catch-up: queued every request, and those deleted while away, for reconciliation"
         );
+        true
     }
 
     /// Requests deleted while nobody watched: their plugin data (kept by Teleport for an hour
@@ -292,6 +322,16 @@ impl Watcher {
         }
         n
     }
+}
+
+/// Time this replica was not watching, for the catch-up to cover.
+#[derive(Default)]
+struct Gap {
+    /// A watch was established once. Before that there is no gap: a first start posts only
+    /// requests still pending (no history), as upstream.
+    watched: bool,
+    /// Since when no watch has delivered events, until a catch-up has listed the requests.
+    since: Option<OffsetDateTime>,
 }
 
 /// How a watch session ended.

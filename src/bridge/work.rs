@@ -25,6 +25,13 @@ impl Work {
         Work::Put(Arc::new(request), pending)
     }
 
+    /// A resolved request; `missed` when it was created while nobody watched, so it may
+    /// have been pending only while no replica could see it (it is then posted if it has
+    /// no posts yet).
+    pub fn resolved(request: AccessRequest, missed: bool) -> Self {
+        Work::Put(Arc::new(request), missed)
+    }
+
     /// Whether the request should be posted when it has no posts yet.
     pub fn was_pending(&self) -> bool {
         matches!(self, Work::Put(_, true))

@@ -8,9 +8,10 @@ use teleport_mattermost::access::{
     AccessMonitoringRule, PluginData, RequestState, Resolution, RuleNotification, Threshold,
 };
 use teleport_mattermost::sim::mattermost::SimPost;
-use teleport_mattermost::sim::teleport::NewRequest;
 use teleport_mattermost::sim::teleport::fixtures::{REQUESTER, REVIEWER1, REVIEWER2};
+use teleport_mattermost::sim::teleport::{Method, NewRequest};
 use teleport_mattermost::teleport::client::NewReview;
+use tonic::Code;
 
 use crate::harness::{WAIT, World};
 
@@ -402,6 +403,62 @@ async fn catch_up_after_downtime_posts_and_updates_everything_missed() {
     })
     .await;
     svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_created_and_resolved_while_the_watch_is_down_is_posted_with_its_outcome() {
+    let w = World::start().await;
+    let svc = w.service(UPSTREAM_TABLE).await;
+    // Auth restarts: the watch ends and the next re-watches are refused for a while.
+    let faults = w.tp.faults();
+    faults.fail_next(
+        Method::WatchEvents,
+        4,
+        Code::Unavailable,
+        "auth is restarting",
+    );
+    faults.end_watch_streams();
+    while faults.calls(Method::WatchEvents) < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // No replica is watching: this request is pending and approved unseen.
+    let quick =
+        w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
+            .id;
+    w.tp.approve(&quick, "approved at once").unwrap();
+    let data = data_when(&w, &quick, |d| {
+        d.resolution == Resolution::Approved && d.messages.len() == 1
+    })
+    .await;
+    for m in &data.messages {
+        updated(&w, &m.post_id, |t| t.contains("✅ APPROVED")).await;
+    }
+    assert!(
+        faults.calls(Method::WatchEvents) >= 5,
+        "the request was made while re-watches were refused"
+    );
+    assert_eq!(roots_by_request(&w).values().copied().max(), Some(1));
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_first_start_does_not_post_requests_resolved_before_it() {
+    let w = World::start().await;
+    let old =
+        w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
+            .id;
+    w.tp.approve(&old, "before the plugin was installed")
+        .unwrap();
+    let svc = w.service(UPSTREAM_TABLE).await;
+    let fresh =
+        w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
+            .id;
+    data_when(&w, &fresh, |d| d.messages.len() == 1).await;
+    // Give a wrong post of the old request time to show up.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    svc.stop().await.unwrap();
+    assert!(w.tp.plugin_data(&old, "mattermost").is_none());
+    assert_eq!(w.mm.post_count(), 1, "only the new request is posted");
 }
 
 #[tokio::test]
