@@ -71,14 +71,9 @@ pub fn markdown_escape(text: &str, limit: usize) -> String {
     out
 }
 
-/// Escapes a name, role, resource or title for use inside a line of markdown: markdown
-/// punctuation is backslash-escaped, `@` mentions, `~channel` links, `#hashtags`, URLs and
-/// `www.` autolinks are defused, line breaks and control characters become spaces, zero-width
-/// characters are dropped and bidi controls become U+FFFD. The result has at most `max_chars`
-/// characters (ending in `…` when cut).
-pub fn inline(text: &str, max_chars: usize) -> String {
-    let cleaned: String = text
-        .chars()
+/// Zero-width characters dropped, bidi controls as U+FFFD, line breaks and controls as spaces.
+fn clean(text: &str) -> String {
+    text.chars()
         .filter(|c| !is_zero_width(*c))
         .map(|c| {
             if is_bidi_control(c) {
@@ -89,7 +84,16 @@ pub fn inline(text: &str, max_chars: usize) -> String {
                 c
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Escapes a name, role, resource or title for use inside a line of markdown: markdown
+/// punctuation is backslash-escaped, `@` mentions, `~channel` links, `#hashtags`, URLs and
+/// `www.` autolinks are defused, line breaks and control characters become spaces, zero-width
+/// characters are dropped and bidi controls become U+FFFD. The result has at most `max_chars`
+/// characters (ending in `…` when cut).
+pub fn inline(text: &str, max_chars: usize) -> String {
+    let cleaned = clean(text);
     let cleaned = cleaned.trim();
     let chars: Vec<char> = cleaned.chars().collect();
     // Each character becomes one or two: a backslash before it, or a ZWSP after an `@`.
@@ -303,19 +307,7 @@ mod tests {
     /// `inline` as first written (a `Vec` per character), kept as the reference the
     /// allocation-free version must match exactly.
     fn inline_reference(text: &str, max_chars: usize) -> String {
-        let cleaned: String = text
-            .chars()
-            .filter(|c| !is_zero_width(*c))
-            .map(|c| {
-                if is_bidi_control(c) {
-                    '\u{FFFD}'
-                } else if c.is_control() || is_line_break(c) {
-                    ' '
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let cleaned = clean(text);
         let cleaned = cleaned.trim();
         let chars: Vec<char> = cleaned.chars().collect();
         let pieces: Vec<Vec<char>> = chars
