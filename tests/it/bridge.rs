@@ -527,17 +527,8 @@ async fn a_watch_refused_for_lack_of_permission_is_fatal_and_names_the_rule() {
 
 #[tokio::test]
 async fn fail_fast_ends_the_service_when_the_watch_is_lost() {
-    use teleport_mattermost::app::Options;
     let w = World::start().await;
-    let svc = crate::harness::Service::start(
-        w.config(""),
-        Options {
-            fail_fast: true,
-            replica: None,
-        },
-    )
-    .await;
-    svc.ready().await;
+    let svc = fail_fast_service(&w).await;
     w.tp.faults().end_watch_streams();
     let err = svc.ended().await.unwrap_err().to_string();
     assert!(err.contains("TELEPORT_PLUGIN_FAIL_FAST"), "{err}");
@@ -548,17 +539,19 @@ async fn start_up_waits_out_an_unavailable_mattermost_even_with_fail_fast() {
     let w = World::start().await;
     // More failures than the client's own retries: start-up itself must retry.
     w.mm.faults().fail_next(7, 503);
-    use teleport_mattermost::app::Options;
-    let svc = crate::harness::Service::start(
-        w.config(""),
-        Options {
-            fail_fast: true,
-            replica: None,
-        },
-    )
-    .await;
-    svc.ready().await;
+    let svc = fail_fast_service(&w).await;
     svc.stop().await.unwrap();
+}
+
+/// A ready service started with `TELEPORT_PLUGIN_FAIL_FAST=true`.
+async fn fail_fast_service(w: &World) -> crate::harness::Service {
+    let options = teleport_mattermost::app::Options {
+        fail_fast: true,
+        replica: None,
+    };
+    let svc = crate::harness::Service::start(w.config(""), options).await;
+    svc.ready().await;
+    svc
 }
 
 #[tokio::test]
