@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use teleport_mattermost::access::{
-    AccessMonitoringRule, PluginData, RequestState, Resolution, RuleNotification, Threshold,
+    AccessMonitoringRule, RequestState, Resolution, RuleNotification, Threshold,
 };
 use teleport_mattermost::sim::mattermost::SimPost;
 use teleport_mattermost::sim::teleport::fixtures::{REQUESTER, REVIEWER1, REVIEWER2};
@@ -19,27 +19,6 @@ const UPSTREAM_TABLE: &str = "[role_to_recipients]\neditor = [\"reviewer1@exampl
 
 fn padded(reason: &str, n: usize) -> String {
     format!("{reason} {}", "A".repeat(n))
-}
-
-/// Polls the plugin data until `pred` holds, as upstream's `checkPluginData` does: the
-/// service records progress right after it posts, so a test may look in between.
-async fn data_when(w: &World, id: &str, pred: impl Fn(&PluginData) -> bool) -> PluginData {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(m) = w.plugin_data(id)
-            && let d = PluginData::decode(&m).unwrap()
-            && pred(&d)
-            && !m.contains_key("claim")
-        {
-            return d;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "plugin data of {id} never matched: {:?}",
-            w.plugin_data(id)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }
 
 /// The value of a `**Name**: value` field, up to the next field (values may span lines).
@@ -131,7 +110,7 @@ async fn message_posting_reaches_role_recipients_and_the_suggested_reviewer() {
             format!("```\nbecause of {}``` (truncated)", "A".repeat(489))
         );
     }
-    let d = data_when(&w, &id, |d| d.messages.len() == 2).await;
+    let d = w.data_when(&id, |d| d.messages.len() == 2).await;
     let mut pairs: Vec<(String, String)> = d
         .messages
         .iter()
@@ -159,7 +138,8 @@ async fn approval_updates_the_same_posts_and_tells_the_requester() {
         let p = updated(&w, &p.id, |m| m.contains("✅ APPROVED")).await;
         assert_eq!(field(&p, "Resolution reason"), "```\nokay```");
     }
-    data_when(&w, &id, |d| d.resolution == Resolution::Approved).await;
+    w.data_when(&id, |d| d.resolution == Resolution::Approved)
+        .await;
     let dm =
         w.mm.wait_for(WAIT, |sim| {
             w.dm(REQUESTER)
@@ -217,7 +197,7 @@ async fn recipients_config_posts_to_a_channel_and_a_dm() {
     w.mm.wait_for_posts(2, WAIT).await.unwrap();
     assert_eq!(roots_in(&w, &w.channel_id).len(), 1);
     assert_eq!(roots_in(&w, &w.dm(REVIEWER1).unwrap()).len(), 1);
-    data_when(&w, &id, |d| d.messages.len() == 2).await;
+    w.data_when(&id, |d| d.messages.len() == 2).await;
     svc.stop().await.unwrap();
 }
 
@@ -269,7 +249,7 @@ async fn review_comments_are_thread_replies_under_every_root() {
             replies[1].message
         );
     }
-    data_when(&w, &id, |d| d.reviews_count == 2).await;
+    w.data_when(&id, |d| d.reviews_count == 2).await;
     svc.stop().await.unwrap();
 }
 
@@ -388,16 +368,18 @@ async fn catch_up_after_downtime_posts_and_updates_everything_missed() {
     w.mm.wait_for_posts(3 + 1, WAIT)
         .await
         .expect("the missed request is posted, the requester told");
-    data_when(&w, &created_while_down, |d| d.messages.len() == 1).await;
-    let approved = data_when(&w, &approved_later, |d| {
-        d.resolution == Resolution::Approved
-    })
-    .await;
+    w.data_when(&created_while_down, |d| d.messages.len() == 1)
+        .await;
+    let approved = w
+        .data_when(&approved_later, |d| d.resolution == Resolution::Approved)
+        .await;
     updated(&w, &approved.messages[0].post_id, |m| {
         m.contains("✅ APPROVED")
     })
     .await;
-    let expired = data_when(&w, &deleted_later, |d| d.resolution == Resolution::Expired).await;
+    let expired = w
+        .data_when(&deleted_later, |d| d.resolution == Resolution::Expired)
+        .await;
     updated(&w, &expired.messages[0].post_id, |m| {
         m.contains("⌛ EXPIRED")
     })
@@ -426,10 +408,11 @@ async fn a_request_created_and_resolved_while_the_watch_is_down_is_posted_with_i
         w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
             .id;
     w.tp.approve(&quick, "approved at once").unwrap();
-    let data = data_when(&w, &quick, |d| {
-        d.resolution == Resolution::Approved && d.messages.len() == 1
-    })
-    .await;
+    let data = w
+        .data_when(&quick, |d| {
+            d.resolution == Resolution::Approved && d.messages.len() == 1
+        })
+        .await;
     for m in &data.messages {
         updated(&w, &m.post_id, |t| t.contains("✅ APPROVED")).await;
     }
@@ -453,7 +436,7 @@ async fn a_first_start_does_not_post_requests_resolved_before_it() {
     let fresh =
         w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
             .id;
-    data_when(&w, &fresh, |d| d.messages.len() == 1).await;
+    w.data_when(&fresh, |d| d.messages.len() == 1).await;
     // Give a wrong post of the old request time to show up.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     svc.stop().await.unwrap();
@@ -559,7 +542,8 @@ async fn metrics_cover_events_posts_and_both_systems_call_latency() {
     let w = World::start().await;
     let svc = w.service(UPSTREAM_TABLE).await;
     let (id, _) = posted_then_approved(&w).await;
-    data_when(&w, &id, |d| d.resolution == Resolution::Approved).await;
+    w.data_when(&id, |d| d.resolution == Resolution::Approved)
+        .await;
     let m = svc.metrics.render();
     for needle in [
         "teleport_mattermost_events_total{op=\"put\",state=\"PENDING\"} 1",
@@ -653,10 +637,11 @@ async fn a_burst_survives_watch_cuts_and_mattermost_errors_without_loss_or_dupli
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     for (id, approved) in &ids {
-        let d = data_when(&w, id, |d| {
-            d.messages.len() == 2 && (!approved || d.resolution == Resolution::Approved)
-        })
-        .await;
+        let d = w
+            .data_when(id, |d| {
+                d.messages.len() == 2 && (!approved || d.resolution == Resolution::Approved)
+            })
+            .await;
         if *approved {
             for m in &d.messages {
                 updated(&w, &m.post_id, |t| t.contains("✅ APPROVED")).await;

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use teleport_mattermost::access::PluginData;
 use teleport_mattermost::app::{Application, Options};
 use teleport_mattermost::config::Config;
 use teleport_mattermost::http::Readiness;
@@ -176,6 +177,28 @@ impl World {
     /// The plugin data the service keeps for a request.
     pub fn plugin_data(&self, id: &str) -> Option<BTreeMap<String, String>> {
         self.tp.plugin_data(id, "mattermost")
+    }
+
+    /// Polls a request's plugin data until no claim is held and `pred` holds, as upstream's
+    /// `checkPluginData` does: the service records progress right after it posts, so a test
+    /// may look in between.
+    pub async fn data_when(&self, id: &str, pred: impl Fn(&PluginData) -> bool) -> PluginData {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(m) = self.plugin_data(id)
+                && let d = PluginData::decode(&m).unwrap()
+                && pred(&d)
+                && !m.contains_key("claim")
+            {
+                return d;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "plugin data of {id} never matched: {:?}",
+                self.plugin_data(id)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -2,10 +2,8 @@
 //! runs `/teleport` exactly as Mattermost would; the service submits on behalf of the human
 //! and the Teleport simulator applies their rights (its audit shows author and submitter).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use teleport_mattermost::access::{PluginData, RequestState, Threshold};
+use teleport_mattermost::access::{RequestState, Threshold};
 use teleport_mattermost::sim::mattermost::{CommandOutcome, SimPost};
 use teleport_mattermost::sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
 use teleport_mattermost::sim::teleport::{Method, NewRequest};
@@ -39,20 +37,8 @@ pub(crate) async fn root_with_buttons(w: &World, id: &str) -> SimPost {
 }
 
 async fn recorded(w: &World, id: &str, post_id: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(m) = w.plugin_data(id)
-            && !m.contains_key("claim")
-            && PluginData::decode(&m).is_ok_and(|d| d.messages.iter().any(|x| x.post_id == post_id))
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "post {post_id} never recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    w.data_when(id, |d| d.messages.iter().any(|x| x.post_id == post_id))
+        .await;
 }
 
 /// Waits until the post's message satisfies `pred`.

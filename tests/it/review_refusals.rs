@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use teleport_mattermost::access::{PluginData, Resolution};
+use teleport_mattermost::access::Resolution;
 use teleport_mattermost::mattermost::model::NewPost;
 use teleport_mattermost::mattermost::{ClientOptions, MattermostClient};
 use teleport_mattermost::metrics::Metrics;
@@ -103,18 +103,8 @@ async fn a_replayed_click_after_resolution_changes_nothing() {
     let saved = context(&post, "approve");
     click_text(&w, &post, "approve", REVIEWER1).await;
     post_when(&w, &post.id, |p| p.actions().count() == 0).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while w
-        .plugin_data(&id)
-        .and_then(|m| PluginData::decode(&m).ok())
-        .is_none_or(|d| d.resolution != Resolution::Approved)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "resolution recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    w.data_when(&id, |d| d.resolution == Resolution::Approved)
+        .await;
     let (status, body) = raw_click(&svc, &w, &post, REVIEWER2, saved).await;
     assert_eq!(status, 200);
     let text = body["ephemeral_text"].as_str().unwrap();
