@@ -569,14 +569,8 @@ fn roots_by_request(w: &World) -> BTreeMap<(String, String), usize> {
             .into_iter()
             .filter(|p| p.root_id.is_empty() && p.channel_id != requester)
     {
-        if let Some(id) = p
-            .message
-            .split("**Request ID**: ")
-            .nth(1)
-            .and_then(|r| r.lines().next())
-        {
-            *out.entry((id.to_string(), p.channel_id.clone()))
-                .or_insert(0) += 1;
+        if let Some(id) = crate::harness::request_id(&p) {
+            *out.entry((id, p.channel_id.clone())).or_insert(0) += 1;
         }
     }
     out

@@ -22,7 +22,7 @@ use teleport_mattermost::sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIE
 use teleport_mattermost::teleport::client::NewReview;
 use tokio::time::Instant;
 
-use crate::harness::World;
+use crate::harness::{World, request_id};
 
 const BIN: &str = env!("CARGO_BIN_EXE_teleport-mattermost");
 const INSTANCES: usize = 3;
@@ -91,17 +91,6 @@ struct DueReview {
     id: String,
     reviewer: &'static str,
     state: RequestState,
-}
-
-/// `**Request ID**: <id>` of a root post.
-fn request_id(post: &SimPost) -> Option<String> {
-    let start = post.message.find("**Request ID**: ")? + "**Request ID**: ".len();
-    let rest = &post.message[start..];
-    Some(
-        rest[..rest.find('\n').unwrap_or(rest.len())]
-            .trim()
-            .to_string(),
-    )
 }
 
 /// What is wrong with the posts, per kind of problem (empty when all is right).

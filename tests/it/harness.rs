@@ -13,7 +13,7 @@ use teleport_mattermost::config::Config;
 use teleport_mattermost::http::Readiness;
 use teleport_mattermost::metrics::Metrics;
 use teleport_mattermost::signals::Signals;
-use teleport_mattermost::sim::mattermost::{MattermostSim, SimConfig};
+use teleport_mattermost::sim::mattermost::{MattermostSim, SimConfig, SimPost};
 use teleport_mattermost::sim::teleport::fixtures::{
     self, ADMIN, BYSTANDER, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
 };
@@ -277,4 +277,15 @@ impl Service {
             .expect("service ends")
             .expect("no panic")
     }
+}
+
+/// The request id a root post shows (`**Request ID**: <id>`).
+pub fn request_id(post: &SimPost) -> Option<String> {
+    let start = post.message.find("**Request ID**: ")? + "**Request ID**: ".len();
+    let rest = &post.message[start..];
+    Some(
+        rest[..rest.find('\n').unwrap_or(rest.len())]
+            .trim()
+            .to_string(),
+    )
 }

@@ -13,22 +13,11 @@ use teleport_mattermost::sim::teleport::NewRequest;
 use teleport_mattermost::sim::teleport::fixtures::{REQUESTER, REVIEWER1, REVIEWER2};
 use teleport_mattermost::teleport::client::NewReview;
 
-use crate::harness::{Service, World};
+use crate::harness::{Service, World, request_id};
 
 const REQUESTS: usize = 20;
 const REPLICAS: usize = 3;
 const CONVERGE: Duration = Duration::from_secs(30);
-
-/// `**Request ID**: <id>` of a root post.
-fn request_id(post: &SimPost) -> Option<String> {
-    let start = post.message.find("**Request ID**: ")? + "**Request ID**: ".len();
-    let rest = &post.message[start..];
-    Some(
-        rest[..rest.find('\n').unwrap_or(rest.len())]
-            .trim()
-            .to_string(),
-    )
-}
 
 fn roots(w: &World, channel: &Option<String>) -> Vec<SimPost> {
     channel
