@@ -163,11 +163,16 @@ impl Chat for FakeChat {
 pub struct FakeRender;
 
 impl Renderer for FakeRender {
-    fn root(&self, s: &Summary, channel_id: &str) -> Body {
-        Body::text(format!(
-            "root {} {:?} a{}/d{} in {channel_id}",
-            s.id, s.status, s.approvals, s.denials
-        ))
+    fn roots(&self, s: &Summary, channel_ids: &[&str]) -> Vec<Body> {
+        channel_ids
+            .iter()
+            .map(|ch| {
+                Body::text(format!(
+                    "root {} {:?} a{}/d{} in {ch}",
+                    s.id, s.status, s.approvals, s.denials
+                ))
+            })
+            .collect()
     }
 
     fn reply(&self, _s: &Summary, r: &Review) -> Body {

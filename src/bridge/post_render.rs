@@ -124,37 +124,20 @@ impl PostRenderer {
 }
 
 impl Renderer for PostRenderer {
-    fn root(&self, s: &Summary, channel_id: &str) -> Body {
-        let mut view = self.view(s);
-        view.buttons = self.buttons(s, channel_id);
-        let r = mm::root_post(&view);
-        Body {
-            message: r.message,
-            props: Some(r.props),
-        }
-    }
-
-    /// One message for every channel, props (signed buttons) per channel.
+    /// The message is rendered once (it does not show the buttons); props per channel.
     fn roots(&self, s: &Summary, channel_ids: &[&str]) -> Vec<Body> {
         let mut view = self.view(s);
-        let Some((first, rest)) = channel_ids.split_first() else {
-            return Vec::new();
-        };
-        view.buttons = self.buttons(s, first);
-        let r = mm::root_post(&view);
-        let mut out = Vec::with_capacity(channel_ids.len());
-        out.push(Body {
-            message: r.message.clone(),
-            props: Some(r.props),
-        });
-        for ch in rest {
-            view.buttons = self.buttons(s, ch);
-            out.push(Body {
-                message: r.message.clone(),
-                props: Some(mm::root_props(&view)),
-            });
-        }
-        out
+        let message = mm::root_message(&view);
+        channel_ids
+            .iter()
+            .map(|ch| {
+                view.buttons = self.buttons(s, ch);
+                Body {
+                    message: message.clone(),
+                    props: Some(mm::root_props(&view)),
+                }
+            })
+            .collect()
     }
 
     fn reply(&self, _s: &Summary, review: &Review) -> Body {
@@ -204,7 +187,7 @@ mod tests {
             ..Summary::default()
         };
         let channels = ["ch-a", "ch-b", "ch-c"];
-        let one_by_one: Vec<Body> = channels.iter().map(|c| r.root(&s, c)).collect();
+        let one_by_one: Vec<Body> = channels.iter().flat_map(|c| r.roots(&s, &[c])).collect();
         assert_eq!(r.roots(&s, &channels), one_by_one);
         assert_ne!(
             one_by_one[0].props, one_by_one[1].props,

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 pub use escape::{REASON_LIMIT, markdown_escape};
-pub use post::{root_post, root_props};
+pub use post::{root_message, root_post, root_props};
 pub use reply::{requester_dm, review_reply};
 
 /// Our posts stay under Mattermost's oldest limit (4000 runes; current servers allow 16383),

@@ -20,14 +20,19 @@ const RESOURCES_CHARS: usize = 700;
 /// with resources, cluster, duration, review progress and access list inserted where they
 /// belong. Always at most [`MAX_POST_CHARS`] characters.
 pub fn root_post(view: &RequestView) -> RenderedPost {
-    let mut message = build_message(view, true);
-    if message.chars().count() > MAX_POST_CHARS {
-        message = build_message(view, false);
-    }
     RenderedPost {
-        message,
+        message: root_message(view),
         props: root_props(view),
     }
+}
+
+/// The text of the root post alone; it does not depend on the buttons.
+pub fn root_message(view: &RequestView) -> String {
+    let message = build_message(view, true);
+    if message.chars().count() > MAX_POST_CHARS {
+        return build_message(view, false);
+    }
+    message
 }
 
 fn build_message(view: &RequestView, with_resources: bool) -> String {
