@@ -6,9 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use time::OffsetDateTime;
-
 use futures_util::StreamExt;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::BridgeMetrics;
@@ -245,10 +244,10 @@ impl Watcher {
 
     /// Teleport replays nothing after INIT, so list what may have changed while we were not
     /// watching: every request, each reconciled like an event (posting what is missing,
-    /// updating what was resolved). A request created after `unwatched_since` was never seen
-    /// pending by this replica however quickly it was resolved, so it is posted like one
-    /// (with its final status) unless another replica already did. Returns whether the
-    /// requests were listed (the gap is covered).
+    /// updating what was resolved). A resolved request created after `unwatched_since` may
+    /// never have been seen pending here, so it is posted like one (with its final status)
+    /// unless it already has posts. Returns whether the requests were listed (the gap is
+    /// covered).
     async fn catch_up(
         &self,
         cancel: CancellationToken,
