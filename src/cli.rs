@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config};
+use teleport_mattermost::config::{self, Config};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,7 +73,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Version => {
-            println!("{}", crate::version::line());
+            println!("{}", teleport_mattermost::version::line());
             ExitCode::SUCCESS
         }
         Command::Check {
@@ -122,9 +122,9 @@ fn check(path: &std::path::Path, json: bool, offline: bool) -> ExitCode {
         Err(e) => return fatal(&e),
     };
     let report = if offline {
-        crate::check::run_offline(&cfg)
+        teleport_mattermost::check::run_offline(&cfg)
     } else {
-        runtime.block_on(crate::check::run(&cfg))
+        runtime.block_on(teleport_mattermost::check::run(&cfg))
     };
     if json {
         println!(
@@ -143,12 +143,12 @@ fn check(path: &std::path::Path, json: bool, offline: bool) -> ExitCode {
 
 fn demo(keep_running: bool) -> ExitCode {
     // Only warnings from the service: the transcript on stdout is the point.
-    let log = crate::config::LogConfig {
-        output: crate::config::LogOutput::Stderr,
+    let log = teleport_mattermost::config::LogConfig {
+        output: teleport_mattermost::config::LogOutput::Stderr,
         severity: tracing::Level::WARN,
-        format: crate::config::LogFormat::Text,
+        format: teleport_mattermost::config::LogFormat::Text,
     };
-    if let Err(e) = crate::logging::init(&log, false) {
+    if let Err(e) = teleport_mattermost::logging::init(&log, false) {
         return fatal(&*e);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -172,7 +172,7 @@ fn start(path: &std::path::Path, debug: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fatal(&e),
     };
-    if let Err(e) = crate::logging::init(&cfg.log, debug) {
+    if let Err(e) = teleport_mattermost::logging::init(&cfg.log, debug) {
         return fatal(&*e);
     }
     for w in &cfg.warnings {
@@ -187,12 +187,16 @@ fn start(path: &std::path::Path, debug: bool) -> ExitCode {
     };
     let result = runtime.block_on(async move {
         tracing::info!(
-            version = crate::version::VERSION,
-            git_ref = crate::version::GIT_REF.unwrap_or(""),
+            version = teleport_mattermost::version::VERSION,
+            git_ref = teleport_mattermost::version::GIT_REF.unwrap_or(""),
             "Starting Teleport Access Mattermost Plugin"
         );
-        let signals = crate::signals::install()?;
-        let app = crate::app::Application::build(cfg, crate::app::Options::from_env()).await?;
+        let signals = teleport_mattermost::signals::install()?;
+        let app = teleport_mattermost::app::Application::build(
+            cfg,
+            teleport_mattermost::app::Options::from_env(),
+        )
+        .await?;
         app.run_until_stopped(signals).await
     });
     // Do not wait for stray blocking tasks: the grace period already bounded shutdown.

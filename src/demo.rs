@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{Application, Options};
-use crate::config::Config;
-use crate::signals::Signals;
-use crate::sim::mattermost::{MattermostSim, SimConfig, SimPost};
-use crate::sim::teleport::fixtures::{self, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
-use crate::sim::teleport::{NewRequest, SimOptions, TeleportSim};
+use teleport_mattermost::app::{Application, Options};
+use teleport_mattermost::config::Config;
+use teleport_mattermost::signals::Signals;
+use teleport_mattermost_sim::mattermost::{MattermostSim, SimConfig, SimPost};
+use teleport_mattermost_sim::teleport::fixtures::{
+    self, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
+};
+use teleport_mattermost_sim::teleport::{NewRequest, SimOptions, TeleportSim};
 
 const WAIT: Duration = Duration::from_secs(5);
 const CLUSTER: &str = "demo.teleport.sh";
@@ -33,7 +35,7 @@ struct Stage {
 }
 
 pub async fn run(keep_running: bool) -> anyhow::Result<()> {
-    crate::install_crypto_provider();
+    teleport_mattermost::install_crypto_provider();
     let stage = Stage::start().await?;
     println!(
         "teleport-mattermost demo: the real service against the built-in simulators, over real sockets\n"
@@ -220,7 +222,7 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
     let mut req = NewRequest::new(REQUESTER, &[fixtures::REQUESTED_ROLE])
         .reason("Deploy the hotfix for INC-1234")
         .suggested_reviewers(&[REVIEWER2]);
-    req.thresholds = Some(vec![crate::access::Threshold {
+    req.thresholds = Some(vec![teleport_mattermost::access::Threshold {
         name: "two".into(),
         approve: 2,
         deny: 1,

@@ -16,14 +16,14 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{PluginData, SentMessage};
-use crate::config::Config;
-use crate::mattermost::{ClientOptions as MmOptions, MattermostClient, model};
-use crate::metrics::Metrics;
-use crate::route::Recipient;
-use crate::signals::Signals;
-use crate::teleport::TeleportClient;
-use crate::teleport::client::{ClientOptions as TpOptions, PluginDataClient};
+use teleport_mattermost::access::{PluginData, SentMessage};
+use teleport_mattermost::config::Config;
+use teleport_mattermost::mattermost::{ClientOptions as MmOptions, MattermostClient, model};
+use teleport_mattermost::metrics::Metrics;
+use teleport_mattermost::route::Recipient;
+use teleport_mattermost::signals::Signals;
+use teleport_mattermost::teleport::TeleportClient;
+use teleport_mattermost::teleport::client::{ClientOptions as TpOptions, PluginDataClient};
 
 /// The worker's inputs in its directory: the service config and the body to post.
 pub const CONFIG_FILE: &str = "bare.toml";
@@ -33,7 +33,7 @@ pub const BODY_FILE: &str = "body.json";
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Body {
     pub message: String,
-    pub props: Option<crate::mattermost::model::Props>,
+    pub props: Option<teleport_mattermost::mattermost::model::Props>,
 }
 
 struct Clients {
@@ -57,7 +57,7 @@ pub async fn run(
     let chat = MattermostClient::new(MmOptions::from_config(&config.mattermost), &Metrics::new())?;
     chat.me().await?;
     let clients = Arc::new(Clients {
-        store: teleport.plugin_data(crate::route::PLUGIN_NAME),
+        store: teleport.plugin_data(teleport_mattermost::route::PLUGIN_NAME),
         chat,
         recipients,
         body,
@@ -104,7 +104,7 @@ pub struct WorkerResult {
 /// `bench --bare-worker <dir>`: loops over every PENDING request of the configured Teleport
 /// and prints a [`WorkerResult`] as JSON.
 pub fn worker_main(dir: &Path) -> ExitCode {
-    crate::install_crypto_provider();
+    teleport_mattermost::install_crypto_provider();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -137,8 +137,8 @@ async fn worker(dir: &Path) -> anyhow::Result<WorkerResult> {
         &Signals::manual(stop.clone()),
         TpOptions::default(),
     )?;
-    let filter = crate::teleport::client::RequestFilter {
-        state: Some(crate::access::RequestState::Pending),
+    let filter = teleport_mattermost::teleport::client::RequestFilter {
+        state: Some(teleport_mattermost::access::RequestState::Pending),
         ..Default::default()
     };
     let ids: Vec<String> = teleport
@@ -155,7 +155,7 @@ async fn worker(dir: &Path) -> anyhow::Result<WorkerResult> {
         .unwrap_or_default()
         .into_iter()
         .chain([Recipient::Email(
-            crate::sim::teleport::fixtures::REVIEWER1.to_string(),
+            teleport_mattermost_sim::teleport::fixtures::REVIEWER1.to_string(),
         )])
         .collect();
     let cpu = super::process::cpu_secs("self");
@@ -171,7 +171,7 @@ async fn worker(dir: &Path) -> anyhow::Result<WorkerResult> {
 }
 
 async fn one(c: &Clients, id: &str) -> anyhow::Result<()> {
-    use crate::access::cas::PluginDataStore;
+    use teleport_mattermost::access::cas::PluginDataStore;
     let existing = c.store.get(id).await?;
     anyhow::ensure!(existing.is_none(), "request {id} already has plugin data");
     let mut data = PluginData {
@@ -213,6 +213,6 @@ async fn one(c: &Clients, id: &str) -> anyhow::Result<()> {
 }
 
 fn with_claim(mut m: BTreeMap<String, String>, claim: &str) -> BTreeMap<String, String> {
-    m.insert(crate::bridge::claim::KEY.into(), claim.into());
+    m.insert(teleport_mattermost::bridge::claim::KEY.into(), claim.into());
     m
 }

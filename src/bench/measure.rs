@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::world::SimWorld;
-use crate::access::PluginData;
-use crate::sim::teleport::NewRequest;
-use crate::sim::teleport::fixtures::{REQUESTER, REVIEWER1};
+use teleport_mattermost::access::PluginData;
+use teleport_mattermost_sim::teleport::NewRequest;
+use teleport_mattermost_sim::teleport::fixtures::{REQUESTER, REVIEWER1};
 
 /// How often completion is polled during a burst (the figure's resolution).
 const POLL: Duration = Duration::from_millis(2);
@@ -25,8 +25,6 @@ pub fn request() -> NewRequest {
 pub enum MeasureError {
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, String),
-    #[error("{0}")]
-    Wrong(String),
 }
 
 /// Whether the service has recorded both posts of `id` and released its claim.

@@ -6,7 +6,7 @@
 pub mod bare;
 pub mod measure;
 mod phases;
-pub mod process;
+pub use teleport_mattermost_sim::process;
 pub mod report;
 pub mod world;
 
@@ -38,7 +38,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     if let Some(dir) = &args.bare_worker {
         return bare::worker_main(dir);
     }
-    crate::install_crypto_provider();
+    teleport_mattermost::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

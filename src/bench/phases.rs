@@ -11,7 +11,7 @@ use super::process::{ServiceProcess, cpu_secs, free_port};
 use super::report::Figures;
 use super::world::SimWorld;
 use super::{BenchArgs, bare, progress};
-use crate::sim::teleport::fixtures::REVIEWER1;
+use teleport_mattermost_sim::teleport::fixtures::REVIEWER1;
 
 const READY: Duration = Duration::from_secs(30);
 const STOP: Duration = Duration::from_secs(20);
@@ -136,7 +136,7 @@ async fn live_rows(bin: &Path, f: &mut Figures) -> anyhow::Result<(SimWorld, Vec
 /// needing two approvals; reviewer1 approves with `/teleport approve`, reviewer2 with the
 /// button. Each includes the service's user lookup and the on-behalf review in Teleport.
 async fn review_rows(bin: &Path, w: &SimWorld, f: &mut Figures) -> anyhow::Result<()> {
-    use crate::sim::teleport::fixtures::REVIEWER2;
+    use teleport_mattermost_sim::teleport::fixtures::REVIEWER2;
     let samples = f.latency_samples;
     progress(&format!(
         "review round trips: {samples} slash commands and {samples} button clicks"
@@ -154,7 +154,7 @@ async fn review_rows(bin: &Path, w: &SimWorld, f: &mut Figures) -> anyhow::Resul
     let (mut slash, mut click) = (Vec::new(), Vec::new());
     for _ in 0..samples {
         let mut req = measure::request();
-        req.thresholds = Some(vec![crate::access::Threshold {
+        req.thresholds = Some(vec![teleport_mattermost::access::Threshold {
             name: "two".into(),
             approve: 2,
             deny: 1,

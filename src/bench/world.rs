@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::sim::mattermost::{MattermostSim, SimConfig};
-use crate::sim::teleport::fixtures::{
+use teleport_mattermost_sim::mattermost::{MattermostSim, SimConfig};
+use teleport_mattermost_sim::teleport::fixtures::{
     self, ADMIN, BYSTANDER, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
 };
-use crate::sim::teleport::{SimOptions, TeleportSim};
+use teleport_mattermost_sim::teleport::{SimOptions, TeleportSim};
 
 /// The channel every request is posted to (`team/channel`).
 pub const CHANNEL: &str = "team-llama/channel-llama";
@@ -55,7 +55,7 @@ impl SimWorld {
     /// Starts both simulators on loopback; `log_bodies` keeps request bodies in the
     /// Mattermost simulator's request log (off for the benchmark: it would only cost memory).
     pub async fn start(log_bodies: bool) -> std::io::Result<Self> {
-        crate::install_crypto_provider();
+        teleport_mattermost::install_crypto_provider();
         let tp = TeleportSim::start(SimOptions::default()).await?;
         fixtures::standard(&tp);
         let mm = MattermostSim::start(SimConfig {

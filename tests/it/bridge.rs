@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use teleport_mattermost::access::{
     AccessMonitoringRule, RequestState, Resolution, RuleNotification, Threshold,
 };
-use teleport_mattermost::sim::mattermost::SimPost;
-use teleport_mattermost::sim::teleport::fixtures::{REQUESTER, REVIEWER1, REVIEWER2};
-use teleport_mattermost::sim::teleport::{Method, NewRequest};
 use teleport_mattermost::teleport::client::NewReview;
+use teleport_mattermost_sim::mattermost::SimPost;
+use teleport_mattermost_sim::teleport::fixtures::{REQUESTER, REVIEWER1, REVIEWER2};
+use teleport_mattermost_sim::teleport::{Method, NewRequest};
 use tonic::Code;
 
 use crate::harness::{WAIT, World};
@@ -490,7 +490,7 @@ async fn repeated_events_do_not_post_or_update_again() {
 
 #[tokio::test]
 async fn a_watch_refused_for_lack_of_permission_is_fatal_and_names_the_rule() {
-    use teleport_mattermost::sim::teleport::SimRole;
+    use teleport_mattermost_sim::teleport::SimRole;
     let w = World::start().await;
     w.tp.add_role(SimRole::new("no-requests").allow(&["access_plugin_data"], &["update"]));
     w.tp.add_user("weak-plugin", &["no-requests"]);
@@ -578,7 +578,7 @@ fn roots_by_request(w: &World) -> BTreeMap<(String, String), usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_survives_watch_cuts_and_mattermost_errors_without_loss_or_duplicates() {
-    use teleport_mattermost::sim::mattermost::RouteFilter;
+    use teleport_mattermost_sim::mattermost::RouteFilter;
     let w = World::start().await;
     let svc = w.service(UPSTREAM_TABLE).await;
     // Mattermost fails 20% of calls with 500 and answers a burst of 429s on posts.
@@ -648,7 +648,7 @@ async fn a_burst_survives_watch_cuts_and_mattermost_errors_without_loss_or_dupli
 
 #[tokio::test]
 async fn a_periodic_resync_reconciles_again_while_connected() {
-    use teleport_mattermost::sim::teleport::Method;
+    use teleport_mattermost_sim::teleport::Method;
     let w = World::start().await;
     let svc = w.service("[bridge]\nresync_interval = \"200ms\"\n").await;
     let listings = || w.tp.faults().calls(Method::GetAccessRequestsV2);

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use teleport_mattermost::sim::teleport::{SimOptions, SimRole, Validity};
+use teleport_mattermost_sim::teleport::{SimOptions, SimRole, Validity};
 
 use crate::harness::World;
 
@@ -214,7 +214,7 @@ async fn review_without_submit_for_users_names_the_role_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_prints_the_proxy_path_used() {
-    use teleport_mattermost::sim::teleport::proxy::{ProxySim, ProxySimOptions};
+    use teleport_mattermost_sim::teleport::proxy::{ProxySim, ProxySimOptions};
     let w = World::start().await;
     let proxy = ProxySim::start(&w.tp, ProxySimOptions::default())
         .await

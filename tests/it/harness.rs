@@ -13,11 +13,11 @@ use teleport_mattermost::config::Config;
 use teleport_mattermost::http::Readiness;
 use teleport_mattermost::metrics::Metrics;
 use teleport_mattermost::signals::Signals;
-use teleport_mattermost::sim::mattermost::{MattermostSim, SimConfig, SimPost};
-use teleport_mattermost::sim::teleport::fixtures::{
+use teleport_mattermost_sim::mattermost::{MattermostSim, SimConfig, SimPost};
+use teleport_mattermost_sim::teleport::fixtures::{
     self, ADMIN, BYSTANDER, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
 };
-use teleport_mattermost::sim::teleport::{SimOptions, TeleportSim};
+use teleport_mattermost_sim::teleport::{SimOptions, TeleportSim};
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(10);

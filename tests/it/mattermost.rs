@@ -13,7 +13,7 @@ use teleport_mattermost::mattermost::{
 };
 use teleport_mattermost::metrics::Metrics;
 use teleport_mattermost::route::Recipient;
-use teleport_mattermost::sim::mattermost::{MattermostSim, RouteFilter, SimConfig};
+use teleport_mattermost_sim::mattermost::{MattermostSim, RouteFilter, SimConfig};
 
 /// A simulator with team-llama/channel-llama (the bot is a member), a private channel the bot
 /// is not in, and two reviewers.
@@ -761,7 +761,7 @@ async fn https_is_trusted_with_the_extra_ca_and_refused_without_it() {
         .unwrap()
         .signed_by(&leaf_key, &issuer)
         .unwrap();
-    let tls = teleport_mattermost::sim::mattermost::server_tls_config(
+    let tls = teleport_mattermost_sim::mattermost::server_tls_config(
         vec![leaf.der().clone()],
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
     )

@@ -12,7 +12,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use teleport_mattermost::mattermost::MattermostError;
 use teleport_mattermost::mattermost::model::NewPost;
-use teleport_mattermost::sim::mattermost::{RateLimit, SimConfig, SimError};
+use teleport_mattermost_sim::mattermost::{RateLimit, SimConfig, SimError};
 
 use crate::mattermost::{client, fixture};
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use teleport_mattermost::app::Options;
 use teleport_mattermost::config::Config;
-use teleport_mattermost::sim::teleport::fixtures::{PLUGIN_USER, REQUESTER};
-use teleport_mattermost::sim::teleport::proxy::{Front, ProxySim, ProxySimOptions, Route};
-use teleport_mattermost::sim::teleport::{NewRequest, SimOptions, TeleportSim};
+use teleport_mattermost_sim::teleport::fixtures::{PLUGIN_USER, REQUESTER};
+use teleport_mattermost_sim::teleport::proxy::{Front, ProxySim, ProxySimOptions, Route};
+use teleport_mattermost_sim::teleport::{NewRequest, SimOptions, TeleportSim};
 
 use crate::harness::{Service, WAIT, World};
 

@@ -11,11 +11,11 @@ use base64::Engine;
 use teleport_mattermost::config::{Credentials, TeleportConfig};
 use teleport_mattermost::metrics::Metrics;
 use teleport_mattermost::signals::Signals;
-use teleport_mattermost::sim::teleport::fixtures::{self, PLUGIN_USER};
-use teleport_mattermost::sim::teleport::proxy::{Front, ProxySim, ProxySimOptions, Route};
-use teleport_mattermost::sim::teleport::{SimOptions, TeleportSim};
 use teleport_mattermost::teleport::proxy::ConnUpgradeRules;
 use teleport_mattermost::teleport::{ConnectPath, ProxyOptions, TeleportClient, TeleportError};
+use teleport_mattermost_sim::teleport::fixtures::{self, PLUGIN_USER};
+use teleport_mattermost_sim::teleport::proxy::{Front, ProxySim, ProxySimOptions, Route};
+use teleport_mattermost_sim::teleport::{SimOptions, TeleportSim};
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::WAIT;

@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 use teleport_mattermost::access::{RequestState, Threshold};
-use teleport_mattermost::sim::mattermost::{CommandOutcome, SimPost};
-use teleport_mattermost::sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
-use teleport_mattermost::sim::teleport::{Method, NewRequest};
+use teleport_mattermost_sim::mattermost::{CommandOutcome, SimPost};
+use teleport_mattermost_sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
+use teleport_mattermost_sim::teleport::{Method, NewRequest};
 
 use crate::harness::{COMMAND_TOKEN, ReviewSetup, Service, WAIT, World};
 

@@ -2,9 +2,9 @@
 //! caller, `pending`, `show`, `explain`, id prefixes and usage errors, as Mattermost sends them.
 
 use teleport_mattermost::access::RequestState;
-use teleport_mattermost::sim::mattermost::SimError;
-use teleport_mattermost::sim::teleport::NewRequest;
-use teleport_mattermost::sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
+use teleport_mattermost_sim::mattermost::SimError;
+use teleport_mattermost_sim::teleport::NewRequest;
+use teleport_mattermost_sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
 
 use crate::harness::{COMMAND_TOKEN, World};
 use crate::review::{answer, mm, post_when, request, root_with_buttons, slash};

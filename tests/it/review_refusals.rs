@@ -13,11 +13,11 @@ use teleport_mattermost::mattermost::model::NewPost;
 use teleport_mattermost::mattermost::{ClientOptions, MattermostClient};
 use teleport_mattermost::metrics::Metrics;
 use teleport_mattermost::review::signing::{Action, Signer};
-use teleport_mattermost::sim::mattermost::SimError;
-use teleport_mattermost::sim::teleport::fixtures::{
+use teleport_mattermost_sim::mattermost::SimError;
+use teleport_mattermost_sim::teleport::fixtures::{
     ADMIN, BYSTANDER, REQUESTER, REVIEWER1, REVIEWER2,
 };
-use teleport_mattermost::sim::teleport::{Method, SimOptions};
+use teleport_mattermost_sim::teleport::{Method, SimOptions};
 
 use crate::harness::{ReviewSetup, SIGNING_SECRET, WAIT, World};
 use crate::review::{

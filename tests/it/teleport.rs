@@ -9,12 +9,12 @@ use futures_util::StreamExt;
 use teleport_mattermost::access::{AccessMonitoringRule, RequestState, RuleNotification};
 use teleport_mattermost::config::{Credentials, TeleportConfig};
 use teleport_mattermost::signals::Signals;
-use teleport_mattermost::sim::teleport::fixtures::{self, *};
-use teleport_mattermost::sim::teleport::{NewRequest, SimOptions, SimRole, TeleportSim};
 use teleport_mattermost::teleport::{
     ChannelOptions, ClientOptions, EventStream, RequestFilter, TeleportClient, TeleportError,
     WatchEvent, WatchKind, WatchRequest,
 };
+use teleport_mattermost_sim::teleport::fixtures::{self, *};
+use teleport_mattermost_sim::teleport::{NewRequest, SimOptions, SimRole, TeleportSim};
 use tokio_util::sync::CancellationToken;
 
 pub struct Env {
@@ -427,7 +427,7 @@ async fn access_monitoring_rules_are_listed_across_pages_for_this_plugin_only() 
     assert_eq!(
         env.sim
             .faults()
-            .calls(teleport_mattermost::sim::teleport::Method::ListAccessMonitoringRules),
+            .calls(teleport_mattermost_sim::teleport::Method::ListAccessMonitoringRules),
         2
     );
 }

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use teleport_mattermost::access::PluginData;
 use teleport_mattermost::access::cas::{Cas, Step};
-use teleport_mattermost::sim::teleport::fixtures::*;
-use teleport_mattermost::sim::teleport::{Method, NewRequest, SimOptions, TeleportSim};
 use teleport_mattermost::teleport::{
     ChannelOptions, ClientOptions, RequestFilter, TeleportClient, TeleportError, WatchEvent,
     WatchRequest,
 };
+use teleport_mattermost_sim::teleport::fixtures::*;
+use teleport_mattermost_sim::teleport::{Method, NewRequest, SimOptions, TeleportSim};
 use tonic::Code;
 
 use crate::teleport::{Env, next, next_put};
@@ -162,7 +162,7 @@ async fn a_watcher_that_falls_behind_is_cut_off_with_an_error_not_silent_loss() 
 #[tokio::test]
 async fn stopping_the_simulator_ends_watches_with_unavailable() {
     let sim = TeleportSim::start(SimOptions::default()).await.unwrap();
-    teleport_mattermost::sim::teleport::fixtures::standard(&sim);
+    teleport_mattermost_sim::teleport::fixtures::standard(&sim);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("identity");
     sim.write_identity(PLUGIN_USER, &path).unwrap();

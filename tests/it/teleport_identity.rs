@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use teleport_mattermost::config::Credentials;
 use teleport_mattermost::signals::Signals;
-use teleport_mattermost::sim::teleport::fixtures::*;
-use teleport_mattermost::sim::teleport::{SimOptions, TeleportSim, Validity};
 use teleport_mattermost::teleport::{IdentityError, TeleportClient, TeleportError};
+use teleport_mattermost_sim::teleport::fixtures::*;
+use teleport_mattermost_sim::teleport::{SimOptions, TeleportSim, Validity};
 use tokio::sync::watch;
 
 use crate::teleport::{Env, client_options};

@@ -5,9 +5,9 @@
 use teleport_mattermost::access::PluginData;
 use teleport_mattermost::access::cas::{Cas, CasError, Step};
 use teleport_mattermost::config::Credentials;
-use teleport_mattermost::sim::teleport::fixtures::*;
-use teleport_mattermost::sim::teleport::{NewRequest, SimRole};
 use teleport_mattermost::teleport::TeleportError;
+use teleport_mattermost_sim::teleport::fixtures::*;
+use teleport_mattermost_sim::teleport::{NewRequest, SimRole};
 
 use crate::teleport::Env;
 

@@ -2,9 +2,9 @@
 //! reviews (Teleport v18.11+) and every refusal a chat user can run into.
 
 use teleport_mattermost::access::{RequestState, Threshold};
-use teleport_mattermost::sim::teleport::fixtures::*;
-use teleport_mattermost::sim::teleport::{NewRequest, ReviewAudit, SimRole};
 use teleport_mattermost::teleport::{NewReview, TeleportError};
+use teleport_mattermost_sim::teleport::fixtures::*;
+use teleport_mattermost_sim::teleport::{NewRequest, ReviewAudit, SimRole};
 
 use crate::teleport::Env;
 
