@@ -155,9 +155,9 @@ version=$(in_root /usr/local/bin/teleport-mattermost version)
 [[ "$version" == "teleport-mattermost v"* ]] || fail "unexpected version output: $version"
 echo "version: $version"
 in_root /usr/local/bin/teleport-mattermost configure >"$WORK/configure.out"
-cmp -s "$WORK/configure.out" src/config/example.toml ||
-    fail "\`configure\` in the empty root did not print src/config/example.toml"
-echo "✔ version and configure run in the empty root (configure = src/config/example.toml, $(wc -l <"$WORK/configure.out") lines)"
+cmp -s "$WORK/configure.out" crates/service/src/config/example.toml ||
+    fail "\`configure\` in the empty root did not print crates/service/src/config/example.toml"
+echo "✔ version and configure run in the empty root (configure = crates/service/src/config/example.toml, $(wc -l <"$WORK/configure.out") lines)"
 
 # ---------------------------------------------------------------------------------------------
 # The container's own command line (ENTRYPOINT + CMD) with a config at the CMD's path: it must
