@@ -30,7 +30,11 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
     let id = request(&w, REQUESTER, 1);
     let post = root_with_buttons(&w, &id).await;
     let text = answer(&slash(&w, &svc, REVIEWER1, &format!("approve {id}")).await);
-    assert_eq!(w.tp.review_audit().len(), 1, "the review went through: {text}");
+    assert_eq!(
+        w.tp.review_audit().len(),
+        1,
+        "the review went through: {text}"
+    );
     let (status, _) = raw_click(&svc, &w, &post, REVIEWER1, json!({"request_id": id})).await;
     assert_eq!(status, 401, "an unsigned click is refused");
     w.data_when(&id, |d| d.reviews_count == 1).await;
