@@ -12,7 +12,7 @@ use teleport_mattermost::access::Resolution;
 use teleport_mattermost::mattermost::model::NewPost;
 use teleport_mattermost::mattermost::{ClientOptions, MattermostClient};
 use teleport_mattermost::metrics::Metrics;
-use teleport_mattermost::review::signing::{Action, Signer};
+use teleport_mattermost::signing::{Action, Signer};
 use teleport_mattermost_sim::mattermost::SimError;
 use teleport_mattermost_sim::teleport::fixtures::{
     ADMIN, BYSTANDER, REQUESTER, REVIEWER1, REVIEWER2,

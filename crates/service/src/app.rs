@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::http::{self, Callbacks, HttpState, Readiness};
 use crate::mattermost::{ClientOptions as MmOptions, MattermostClient};
 use crate::metrics::Metrics;
-use crate::review::signing::Signer;
+use crate::signing::Signer;
 use crate::review::{ClusterFacts, ReviewMetrics, ReviewParts, ReviewService};
 use crate::route::{PLUGIN_NAME, Routing};
 use crate::signals::Signals;

@@ -9,7 +9,7 @@ use super::CallbackError;
 use super::metrics::Source;
 use super::outcome::{Outcome, code};
 use super::service::{DIALOG_TTL_SECS, MAX_REASON_CHARS, ReviewService};
-use super::signing::{Action, ButtonContext, DialogState};
+use crate::signing::{Action, ButtonContext, DialogState};
 use crate::access::{PluginData, RequestState, Resolution};
 use crate::mattermost::integration::{
     DialogSubmission, DialogSubmissionReply, PostActionRequest, PostActionResponse,
@@ -320,10 +320,10 @@ fn resolved(r: Resolution) -> Option<Outcome> {
     Some(Outcome::Resolved { state })
 }
 
-fn signature_reason(e: &super::signing::SignatureError) -> &'static str {
+fn signature_reason(e: &crate::signing::SignatureError) -> &'static str {
     match e {
-        super::signing::SignatureError::Malformed(_) => "malformed_signature",
-        super::signing::SignatureError::BadSignature => "bad_signature",
-        super::signing::SignatureError::Expired => "expired",
+        crate::signing::SignatureError::Malformed(_) => "malformed_signature",
+        crate::signing::SignatureError::BadSignature => "bad_signature",
+        crate::signing::SignatureError::Expired => "expired",
     }
 }

@@ -1,7 +1,6 @@
 //! Reviewing from Mattermost: signed buttons and dialogs, the `/teleport` slash command, and
 //! submitting reviews on behalf of the clicker's Teleport user (Teleport decides).
 //!
-//! - [`signing`]: HMAC button contexts and dialog states.
 //! - [`command`]: the slash command's parser; [`slash`]: running it.
 //! - [`buttons`]: clicks and reason dialogs; [`identity`]: Mattermost user → Teleport user.
 //! - [`service`]: shared state and on-behalf submission; [`outcome`]: results and their texts.
@@ -12,7 +11,6 @@ pub mod identity;
 pub mod metrics;
 pub mod outcome;
 pub mod service;
-pub mod signing;
 pub mod slash;
 
 pub use metrics::{ReviewMetrics, Source};

@@ -3,7 +3,7 @@
 
 use url::Url;
 
-use super::signing::Action;
+use crate::signing::Action;
 use crate::access::{AccessRequest, RequestState};
 use crate::mattermost::render::escape::inline;
 use crate::teleport::TeleportError;

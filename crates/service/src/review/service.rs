@@ -9,7 +9,7 @@ use url::Url;
 use super::identity::{Binding, UserIndex};
 use super::metrics::{ReviewMetrics, Source};
 use super::outcome::{Outcome, classify};
-use super::signing::{Action, Signer};
+use crate::signing::{Action, Signer};
 use crate::access::{AccessRequest, RequestState};
 use crate::config::{RequireReason, ReviewConfig};
 use crate::mattermost::MattermostClient;

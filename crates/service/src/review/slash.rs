@@ -13,7 +13,7 @@ use super::command::{Command, USAGE};
 use super::metrics::Source;
 use super::outcome::{Outcome, code, progress};
 use super::service::ReviewService;
-use super::signing::Action;
+use crate::signing::Action;
 use crate::access::{AccessRequest, PluginData, RequestState};
 use crate::mattermost::integration::{CommandRequest, CommandResponse};
 use crate::mattermost::render::{REASON_LIMIT, markdown_escape};
