@@ -18,10 +18,10 @@ use crate::config::{Config, EnabledReview};
 use crate::http::{self, Callbacks, HttpState, Readiness};
 use crate::mattermost::{ClientOptions as MmOptions, MattermostClient};
 use crate::metrics::Metrics;
-use crate::signing::Signer;
 use crate::review::{ClusterFacts, ReviewMetrics, ReviewParts, ReviewService};
 use crate::route::{PLUGIN_NAME, Routing};
 use crate::signals::Signals;
+use crate::signing::Signer;
 use crate::teleport::client::{ClientOptions as TpOptions, PingInfo, version_at_least};
 use crate::teleport::{TeleportClient, TeleportError};
 

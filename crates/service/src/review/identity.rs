@@ -235,9 +235,7 @@ impl Directory for TeleportDirectory {
                 }
             })?;
         let binding = match snapshot.by_trait(chat_user_id) {
-            Binding::Unlinked if self.allow_email => {
-                self.by_email(&snapshot, chat_user_id).await?
-            }
+            Binding::Unlinked if self.allow_email => self.by_email(&snapshot, chat_user_id).await?,
             b => b,
         };
         let trait_name = self.index.trait_name();

@@ -89,10 +89,10 @@ impl Directory for FakeDirectory {
             .lock()
             .unwrap()
             .push(format!("identify {chat_user_id}"));
-        self.users
-            .get(chat_user_id)
-            .cloned()
-            .unwrap_or_else(|| Err(unlinked(chat_user_id)))
+        match self.users.get(chat_user_id) {
+            Some(bound) => bound.clone(),
+            None => Err(unlinked(chat_user_id)),
+        }
     }
 }
 
@@ -249,8 +249,7 @@ async fn check_1_a_request_that_no_longer_exists_is_gone_and_nobody_is_looked_up
 #[tokio::test]
 async fn check_1_an_unreachable_teleport_submits_nothing() {
     let w = world(pending(REQUESTER, &["editor"]));
-    *w.teleport.read_error.lock().unwrap() =
-        Some(TeleportError::ConnectionProblem("reset".into()));
+    *w.teleport.read_error.lock().unwrap() = Some(TeleportError::ConnectionProblem("reset".into()));
     assert_eq!(w.outcome(&approve(MM_BOB)).await, Outcome::Unavailable);
     *w.teleport.read_error.lock().unwrap() = Some(TeleportError::PermissionDenied("no".into()));
     assert_eq!(

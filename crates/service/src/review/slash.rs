@@ -16,12 +16,12 @@ use super::outcome::{Outcome, code, progress};
 use super::pipeline::{Attempt, Decision};
 use super::service::LivePipeline;
 use super::{CallbackError, unauthorized};
-use crate::route::Routing;
-use crate::signing::Action;
 use crate::access::{AccessRequest, PluginData, RequestState};
 use crate::mattermost::integration::{CommandRequest, CommandResponse};
 use crate::mattermost::render::{REASON_LIMIT, markdown_escape};
+use crate::route::Routing;
 use crate::route::{Env, PLUGIN_NAME};
+use crate::signing::Action;
 use crate::teleport::{RequestFilter, TeleportClient};
 
 /// Requests listed by `pending` at most; the rest are counted.
@@ -75,11 +75,7 @@ pub struct SlashCommand {
 impl SlashCommand {
     /// Checks the command token from `Authorization: Token <t>` or, without that header, the
     /// form field `token`, against every configured token. Nothing else is parsed before.
-    pub fn authorize(
-        &self,
-        authorization: Option<&str>,
-        form: &[u8],
-    ) -> Result<(), CallbackError> {
+    pub fn authorize(&self, authorization: Option<&str>, form: &[u8]) -> Result<(), CallbackError> {
         let presented = match authorization.and_then(|h| h.strip_prefix("Token ")) {
             Some(t) => t.trim().to_string(),
             None => serde_urlencoded::from_bytes::<TokenOnly>(form)
@@ -297,7 +293,12 @@ impl SlashCommand {
             ));
         }
         if !r.state.is_resolved() {
-            match self.pipeline.policy().in_teleport_only(&r.id, &r.roles, r.is_long_term(), Action::Approve) {
+            match self.pipeline.policy().in_teleport_only(
+                &r.id,
+                &r.roles,
+                r.is_long_term(),
+                Action::Approve,
+            ) {
                 Some(o) => lines.push(o.text()),
                 None => lines.push(format!(
                     "Review with {} or {}.",

@@ -94,7 +94,6 @@ fn origin(figment: &Figment, path: &[&str]) -> String {
     }
 }
 
-
 fn build(p: &mut Problems, raw: RawConfig) -> Config {
     let teleport = sections::teleport(p, raw.teleport);
     let mattermost = sections::mattermost(p, &raw.mattermost);

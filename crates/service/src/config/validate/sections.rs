@@ -28,9 +28,8 @@ pub(super) fn teleport(p: &mut Problems, t: RawTeleport) -> TeleportConfig {
     let addr = match (set(t.addr), set(t.auth_server)) {
         (Some(a), _) => a,
         (None, Some(a)) => {
-            p.warnings.push(
-                "`teleport.auth_server` is deprecated: rename it to `teleport.addr`".into(),
-            );
+            p.warnings
+                .push("`teleport.auth_server` is deprecated: rename it to `teleport.addr`".into());
             a
         }
         (None, None) => DEFAULT_ADDR.to_string(),
@@ -38,7 +37,9 @@ pub(super) fn teleport(p: &mut Problems, t: RawTeleport) -> TeleportConfig {
     if !addr.contains(':') || addr.contains("://") {
         p.problem(
             "teleport.addr",
-            format!("is {addr:?}; write host:port, e.g. auth.example.com:3025 or tenant.teleport.sh:443"),
+            format!(
+                "is {addr:?}; write host:port, e.g. auth.example.com:3025 or tenant.teleport.sh:443"
+            ),
         );
     }
     let identity = set(t.identity);
@@ -148,7 +149,8 @@ pub(super) fn mattermost(p: &mut Problems, m: &RawMattermost) -> MattermostConfi
     }
 }
 
-pub(super) fn role_to_recipients(p: &mut Problems,
+pub(super) fn role_to_recipients(
+    p: &mut Problems,
     table: BTreeMap<String, Value>,
     mm_recipients: Vec<String>,
 ) -> BTreeMap<String, Vec<Recipient>> {
@@ -249,7 +251,6 @@ pub(super) fn http(p: &mut Problems, h: RawHttp) -> (HttpConfig, Option<Url>) {
     };
     (http, public_addr)
 }
-
 
 pub(super) fn bridge(p: &mut Problems, b: RawBridge) -> BridgeConfig {
     let concurrency = match b.concurrency {
