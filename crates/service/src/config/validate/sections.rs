@@ -174,7 +174,7 @@ pub(super) fn role_to_recipients(
     out
 }
 
-pub(super) fn recipients(p: &mut Problems, key: &str, raw: &[String]) -> Vec<Recipient> {
+fn recipients(p: &mut Problems, key: &str, raw: &[String]) -> Vec<Recipient> {
     let mut out = Vec::new();
     for r in raw {
         match Recipient::parse(r) {
