@@ -2,13 +2,13 @@
 //! constant time before anything else is read, then `help`, `pending`, `show`, `approve`,
 //! `deny` and `explain` answer with a message only the caller sees.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 use time::format_description::well_known::Rfc3339;
-
-use std::sync::Arc;
 
 use super::command::{Command, USAGE};
 use super::metrics::{ReviewMetrics, Source};
@@ -19,8 +19,7 @@ use super::{CallbackError, unauthorized};
 use crate::access::{AccessRequest, PluginData, RequestState};
 use crate::mattermost::integration::{CommandRequest, CommandResponse};
 use crate::mattermost::render::{REASON_LIMIT, markdown_escape};
-use crate::route::Routing;
-use crate::route::{Env, PLUGIN_NAME};
+use crate::route::{Env, PLUGIN_NAME, Routing};
 use crate::signing::Action;
 use crate::teleport::{RequestFilter, TeleportClient};
 
