@@ -28,7 +28,7 @@ async fn ending_watch_streams_gives_a_retryable_error_and_rewatching_works() {
     ));
     env.sim.faults().end_watch_streams();
     let err = next(&mut w).await.unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
     let end = tokio::time::timeout(Duration::from_secs(5), w.next())
         .await
         .unwrap();
@@ -118,7 +118,7 @@ async fn a_delayed_call_times_out_as_a_connection_problem() {
         .delay_next(Method::GetUser, 1, Duration::from_secs(2));
     let started = Instant::now();
     let err = c.get_user(PLUGIN_USER).await.unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "{:?}",
@@ -155,7 +155,7 @@ async fn a_watcher_that_falls_behind_is_cut_off_with_an_error_not_silent_loss() 
         }
     };
     assert!(puts < 6000, "{puts}");
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
     assert!(err.message().contains("watcher queue overflow"), "{err}");
 }
 
@@ -182,7 +182,7 @@ async fn stopping_the_simulator_ends_watches_with_unavailable() {
         .await
         .unwrap();
     let err = next(&mut w).await.unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
 }
 
 #[tokio::test]

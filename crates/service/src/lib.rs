@@ -6,7 +6,9 @@
 //! - [`check`]: the live self-test behind `teleport-mattermost check`.
 //! - [`config`]: typed config from TOML + `TELEPORT_MATTERMOST_*` environment overrides.
 //! - [`app`]: the startable, stoppable application; [`signals`]: SIGTERM/SIGINT/SIGHUP.
-//! - [`http`]: axum router (health, readiness, metrics, Mattermost callbacks).
+//! - [`http`]: axum router (health, readiness, metrics, Mattermost callbacks);
+//!   [`health`]: the readiness flag the bridge sets and `/readyz` reports.
+//! - [`sync`]: the one lock-poisoning policy.
 //! - [`metrics`]: the non-global Prometheus registry; [`logging`]: tracing setup.
 //! - [`route`]: recipients (config, access monitoring rules, suggested reviewers).
 //! - [`bridge`]: events → posts; [`retry`]: bounded jittered backoff.
@@ -20,6 +22,7 @@ pub mod app;
 pub mod bridge;
 pub mod check;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod logging;
 pub mod mattermost;
@@ -28,6 +31,7 @@ pub mod retry;
 pub mod review;
 pub mod route;
 pub mod signals;
+pub mod sync;
 pub mod teleport;
 pub mod version;
 

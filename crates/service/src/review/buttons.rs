@@ -131,7 +131,7 @@ impl ReviewService {
             Ok(Some(raw)) => raw,
             // Plugin data outlives its request by an hour, then it is gone too.
             Ok(None) => return Ok(PostCheck::Show(Outcome::Gone)),
-            Err(e) if e.is_retryable() => return Ok(PostCheck::Show(Outcome::Unavailable)),
+            Err(e) if e.is_transient() => return Ok(PostCheck::Show(Outcome::Unavailable)),
             Err(e) => {
                 tracing::warn!(request_id = %ctx.request_id, error = %e, "reading plugin data for a click failed");
                 return Ok(PostCheck::Show(Outcome::Failed(e.message().to_string())));

@@ -321,7 +321,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(err.is_retryable());
+        assert!(err.is_transient());
         let calls = AtomicUsize::new(0);
         assert_eq!(
             lookup(&index, "mm-a", &calls).await,

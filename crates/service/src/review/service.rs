@@ -127,7 +127,7 @@ impl ReviewService {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "listing Teleport users to identify a reviewer failed");
-                if e.is_retryable() {
+                if e.is_transient() {
                     Outcome::Unavailable
                 } else {
                     Outcome::Failed(format!(
@@ -250,7 +250,7 @@ impl ReviewService {
     }
 
     async fn explain_refusal(&self, e: &TeleportError, request_id: &str, author: &str) -> Outcome {
-        if e.is_retryable() {
+        if e.is_transient() {
             tracing::warn!(request_id = %request_id, error = %e, "submitting a review failed: Teleport unreachable");
             return Outcome::Unavailable;
         }

@@ -1,7 +1,7 @@
 //! `TeleportClient`: the typed calls a plugin makes to the Auth Service, each with a timeout
 //! and the `version` metadata header, returning domain types and [`TeleportError`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +28,7 @@ use super::wire::teleport::accessmonitoringrules::v1::access_monitoring_rules_se
 use super::wire::teleport::users::v1 as users;
 use super::wire::teleport::users::v1::users_service_client::UsersServiceClient;
 use super::wire::{proto, types};
-use crate::access::cas::{PluginDataStore, RawData};
-use crate::access::{AccessMonitoringRule, AccessRequest, KIND_ACCESS_REQUEST, User};
+use crate::access::{AccessMonitoringRule, AccessRequest, KIND_ACCESS_REQUEST, RawData, User};
 use crate::config::TeleportConfig;
 use crate::metrics::Metrics;
 use crate::signals::Signals;
@@ -240,7 +239,7 @@ impl TeleportClient {
     }
 
     /// Opens a watch. The first event is `Init`; the stream ends with an error when the
-    /// server drops it (re-watch on [`TeleportError::is_retryable`]).
+    /// server drops it (re-watch on [`TeleportError::is_transient`]).
     pub async fn watch(&self, req: WatchRequest) -> Result<EventStream, TeleportError> {
         let mut c = self.auth.clone();
         let wire = req.to_wire();
@@ -312,7 +311,7 @@ impl TeleportClient {
             .find(|d| d.metadata.as_ref().is_some_and(|m| m.name == id))
             .and_then(|d| d.spec)
             .and_then(|mut s| s.entries.remove(plugin))
-            .map(|e| e.data.into_iter().collect::<BTreeMap<_, _>>())
+            .map(|e| e.data.into_iter().collect::<RawData>())
             .filter(|m| !m.is_empty());
         Ok(data)
     }
@@ -364,7 +363,7 @@ impl TeleportClient {
             .await
     }
 
-    /// A [`PluginDataStore`] for `plugin`, for the CAS helpers.
+    /// `plugin`'s data over this client: the bridge's plugin-data port.
     pub fn plugin_data(&self, plugin: &str) -> PluginDataClient {
         PluginDataClient {
             client: self.clone(),
@@ -516,26 +515,10 @@ impl TeleportClient {
     }
 }
 
-/// [`PluginDataStore`] of one plugin over a [`TeleportClient`].
+/// One plugin's data over a [`TeleportClient`]; the bridge's `Store` port is implemented
+/// on it (`bridge::teleport_store`).
 #[derive(Debug, Clone)]
 pub struct PluginDataClient {
-    client: TeleportClient,
-    plugin: String,
-}
-
-impl PluginDataStore for PluginDataClient {
-    async fn get(&self, request_id: &str) -> Result<Option<RawData>, TeleportError> {
-        self.client.get_plugin_data(&self.plugin, request_id).await
-    }
-
-    async fn update(
-        &self,
-        request_id: &str,
-        set: RawData,
-        expect: RawData,
-    ) -> Result<(), TeleportError> {
-        self.client
-            .update_plugin_data(&self.plugin, request_id, set, expect)
-            .await
-    }
+    pub(crate) client: TeleportClient,
+    pub(crate) plugin: String,
 }

@@ -17,6 +17,7 @@ use super::upgrade::{self, UPGRADE_PATH};
 use super::web::{ProxyInfo, Web, connect_tcp};
 use super::{ConnectPath, ProxyOptions};
 use crate::teleport::connect::{BoxedIo, DialFuture, Dialer, tls_handshake};
+use crate::sync;
 
 /// A [`Dialer`] that chooses its path on first use (see the module docs).
 #[derive(Clone)]
@@ -95,7 +96,7 @@ impl Dialer for AutoDialer {
 
 impl Inner {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        sync::lock(&self.state)
     }
 
     fn web(&self) -> Result<Arc<Web>, String> {
