@@ -71,3 +71,21 @@ impl Chat for MattermostClient {
             .map_err(port_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_props_pass_through_as_the_same_json_and_non_json_is_refused() {
+        let json = r#"{"attachments":[{"text":"hi"}]}"#.to_string();
+        let p = props(Some(json.clone())).unwrap().unwrap();
+        assert_eq!(p.as_str(), json);
+        assert_eq!(p.into_json(), json);
+        assert_eq!(props(None).unwrap(), None);
+        assert!(matches!(
+            props(Some("{not json".into())),
+            Err(PortError::Fatal(_))
+        ));
+    }
+}
