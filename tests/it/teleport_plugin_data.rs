@@ -188,13 +188,19 @@ async fn plugin_data_needs_an_existing_request_but_outlives_its_deletion() {
         .create_request(NewRequest::new(REQUESTER, &[REQUESTED_ROLE]));
     let chat = RecordingChat::default();
     let p = processor(&c, &chat);
-    assert!(matches!(p.handle(&req.id, work_of(&c, &req.id).await).await, Outcome::Done));
+    assert!(matches!(
+        p.handle(&req.id, work_of(&c, &req.id).await).await,
+        Outcome::Done
+    ));
     assert_eq!(chat.posts.lock().unwrap().len(), 1);
     assert!(env.sim.delete_request(&req.id));
     let store = c.plugin_data(PLUGIN_NAME);
     let kept = PluginData::decode(&store.get(&req.id).await.unwrap().unwrap()).unwrap();
     assert_eq!(kept.messages.len(), 1);
-    assert!(matches!(p.handle(&req.id, Work::Deleted).await, Outcome::Done));
+    assert!(matches!(
+        p.handle(&req.id, Work::Deleted).await,
+        Outcome::Done
+    ));
     let after = PluginData::decode(&store.get(&req.id).await.unwrap().unwrap()).unwrap();
     assert_eq!(after.resolution, Resolution::Expired);
     assert_eq!(*chat.updates.lock().unwrap(), vec!["post-1".to_string()]);

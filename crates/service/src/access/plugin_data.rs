@@ -238,7 +238,8 @@ impl PluginData {
             );
         }
         let [legacy_channel, legacy_post] = LEGACY_KEYS;
-        if let (Some(ch), Some(ts)) = (non_empty(get(legacy_channel)), non_empty(get(legacy_post))) {
+        if let (Some(ch), Some(ts)) = (non_empty(get(legacy_channel)), non_empty(get(legacy_post)))
+        {
             d.messages.push(SentMessage {
                 channel_id: ch.to_string(),
                 post_id: ts.to_string(),

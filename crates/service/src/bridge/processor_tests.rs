@@ -370,7 +370,11 @@ async fn conflicts_on_the_claim_write_are_retried_from_a_fresh_read() {
     ));
     assert_eq!(p.metrics.cas_conflicts.get(), 3);
     assert_eq!(chat.roots().len(), 2, "posted once despite the conflicts");
-    assert_eq!(*store.writes.lock().unwrap(), 2, "the claim, then the release");
+    assert_eq!(
+        *store.writes.lock().unwrap(),
+        2,
+        "the claim, then the release"
+    );
 }
 
 #[tokio::test]
@@ -410,7 +414,10 @@ async fn a_replica_that_finished_between_our_read_and_our_write_is_not_repeated(
         p.handle(ID, request(RequestState::Pending, &[])).await,
         Outcome::Done
     ));
-    assert!(chat.posts.lock().unwrap().is_empty(), "nothing posted twice");
+    assert!(
+        chat.posts.lock().unwrap().is_empty(),
+        "nothing posted twice"
+    );
     assert_eq!(stored(&store), done, "their data is not overwritten");
     assert_eq!(p.metrics.cas_conflicts.get(), 1);
 }

@@ -26,7 +26,12 @@ impl Store for PluginDataClient {
             .map_err(port_error)
     }
 
-    async fn update(&self, request_id: &str, set: RawData, expect: RawData) -> Result<(), PortError> {
+    async fn update(
+        &self,
+        request_id: &str,
+        set: RawData,
+        expect: RawData,
+    ) -> Result<(), PortError> {
         self.client
             .update_plugin_data(&self.plugin, request_id, set, expect)
             .await

@@ -94,7 +94,9 @@ impl Watcher {
                 | End::Teleport(TeleportError::BadParameter(m)) => {
                     return Err(WatchError::PermissionDenied(m));
                 }
-                End::Teleport(e) if !e.is_transient() => return Err(WatchError::Other(e.to_string())),
+                End::Teleport(e) if !e.is_transient() => {
+                    return Err(WatchError::Other(e.to_string()));
+                }
                 End::Teleport(e) => e,
             };
             if self.fail_fast {

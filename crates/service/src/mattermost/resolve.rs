@@ -140,7 +140,8 @@ impl MattermostClient {
                 }
             }
         };
-        sync::lock(&self.inner.channel_names).insert(resolved.channel_id.clone(), resolved.display.clone());
+        sync::lock(&self.inner.channel_names)
+            .insert(resolved.channel_id.clone(), resolved.display.clone());
         Ok(resolved)
     }
 }

@@ -59,7 +59,10 @@ impl RuleCache {
         for r in rules {
             fresh.put(r);
         }
-        let fresh = fresh.rules.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let fresh = fresh
+            .rules
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         *sync::write(&self.rules) = fresh;
     }
 

@@ -91,7 +91,12 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         Ok(())
     }
 
-    pub(super) async fn update_roots(&self, id: &str, summary: &Summary, held: &Held) -> Result<(), Outcome> {
+    pub(super) async fn update_roots(
+        &self,
+        id: &str,
+        summary: &Summary,
+        held: &Held,
+    ) -> Result<(), Outcome> {
         let names: Vec<&str> = held
             .data
             .messages

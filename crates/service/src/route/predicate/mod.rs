@@ -113,9 +113,7 @@ impl Predicate {
         if condition.len() > MAX_LEN {
             return Err(err(format!("longer than {MAX_LEN} bytes"), 0));
         }
-        let expr = lex(condition)
-            .and_then(parse)
-            .map_err(|(m, p)| err(m, p))?;
+        let expr = lex(condition).and_then(parse).map_err(|(m, p)| err(m, p))?;
         Ok(Self {
             source: condition.to_string(),
             expr,

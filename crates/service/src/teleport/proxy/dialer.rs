@@ -16,8 +16,8 @@ use super::error::{DialError, Peer, explain_tls};
 use super::upgrade::{self, UPGRADE_PATH};
 use super::web::{ProxyInfo, Web, connect_tcp};
 use super::{ConnectPath, ProxyOptions};
-use crate::teleport::connect::{BoxedIo, DialFuture, Dialer, tls_handshake};
 use crate::sync;
+use crate::teleport::connect::{BoxedIo, DialFuture, Dialer, tls_handshake};
 
 /// A [`Dialer`] that chooses its path on first use (see the module docs).
 #[derive(Clone)]
