@@ -14,7 +14,8 @@
 //! - [`bridge`]: events → posts; [`retry`]: bounded jittered backoff.
 //! - [`review`]: buttons, dialogs and `/teleport`, submitted on behalf of the reviewer.
 //! - [`teleport`]: Teleport Auth client (identity files, mTLS, typed gRPC calls, watch events).
-//! - [`access`]: access-request domain types, the plugin data and its compare-and-swap.
+//! - [`access`]: access-request domain types and the plugin data's encoding (written with
+//!   compare-and-swap by the bridge's processor through its one `Store` port).
 //! - [`mattermost`]: REST v4 client (retries, typed errors, recipient cache) and post rendering.
 
 pub mod access;

@@ -1,5 +1,5 @@
 //! The plugin data the Mattermost plugin keeps in Teleport per access request, in the
-//! upstream plugin's exact key/value encoding (spec upstream-plugin.md §6), so a deployment
+//! upstream plugin's exact key/value encoding, so a deployment
 //! can switch between the Go plugin and this service without losing track of its posts.
 
 use std::collections::BTreeMap;

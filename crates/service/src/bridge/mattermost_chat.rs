@@ -6,7 +6,7 @@ use crate::mattermost::{MattermostClient, MattermostError};
 use crate::route::Recipient;
 
 /// How a Mattermost error affects an event: retry (with the server's wait), gone, or give up.
-pub fn port_error(e: MattermostError) -> PortError {
+fn port_error(e: MattermostError) -> PortError {
     match e {
         MattermostError::RateLimited { wait, .. } => PortError::Retry {
             reason: "Mattermost rate limit".into(),

@@ -6,7 +6,7 @@ use crate::teleport::{PluginDataClient, TeleportError};
 
 /// How a Teleport error affects an event: conflict (re-read), gone, retry later (by
 /// [`TeleportError::is_transient`]), or give up.
-pub fn port_error(e: TeleportError) -> PortError {
+fn port_error(e: TeleportError) -> PortError {
     match e {
         TeleportError::CompareFailed(_) => PortError::Conflict,
         TeleportError::NotFound(_) => PortError::NotFound,

@@ -1,5 +1,5 @@
 //! `TeleportError`: what a caller of the Teleport client branches on, mapped from gRPC
-//! status codes the way Teleport's `trace` package maps them (spec §4.3), with the server's
+//! status codes the way Teleport's `trace` package maps them, with the server's
 //! message kept verbatim.
 
 use std::error::Error as _;

@@ -120,10 +120,6 @@ impl Predicate {
         })
     }
 
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     /// True when the condition holds for `env`; a type error is an error, not a match.
     pub fn matches(&self, env: &Env) -> Result<bool, PredicateError> {
         match eval(&self.expr, env) {
