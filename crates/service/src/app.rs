@@ -15,7 +15,8 @@ use crate::bridge::queue::{HandlerFuture, KeyedQueue, RetryPolicy};
 use crate::bridge::watcher::Watcher;
 use crate::bridge::work::Work;
 use crate::config::{Config, EnabledReview};
-use crate::http::{self, Callbacks, HttpState, Readiness};
+use crate::health::Readiness;
+use crate::http::{self, Callbacks, HttpState};
 use crate::mattermost::{ClientOptions as MmOptions, MattermostClient};
 use crate::metrics::Metrics;
 use crate::review::{ClusterFacts, ReviewMetrics, ReviewParts, ReviewService};
@@ -286,7 +287,7 @@ async fn ping(teleport: &TeleportClient) -> Result<PingInfo, Start> {
                 INIT_TIMEOUT.as_secs()
             )));
         }
-        Ok(Err(e)) if e.is_retryable() => {
+        Ok(Err(e)) if e.is_transient() => {
             return Err(Start::Retry(format!(
                 "Unable to get Teleport server version from {}: {e}",
                 teleport.target()

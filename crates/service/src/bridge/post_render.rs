@@ -134,7 +134,7 @@ impl Renderer for PostRenderer {
                 view.buttons = self.buttons(s, ch);
                 Body {
                     message: message.clone(),
-                    props: Some(mm::root_props(&view)),
+                    props: Some(mm::root_props(&view).into_json()),
                 }
             })
             .collect()

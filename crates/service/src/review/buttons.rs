@@ -124,7 +124,7 @@ impl ButtonCallbacks {
             Ok(Some(raw)) => raw,
             // Plugin data outlives its request by an hour, then it is gone too.
             Ok(None) => return Ok(Some(Outcome::Gone)),
-            Err(e) if e.is_retryable() => return Ok(Some(Outcome::Unavailable)),
+            Err(e) if e.is_transient() => return Ok(Some(Outcome::Unavailable)),
             Err(e) => {
                 tracing::warn!(request_id = %ctx.request_id, error = %e, "reading plugin data for a click failed");
                 return Ok(Some(Outcome::Failed(e.message().to_string())));

@@ -14,6 +14,7 @@ use super::outcome::Outcome;
 use super::ports::Directory;
 use crate::access::User;
 use crate::mattermost::MattermostClient;
+use crate::sync;
 use crate::teleport::{TeleportClient, TeleportError};
 
 /// How long a listing of users answers lookups; a removed trait stops working within this.
@@ -132,10 +133,7 @@ impl UserIndex {
     }
 
     fn cached(&self) -> Option<Arc<Snapshot>> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        sync::read(&self.current).clone()
     }
 
     /// A snapshot good enough to look up `chat_user_id`, listing users with `list` when the
@@ -174,7 +172,7 @@ impl UserIndex {
             bound = fresh.by_chat_id.len(),
             "loaded the Teleport user index"
         );
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh.clone());
+        *sync::write(&self.current) = Some(fresh.clone());
         Ok(fresh)
     }
 }
@@ -225,7 +223,7 @@ impl Directory for TeleportDirectory {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "listing Teleport users to identify a reviewer failed");
-                if e.is_retryable() {
+                if e.is_transient() {
                     Outcome::Unavailable
                 } else {
                     Outcome::Failed(format!(
@@ -403,7 +401,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(err.is_retryable());
+        assert!(err.is_transient());
         let calls = AtomicUsize::new(0);
         assert_eq!(
             lookup(&index, "mm-a", &calls).await,

@@ -204,7 +204,7 @@ pub fn classify(
     author: &str,
     current: Option<Option<&AccessRequest>>,
 ) -> Outcome {
-    if err.is_retryable() {
+    if err.is_transient() {
         return Outcome::Unavailable;
     }
     if matches!(err, TeleportError::PermissionDenied(m) if m.contains(ALREADY_REVIEWED)) {

@@ -195,7 +195,7 @@ impl<T: Requests, D: Directory> Pipeline<T, D> {
             Ok(Some(r)) => r,
             // Teleport deletes a request when it expires.
             Ok(None) => return Err(Outcome::Gone),
-            Err(e) if e.is_retryable() => return Err(Outcome::Unavailable),
+            Err(e) if e.is_transient() => return Err(Outcome::Unavailable),
             Err(e) => {
                 tracing::warn!(request_id = %a.request_id, error = %e, "reading a request to review failed");
                 return Err(Outcome::Failed(e.message().to_string()));
@@ -239,7 +239,7 @@ impl<T: Requests, D: Directory> Pipeline<T, D> {
                 action: a.action,
                 request: Box::new(request),
             },
-            Err(e) if e.is_retryable() => {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(request_id = %a.request_id, error = %e, "submitting a review failed: Teleport unreachable");
                 Outcome::Unavailable
             }

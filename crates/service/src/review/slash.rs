@@ -8,7 +8,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
-use time::format_description::well_known::Rfc3339;
 
 use super::command::{Command, USAGE};
 use super::metrics::{ReviewMetrics, Source};
@@ -317,7 +316,7 @@ impl SlashCommand {
             Ok(r) => r,
             Err(text) => return reply(text),
         };
-        let routed = self.routing.recipients(&env_of(&r));
+        let routed = self.routing.recipients(&Env::from(&r));
         let mut lines = vec![format!(
             "**Who was notified about** {}, and why:",
             code(&r.id)
@@ -339,23 +338,6 @@ impl SlashCommand {
             lines.push(format!("Posts made for it: {}.", d.messages.len()));
         }
         reply(lines.join("\n"))
-    }
-}
-
-/// What routing conditions see of a request (the same fields the bridge routes with).
-fn env_of(r: &AccessRequest) -> Env {
-    let rfc3339 = |t: Option<time::OffsetDateTime>| {
-        t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
-    };
-    Env {
-        user: r.user.clone(),
-        roles: r.roles.clone(),
-        suggested_reviewers: r.suggested_reviewers.clone(),
-        system_annotations: r.system_annotations.clone(),
-        request_reason: r.request_reason.clone(),
-        creation_time: rfc3339(r.created),
-        expiry: rfc3339(r.expires),
-        plugin_name: PLUGIN_NAME.into(),
     }
 }
 
