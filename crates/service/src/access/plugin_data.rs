@@ -237,14 +237,6 @@ impl PluginData {
                     .map_err(|_| bad("max_duration", v, "an RFC 3339 time"))?,
             );
         }
-        let [legacy_channel, legacy_post] = LEGACY_KEYS;
-        if let (Some(ch), Some(ts)) = (non_empty(get(legacy_channel)), non_empty(get(legacy_post)))
-        {
-            d.messages.push(SentMessage {
-                channel_id: ch.to_string(),
-                post_id: ts.to_string(),
-            });
-        }
         if let Some(v) = non_empty(get("messages")) {
             for pair in v.split(',') {
                 match pair.split_once('/') {
@@ -265,6 +257,23 @@ impl PluginData {
                     }
                 }
             }
+        }
+        // The legacy pair is never written back, so once `messages` exists it stays beside it:
+        // count it once, or every read-modify-write would list it again.
+        let [legacy_channel, legacy_post] = LEGACY_KEYS;
+        if let (Some(ch), Some(ts)) = (non_empty(get(legacy_channel)), non_empty(get(legacy_post)))
+            && !d
+                .messages
+                .iter()
+                .any(|m| m.channel_id == ch && m.post_id == ts)
+        {
+            d.messages.insert(
+                0,
+                SentMessage {
+                    channel_id: ch.to_string(),
+                    post_id: ts.to_string(),
+                },
+            );
         }
         Ok(d)
     }
