@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{SimRole, TeleportSim};
-use teleport_mattermost::access::User;
+use super::model::User;
 
 pub const PLUGIN_USER: &str = "access-plugin";
 pub const REQUESTER: &str = "requester@example.com";

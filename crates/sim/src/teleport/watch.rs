@@ -14,8 +14,8 @@ use tonic::Status;
 
 use super::rbac::RoleSet;
 use super::state::SimEvent;
-use teleport_mattermost::access::{KIND_ACCESS_REQUEST, RequestState};
-use teleport_mattermost::teleport::wire::{proto, types};
+use super::model::{KIND_ACCESS_REQUEST, RequestState, UnknownState};
+use teleport_mattermost_proto::{proto, types};
 
 pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
 
@@ -106,7 +106,7 @@ fn parse_filter(kind: &str, filter: &HashMap<String, String>) -> Result<Granted,
             "state" => {
                 g.state = v
                     .parse()
-                    .map_err(|e: teleport_mattermost::access::UnknownState| {
+                    .map_err(|e: UnknownState| {
                         Status::invalid_argument(e.to_string())
                     })?
             }
