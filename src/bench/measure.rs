@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::world::SimWorld;
+use teleport_mattermost_sim::world::World as SimWorld;
 use teleport_mattermost::access::PluginData;
 use teleport_mattermost_sim::teleport::NewRequest;
 use teleport_mattermost_sim::teleport::fixtures::{REQUESTER, REVIEWER1};

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use teleport_mattermost::access::{PluginData, RequestState, Threshold};
-use teleport_mattermost::teleport::client::NewReview;
+use teleport_mattermost::access::PluginData;
+use teleport_mattermost_sim::teleport::{NewReview, RequestState, Threshold};
 use teleport_mattermost_sim::mattermost::SimPost;
 use teleport_mattermost_sim::process::{ServiceProcess, free_port};
 use teleport_mattermost_sim::teleport::NewRequest;
