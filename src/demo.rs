@@ -11,7 +11,9 @@ use teleport_mattermost::app::{Application, Options};
 use teleport_mattermost::config::Config;
 use teleport_mattermost::signals::Signals;
 use teleport_mattermost_sim::mattermost::SimPost;
-use teleport_mattermost_sim::teleport::fixtures::{self, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
+use teleport_mattermost_sim::teleport::fixtures::{
+    self, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
+};
 use teleport_mattermost_sim::teleport::{NewRequest, SimOptions, Threshold};
 use teleport_mattermost_sim::world::{World, WorldOptions};
 

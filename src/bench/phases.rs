@@ -9,9 +9,9 @@ use anyhow::Context;
 use super::measure::{self, check_roots, percentile};
 use super::process::{ServiceProcess, cpu_secs, free_port};
 use super::report::Figures;
-use teleport_mattermost_sim::world::{World as SimWorld, WorldOptions};
 use super::{BenchArgs, bare, progress};
 use teleport_mattermost_sim::teleport::fixtures::REVIEWER1;
+use teleport_mattermost_sim::world::{World as SimWorld, WorldOptions};
 
 const READY: Duration = Duration::from_secs(30);
 const STOP: Duration = Duration::from_secs(20);

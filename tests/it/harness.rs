@@ -65,7 +65,11 @@ impl World {
             teleport: opts,
             ..WorldOptions::default()
         };
-        Self(SimWorld::start_with(opts).await.expect("the simulators start"))
+        Self(
+            SimWorld::start_with(opts)
+                .await
+                .expect("the simulators start"),
+        )
     }
 
     /// A complete config for this world, listening on a free port; `extra` is appended.

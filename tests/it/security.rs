@@ -10,10 +10,10 @@ use secrecy::SecretString;
 use teleport_mattermost::review::signing::{
     Action, ButtonContext, DialogState, SignatureError, Signer,
 };
-use teleport_mattermost_sim::teleport::{NewReview, RequestState, Threshold};
 use teleport_mattermost_sim::process::{ServiceProcess, free_port};
 use teleport_mattermost_sim::teleport::NewRequest;
 use teleport_mattermost_sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1};
+use teleport_mattermost_sim::teleport::{NewReview, RequestState, Threshold};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{WAIT, World};

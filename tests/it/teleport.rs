@@ -17,7 +17,9 @@ use teleport_mattermost::teleport::{
     WatchEvent, WatchKind, WatchRequest,
 };
 use teleport_mattermost_sim::teleport::fixtures::{self, *};
-use teleport_mattermost_sim::teleport::{self as sim, NewRequest, SimOptions, SimRole, TeleportSim};
+use teleport_mattermost_sim::teleport::{
+    self as sim, NewRequest, SimOptions, SimRole, TeleportSim,
+};
 use tokio_util::sync::CancellationToken;
 
 pub struct Env {
@@ -154,7 +156,9 @@ pub fn as_client_request(r: &sim::AccessRequest) -> AccessRequest {
 
 /// A simulator state in the service's model, by Teleport's name for it.
 pub fn as_client_state(s: sim::RequestState) -> RequestState {
-    s.name().parse().expect("both models know Teleport's state names")
+    s.name()
+        .parse()
+        .expect("both models know Teleport's state names")
 }
 
 /// A simulator rule in the service's model.

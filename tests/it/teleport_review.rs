@@ -45,7 +45,10 @@ async fn a_reviewers_own_review_resolves_the_request_with_its_reason() {
         (REVIEWER1, "", false)
     );
     assert!(r.created.is_some(), "Created is always sent");
-    assert_eq!(env.sim.request(&id).unwrap().state, sim::RequestState::Approved);
+    assert_eq!(
+        env.sim.request(&id).unwrap().state,
+        sim::RequestState::Approved
+    );
 }
 
 #[tokio::test]

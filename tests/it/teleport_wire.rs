@@ -13,15 +13,15 @@ use prost::Message;
 use teleport_mattermost::access::RequestState;
 use teleport_mattermost::teleport::client::review_submission;
 use teleport_mattermost::teleport::convert;
-use teleport_mattermost_sim::teleport::wire::{self as sim_wire, GO_ZERO_SECONDS};
-use teleport_mattermost_sim::teleport::{
-    AccessMonitoringRule, AccessRequest, RequestKind, RequestState as SimState, ResourceId,
-    Review, RuleNotification, Threshold, User,
-};
 use teleport_mattermost::teleport::events::from_wire;
 use teleport_mattermost::teleport::wire::teleport::accessmonitoringrules::v1 as amr;
 use teleport_mattermost::teleport::wire::{proto, types};
 use teleport_mattermost::teleport::{NewReview, WatchEvent, WatchKind, WatchRequest};
+use teleport_mattermost_sim::teleport::wire::{self as sim_wire, GO_ZERO_SECONDS};
+use teleport_mattermost_sim::teleport::{
+    AccessMonitoringRule, AccessRequest, RequestKind, RequestState as SimState, ResourceId, Review,
+    RuleNotification, Threshold, User,
+};
 use time::macros::datetime;
 
 /// A field as found on the wire.
@@ -469,23 +469,38 @@ fn access_review_submission_fields_including_11_and_12() {
         reason: "ok".into(),
         on_behalf: true,
     };
+    let on_behalf = vec![
+        (1, s("r1")),
+        (
+            2,
+            m(vec![
+                (1, s("bob")),
+                (3, i(2)),
+                (4, s("ok")),
+                (5, m(vec![(1, i(CREATED)), (2, i(500_000_000))])),
+                (6, m(vec![])),
+                (11, s("access-plugin")),
+                (12, i(1)),
+            ]),
+        ),
+    ];
     assert_wire(
         &review_submission("r1", &review, "access-plugin", now),
-        vec![
-            (1, s("r1")),
-            (
-                2,
-                m(vec![
-                    (1, s("bob")),
-                    (3, i(2)),
-                    (4, s("ok")),
-                    (5, m(vec![(1, i(CREATED)), (2, i(500_000_000))])),
-                    (6, m(vec![])),
-                    (11, s("access-plugin")),
-                    (12, i(1)),
-                ]),
-            ),
-        ],
+        on_behalf.clone(),
+    );
+    // The simulator reads the same bytes with its own mapping.
+    let sub = types::AccessReviewSubmission::decode(encode(&on_behalf).as_slice()).unwrap();
+    assert_eq!(sub.request_id, "r1");
+    assert_eq!(
+        sim_wire::review_from_proto(&sub.review.unwrap()),
+        Review {
+            author: "bob".into(),
+            proposed_state: SimState::Approved,
+            reason: "ok".into(),
+            created: Some(now),
+            submitted_by: "access-plugin".into(),
+            on_behalf: true,
+        }
     );
     // Not on behalf: neither 11 nor 12 is sent (older servers would not know them).
     let own = NewReview {

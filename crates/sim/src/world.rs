@@ -9,11 +9,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::mattermost::{MattermostSim, SimConfig};
-use crate::teleport::fixtures::{self, ADMIN, BYSTANDER, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
+use crate::teleport::fixtures::{
+    self, ADMIN, BYSTANDER, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
+};
 use crate::teleport::{RawData, SimOptions, TeleportSim};
 
 /// The cast members who have a Mattermost account.
 pub const CAST: [&str; 5] = [REQUESTER, REVIEWER1, REVIEWER2, BYSTANDER, ADMIN];
+/// Those whose Teleport user is bound to their account. `admin` is left unlinked, so a
+/// Mattermost user without a Teleport identity exists too.
+pub const LINKED: [&str; 4] = [REQUESTER, REVIEWER1, REVIEWER2, BYSTANDER];
 /// The plugin name the service keeps its plugin data under.
 pub const PLUGIN_NAME: &str = "mattermost";
 
@@ -85,7 +90,7 @@ impl World {
             let id = mm.add_user(&handle, &email);
             mm.add_team_member(&team_id, &id);
             mm.add_channel_member(&channel_id, &id);
-            if let Some(mut user) = tp.user(name) {
+            if let Some(mut user) = tp.user(name).filter(|_| LINKED.contains(&name)) {
                 user.traits
                     .insert("mattermost_user_id".into(), vec![id.clone()]);
                 tp.upsert_user(user);

@@ -49,8 +49,8 @@ pub use model::{
     AccessMonitoringRule, AccessRequest, NewReview, RequestKind, RequestState, ResourceId, Review,
     RuleNotification, Threshold, User,
 };
-pub use plugin_data::RawData;
 pub use pki::{IssuedIdentity, Validity};
+pub use plugin_data::RawData;
 pub use rbac::{SimRole, SimRule};
 pub use state::{ClusterInfo, NewRequest, ReviewAudit};
 

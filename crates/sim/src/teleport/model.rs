@@ -38,7 +38,10 @@ const STATES: [(RequestState, i32, &str); 5] = [
 
 impl RequestState {
     pub fn name(self) -> &'static str {
-        STATES.iter().find(|(s, ..)| *s == self).map_or("NONE", |e| e.2)
+        STATES
+            .iter()
+            .find(|(s, ..)| *s == self)
+            .map_or("NONE", |e| e.2)
     }
 
     pub fn number(self) -> i32 {

@@ -188,17 +188,37 @@ mod tests {
     #[test]
     fn expectations_are_checked_key_by_key_with_empty_meaning_absent() {
         let cur = map(&[("a", "1"), ("b", "2")]);
-        let next = apply_update(Some(&cur), &map(&[("a", "9"), ("b", "")]), &map(&[("a", "1"), ("c", "")]));
+        let next = apply_update(
+            Some(&cur),
+            &map(&[("a", "9"), ("b", "")]),
+            &map(&[("a", "1"), ("c", "")]),
+        );
         assert_eq!(next, Ok(Some(map(&[("a", "9")]))));
         assert_eq!(
             apply_update(Some(&cur), &map(&[("a", "9")]), &map(&[("b", "3")])),
             Err("b".into())
         );
         // No entry: only "absent" expectations hold.
-        assert_eq!(apply_update(None, &map(&[("a", "1")]), &map(&[("a", "")])), Ok(Some(map(&[("a", "1")]))));
-        assert_eq!(apply_update(None, &map(&[("a", "1")]), &map(&[("a", "1")])), Err("a".into()));
+        assert_eq!(
+            apply_update(None, &map(&[("a", "1")]), &map(&[("a", "")])),
+            Ok(Some(map(&[("a", "1")])))
+        );
+        assert_eq!(
+            apply_update(None, &map(&[("a", "1")]), &map(&[("a", "1")])),
+            Err("a".into())
+        );
         // Deleting the last key leaves no entry.
-        assert_eq!(apply_update(Some(&map(&[("a", "1")])), &map(&[("a", "")]), &RawData::new()), Ok(None));
-        assert_eq!(expectation_failed_message("a"), "expectations not met for field \"a\"");
+        assert_eq!(
+            apply_update(
+                Some(&map(&[("a", "1")])),
+                &map(&[("a", "")]),
+                &RawData::new()
+            ),
+            Ok(None)
+        );
+        assert_eq!(
+            expectation_failed_message("a"),
+            "expectations not met for field \"a\""
+        );
     }
 }

@@ -10,12 +10,12 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tonic::Status;
 
-use super::plugin_data::PluginDataTable;
-use super::rbac::{RoleSet, SimRole};
 use super::model::{
     AccessMonitoringRule, AccessRequest, KIND_ACCESS_MONITORING_RULE, KIND_ACCESS_PLUGIN_DATA,
     KIND_ACCESS_REQUEST, RequestKind, RequestState, ResourceId, Threshold, User,
 };
+use super::plugin_data::PluginDataTable;
+use super::rbac::{RoleSet, SimRole};
 use super::wire;
 use teleport_mattermost_proto::{proto, types};
 

@@ -257,10 +257,14 @@ mod tests {
             reason: "ok".into(),
             on_behalf: false,
         };
-        let own = review_submission("r1", &review, "plugin", now).review.unwrap();
+        let own = review_submission("r1", &review, "plugin", now)
+            .review
+            .unwrap();
         assert!(own.submitted_by.is_empty() && !own.submitted_on_behalf_of_author);
         review.on_behalf = true;
-        let sub = review_submission("r1", &review, "plugin", now).review.unwrap();
+        let sub = review_submission("r1", &review, "plugin", now)
+            .review
+            .unwrap();
         assert_eq!(sub.submitted_by, "plugin");
         assert!(sub.submitted_on_behalf_of_author);
     }

@@ -103,10 +103,7 @@ pub(crate) fn decide(front: Front, alpn: &[String], cluster: &str) -> Route {
         if p.starts_with(AUTH_PREFIX) {
             // The auth handler reads the first protocol, whichever one matched.
             let first = &alpn[0];
-            return match first
-                .strip_prefix(AUTH_PREFIX)
-                .map(cluster_of)
-            {
+            return match first.strip_prefix(AUTH_PREFIX).map(cluster_of) {
                 Some(Ok(c)) if c == cluster => Route::Auth,
                 Some(Ok(c)) => Route::Closed(format!("cluster {c:?} is not served here")),
                 Some(Err(e)) => Route::Closed(e),
@@ -144,8 +141,8 @@ async fn forward(ctx: &Ctx, mut client: Rewind<BoxedIo>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::alpn::auth_alpn;
+    use super::*;
 
     fn v(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -90,7 +90,9 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<(
         n => u64::from(n),
     };
     if opcode >= OP_CLOSE && (!fin || len > 125) {
-        return Err(invalid(format!("control frame {opcode:#x} fragmented or too long")));
+        return Err(invalid(format!(
+            "control frame {opcode:#x} fragmented or too long"
+        )));
     }
     if len > MAX_FRAME {
         return Err(invalid(format!("a {len}-byte frame is too large")));
@@ -238,7 +240,9 @@ mod tests {
         let mut ping = [0u8; 10];
         crd.read_exact(&mut ping).await.unwrap();
         assert_eq!(&ping[..2], &[0x89, 8]);
-        cwr.write_all(&client_frame(OP_PONG, &ping[2..])).await.unwrap();
+        cwr.write_all(&client_frame(OP_PONG, &ping[2..]))
+            .await
+            .unwrap();
         cwr.write_all(&client_frame(OP_CLOSE, &close_payload(1000)))
             .await
             .unwrap();
@@ -255,7 +259,10 @@ mod tests {
     async fn an_unmasked_client_frame_ends_the_stream() {
         let (mut client, server) = tokio::io::duplex(1024);
         let mut pipe = serve(server, None);
-        client.write_all(&server_frame(OP_BINARY, b"x")).await.unwrap();
+        client
+            .write_all(&server_frame(OP_BINARY, b"x"))
+            .await
+            .unwrap();
         let mut rest = Vec::new();
         pipe.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
