@@ -17,11 +17,11 @@ const READY: Duration = Duration::from_secs(30);
 const STOP: Duration = Duration::from_secs(20);
 const MB: f64 = 1_000_000.0;
 
-/// The review section the benchmark runs with: buttons are signed on every post, as in a
-/// deployment with in-chat review.
 /// The slash command's token in the benchmark's configs.
 const COMMAND_TOKEN: &str = "bench-command-token";
 
+/// The review section the benchmark runs with: buttons are signed on every post, as in a
+/// deployment with in-chat review.
 fn review_section() -> String {
     format!(
         "[review]\nenabled = true\nsigning_secret = \"{}\"\ncommand_token = \"{COMMAND_TOKEN}\"\nrequire_reason = \"never\"\n",
