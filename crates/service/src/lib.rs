@@ -11,6 +11,7 @@
 //! - [`route`]: recipients (config, access monitoring rules, suggested reviewers).
 //! - [`bridge`]: events → posts; [`retry`]: bounded jittered backoff.
 //! - [`review`]: buttons, dialogs and `/teleport`, submitted on behalf of the reviewer.
+//! - [`signing`]: HMAC button contexts and dialog states (the bridge signs, review verifies).
 //! - [`teleport`]: Teleport Auth client (identity files, mTLS, typed gRPC calls, watch events).
 //! - [`access`]: access-request domain types, the plugin data and its compare-and-swap.
 //! - [`mattermost`]: REST v4 client (retries, typed errors, recipient cache) and post rendering.
@@ -28,6 +29,7 @@ pub mod retry;
 pub mod review;
 pub mod route;
 pub mod signals;
+pub mod signing;
 pub mod teleport;
 pub mod version;
 

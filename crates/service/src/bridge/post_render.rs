@@ -13,7 +13,7 @@ use crate::mattermost::model::Props;
 use crate::mattermost::render::{
     self as mm, ActionButton, ButtonStyle, RequestView, ReviewProgress, ReviewView, Status,
 };
-use crate::review::signing::{Action, Signer};
+use crate::signing::{Action, Signer};
 
 /// Where buttons point and how they are signed; absent when in-chat review is off or the
 /// cluster cannot take on-behalf reviews.

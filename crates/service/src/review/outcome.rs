@@ -3,9 +3,9 @@
 
 use url::Url;
 
-use super::signing::Action;
 use crate::access::{AccessRequest, RequestState};
 use crate::mattermost::render::escape::inline;
+use crate::signing::Action;
 use crate::teleport::TeleportError;
 
 /// Teleport's text for a second review by the same person (its plugins match this suffix).
