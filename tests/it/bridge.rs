@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use teleport_mattermost::access::{
-    AccessMonitoringRule, RequestState, Resolution, RuleNotification, Threshold,
-};
-use teleport_mattermost::teleport::client::NewReview;
+use teleport_mattermost::access::Resolution;
 use teleport_mattermost_sim::mattermost::SimPost;
 use teleport_mattermost_sim::teleport::fixtures::{REQUESTER, REVIEWER1, REVIEWER2};
-use teleport_mattermost_sim::teleport::{Method, NewRequest};
+use teleport_mattermost_sim::teleport::{
+    AccessMonitoringRule, Method, NewRequest, NewReview, RequestState, RuleNotification, Threshold,
+};
 use tonic::Code;
 
 use crate::harness::{WAIT, World};

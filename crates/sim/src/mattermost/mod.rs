@@ -155,9 +155,7 @@ impl MattermostSim {
         let bot_id = store.bot_id.clone();
         let faults = Faults::default();
         faults.set_rate_limit(config.rate_limit);
-        // Calls to the service are usually plain HTTP; without a CA bundle, HTTPS ones fail.
-        let tls = teleport_mattermost::mattermost::tls::client_config(&[])
-            .unwrap_or_else(|_| teleport_mattermost::mattermost::tls::no_roots_config());
+        let tls = tls::client_tls_config();
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(Duration::from_secs(30))
