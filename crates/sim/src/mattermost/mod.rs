@@ -1,5 +1,5 @@
 //! A Mattermost REST v4 server on a real loopback socket, faithful to the wire facts in
-//! spec/mattermost.md: users (a bot first), teams, channels with membership, DM channels,
+//! docs/mattermost-api.md: users (a bot first), teams, channels with membership, DM channels,
 //! posts with threads and edits, AppError bodies, the post length limit, `pending_post_id`
 //! de-duplication, the rate limiter, trigger ids and dialogs. It also plays Mattermost toward
 //! the service (button clicks, dialog submissions, slash commands) and has a fault switchboard.
