@@ -6,6 +6,7 @@ mod chaos;
 mod check;
 mod cli;
 mod demo;
+mod edge;
 mod harness;
 mod mattermost;
 mod mattermost_conformance;
