@@ -156,9 +156,10 @@ async fn silent_and_slow_connections_neither_slow_health_checks_nor_outlive_thei
     );
 
     // The silent ones are closed at the header deadline (with some slack for 400 closes).
-    let wait = HEADER.saturating_sub(started.elapsed()) + Duration::from_secs(1);
+    let deadline = started + HEADER + Duration::from_secs(1);
     let mut still_open = 0;
     for q in &mut quiet {
+        let wait = deadline.saturating_duration_since(Instant::now());
         if !closed_within(q, wait).await {
             still_open += 1;
         }
@@ -420,4 +421,48 @@ async fn sigterm_with_slow_clients_and_a_burst_in_flight_exits_0_within_the_dead
     assert!(text.contains("Successfully shut down"), "{text}");
     // Both slow clients were told to go (or cut off at the deadline).
     assert!(closed_within(&mut partial, Duration::from_secs(1)).await);
+}
+
+/// At shutdown, idle HTTP/1 keep-alive and HTTP/2 connections are closed at once (HTTP/2
+/// with GOAWAY), not held until the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_idle_connections_at_once() {
+    let w = World::start().await;
+    let s = service_with(&w, "", Limits::default()).await;
+    let mut h1 = TcpStream::connect(s.addr).await.unwrap();
+    h1.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(h1.read(&mut buf).await.unwrap() > 0);
+    // An HTTP/2 (prior knowledge) client connection, idle after one request.
+    let tcp = TcpStream::connect(s.addr).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let h2_conn = tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{}/healthz", s.addr))
+        .body(String::new())
+        .unwrap();
+    assert_eq!(h2.send_request(req).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let t = Instant::now();
+    let stopped = tokio::spawn(s.stop());
+    assert!(closed_within(&mut h1, Duration::from_secs(2)).await);
+    // The client's connection ends when the server's GOAWAY has been exchanged.
+    tokio::time::timeout(Duration::from_secs(2), h2_conn)
+        .await
+        .expect("the HTTP/2 connection was not closed at shutdown")
+        .unwrap()
+        .unwrap();
+    stopped.await.unwrap().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stopping took {:?}",
+        t.elapsed()
+    );
 }
