@@ -239,13 +239,7 @@ impl Captured {
 #[tokio::test]
 async fn beyond_the_cap_new_connections_are_closed_at_accept_and_logged_while_open_ones_serve() {
     const CAP: usize = 20;
-    let log = Captured::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = capture();
     let w = World::start().await;
     let s = service_with(
         &w,
@@ -465,4 +459,79 @@ async fn shutdown_closes_idle_connections_at_once() {
         "stopping took {:?}",
         t.elapsed()
     );
+}
+
+/// Starts a service whose `mattermost.url` is `url` (nothing else changed) with a capturing
+/// subscriber, and returns the log once start-up has reported a failure.
+async fn start_up_log(w: &World, url: &str, log: &Captured) -> String {
+    let text = w.config_text("").replace(&w.mm.url().to_string(), url);
+    let config = teleport_mattermost::config::Config::from_toml(&text).unwrap();
+    let s = Service::start(config, Options::default()).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !log.text().contains("start-up check failed") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no start-up failure logged for {url}:\n{}",
+            log.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await.unwrap();
+    let out = log.text();
+    log.0.lock().unwrap().clear();
+    out
+}
+
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
+/// The start-up warning for an unreachable Mattermost says why, like Teleport's: connection
+/// refused, a name that does not resolve, a certificate this system does not trust.
+// One thread: the capturing subscriber is the thread's default.
+#[tokio::test]
+async fn an_unreachable_mattermost_at_start_up_says_why() {
+    let (log, _guard) = capture();
+    let w = World::start().await;
+    let closed = free_port().unwrap();
+    let cases = [
+        (format!("http://{closed}"), "Connection refused"),
+        ("http://mattermost.invalid".to_string(), "dns error"),
+        (
+            format!("https://{}", w.tp.addr()),
+            "is not signed by a CA this system trusts",
+        ),
+    ];
+    for (url, why) in cases {
+        let text = start_up_log(&w, &url, &log).await;
+        let line = text
+            .lines()
+            .find(|l| l.contains("start-up check failed"))
+            .unwrap();
+        println!("{line}");
+        assert!(line.contains(why), "{url}: expected {why:?} in\n{line}");
+    }
+}
+
+/// A Mattermost answering 5xx at start-up: each warning says one thing, either that the
+/// call is retried or that it failed, never "retrying" and "retries exhausted" together.
+#[tokio::test]
+async fn a_failing_mattermost_at_start_up_is_retried_without_claiming_retries_are_exhausted() {
+    let (log, _guard) = capture();
+    let w = World::start().await;
+    w.mm.faults().fail_always(None, 502);
+    let text = start_up_log(&w, &w.mm.url().to_string(), &log).await;
+    w.mm.faults().clear();
+    let retrying: Vec<_> = text.lines().filter(|l| l.contains("retrying")).collect();
+    assert!(!retrying.is_empty(), "{text}");
+    for l in retrying {
+        assert!(!l.contains("exhausted"), "{l}");
+        assert!(l.contains("502"), "{l}");
+    }
 }
