@@ -407,7 +407,7 @@ async fn sigterm_with_slow_clients_and_a_burst_in_flight_exits_0_within_the_dead
     let took = t.elapsed();
     w.mm.faults().set_latency(Duration::ZERO);
     let text = std::fs::read_to_string(&log).unwrap();
-    println!("SIGTERM under load: exit {status} after {took:?}");
+    println!("SIGTERM under load: {status} after {took:?}");
     assert!(status.success(), "exit {status}:\n{text}");
     assert!(
         took < SHUTDOWN_GRACE + Duration::from_secs(1),
@@ -459,6 +459,7 @@ async fn shutdown_closes_idle_connections_at_once() {
         .unwrap()
         .unwrap();
     stopped.await.unwrap().unwrap();
+    println!("stopped with idle HTTP/1 and HTTP/2 connections in {:?}", t.elapsed());
     assert!(
         t.elapsed() < Duration::from_secs(3),
         "stopping took {:?}",
