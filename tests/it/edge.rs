@@ -169,7 +169,10 @@ async fn silent_and_slow_connections_neither_slow_health_checks_nor_outlive_thei
             still_open += 1;
         }
     }
-    assert_eq!(still_open, 0, "silent connections outlived the header deadline");
+    assert_eq!(
+        still_open, 0,
+        "silent connections outlived the header deadline"
+    );
     // Trickling header lines does not extend the deadline: the request never completes.
     let (mut trickle, after) = trickling.await.unwrap();
     assert!(closed_within(&mut trickle, Duration::from_secs(1)).await);
@@ -393,7 +396,8 @@ async fn sigterm_with_slow_clients_and_a_burst_in_flight_exits_0_within_the_dead
         .unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     // A burst Mattermost cannot keep up with: every answer takes longer than the grace.
-    w.mm.faults().set_latency(SHUTDOWN_GRACE + Duration::from_secs(10));
+    w.mm.faults()
+        .set_latency(SHUTDOWN_GRACE + Duration::from_secs(10));
     for i in 0..20 {
         w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]).reason(&format!("burst {i}")));
     }
@@ -459,7 +463,10 @@ async fn shutdown_closes_idle_connections_at_once() {
         .unwrap()
         .unwrap();
     stopped.await.unwrap().unwrap();
-    println!("stopped with idle HTTP/1 and HTTP/2 connections in {:?}", t.elapsed());
+    println!(
+        "stopped with idle HTTP/1 and HTTP/2 connections in {:?}",
+        t.elapsed()
+    );
     assert!(
         t.elapsed() < Duration::from_secs(3),
         "stopping took {:?}",
@@ -532,7 +539,7 @@ async fn a_failing_mattermost_at_start_up_is_retried_without_claiming_retries_ar
     let (log, _guard) = capture();
     let w = World::start().await;
     w.mm.faults().fail_always(None, 502);
-    let text = start_up_log(&w, &w.mm.url().to_string(), &log).await;
+    let text = start_up_log(&w, w.mm.url().as_ref(), &log).await;
     w.mm.faults().clear();
     let retrying: Vec<_> = text.lines().filter(|l| l.contains("retrying")).collect();
     assert!(!retrying.is_empty(), "{text}");

@@ -363,8 +363,15 @@ async fn a_flood_of_bad_signatures_does_not_slow_health_checks() {
     let w = World::start().await;
     let svc = w.review_service().await;
     let base = format!("http://{}", svc.addr);
-    let forged = Signer::new(SecretString::from("another-secret-another-secret-xx".to_string()))
-        .button("00000000-0000-0000-0000-000000000000", Action::Approve, "channel", i64::MAX / 2);
+    let forged = Signer::new(SecretString::from(
+        "another-secret-another-secret-xx".to_string(),
+    ))
+    .button(
+        "00000000-0000-0000-0000-000000000000",
+        Action::Approve,
+        "channel",
+        i64::MAX / 2,
+    );
     let body = serde_json::json!({
         "user_id": "someone",
         "channel_id": "channel",
@@ -390,7 +397,9 @@ async fn a_flood_of_bad_signatures_does_not_slow_health_checks() {
                         .body(body.clone())
                         .send()
                         .await;
-                    *statuses.entry(r.map_or(0, |r| r.status().as_u16())).or_default() += 1;
+                    *statuses
+                        .entry(r.map_or(0, |r| r.status().as_u16()))
+                        .or_default() += 1;
                 }
                 statuses
             })
@@ -415,7 +424,11 @@ async fn a_flood_of_bad_signatures_does_not_slow_health_checks() {
         quantile(&lat, 0.99),
         lat.last().unwrap()
     );
-    assert_eq!(statuses.keys().copied().collect::<Vec<_>>(), [401], "{statuses:?}");
+    assert_eq!(
+        statuses.keys().copied().collect::<Vec<_>>(),
+        [401],
+        "{statuses:?}"
+    );
     assert!(sent >= 200, "only {sent} clicks sent");
     assert_eq!(failures, 0, "health checks failed during the flood");
     assert!(quantile(&lat, 0.99) < Duration::from_millis(500));

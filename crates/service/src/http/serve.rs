@@ -342,9 +342,10 @@ impl Clock {
         }
         let idle = s.since + self.idle;
         match s.head_started {
-            Some(t) if t + self.header_read < idle => {
-                (t + self.header_read, "request headers not completed in time")
-            }
+            Some(t) if t + self.header_read < idle => (
+                t + self.header_read,
+                "request headers not completed in time",
+            ),
             _ => (idle, "idle"),
         }
     }
