@@ -34,6 +34,15 @@ async fn service_with(w: &World, extra: &str, http: Limits) -> Service {
     s
 }
 
+/// The default limits with these deadlines.
+fn deadlines(header_read: Duration, idle: Duration) -> Limits {
+    Limits {
+        header_read,
+        idle,
+        ..Limits::default()
+    }
+}
+
 /// Whether the server has closed `s` (end of stream or reset) within `within`.
 async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 1024];
@@ -97,16 +106,7 @@ async fn silent_and_slow_connections_neither_slow_health_checks_nor_outlive_thei
     const HEADER: Duration = Duration::from_millis(1500);
     const IDLE: Duration = Duration::from_secs(4);
     let w = World::start().await;
-    let s = service_with(
-        &w,
-        "",
-        Limits {
-            header_read: HEADER,
-            idle: IDLE,
-            ..Limits::default()
-        },
-    )
-    .await;
+    let s = service_with(&w, "", deadlines(HEADER, IDLE)).await;
     let baseline = probe(s.addr, 50).await;
 
     // Silent connections (`EDGE_SILENT`, default 400), one sending a header line every
@@ -195,16 +195,7 @@ async fn silent_and_slow_connections_neither_slow_health_checks_nor_outlive_thei
 async fn keep_alive_header_bytes_after_a_request_must_complete_within_the_header_deadline() {
     const HEADER: Duration = Duration::from_millis(800);
     let w = World::start().await;
-    let s = service_with(
-        &w,
-        "",
-        Limits {
-            header_read: HEADER,
-            idle: Duration::from_secs(30),
-            ..Limits::default()
-        },
-    )
-    .await;
+    let s = service_with(&w, "", deadlines(HEADER, Duration::from_secs(30))).await;
     let mut c = TcpStream::connect(s.addr).await.unwrap();
     c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -363,19 +354,13 @@ async fn sigterm_with_slow_clients_and_a_burst_in_flight_exits_0_within_the_dead
     let http = free_port().unwrap();
     let log = w.dir.path().join("service.log");
     let config = w.dir.path().join("service.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[teleport]\naddr = \"{}\"\nidentity = {:?}\n\n[mattermost]\nurl = \"{}\"\ntoken = \"{}\"\n\n\
-             [role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\"]\n\n\
-             [log]\noutput = {log:?}\nseverity = \"info\"\n\n[http]\nlisten_addr = \"{http}\"\n",
-            w.tp.addr(),
-            w.identity,
-            w.mm.url(),
-            w.mm.bot_token(),
-        ),
-    )
-    .unwrap();
+    let extra = format!(
+        "[role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\"]\n\n[log]\noutput = {log:?}\nseverity = \"info\"\n"
+    );
+    let text = w
+        .config_text(&extra)
+        .replace("127.0.0.1:0", &http.to_string());
+    std::fs::write(&config, text).unwrap();
     let mut svc = ServiceProcess::spawn(Path::new(BIN), &config, http, &[], Some(&log)).unwrap();
     svc.wait_ready(WAIT).await.unwrap();
 
