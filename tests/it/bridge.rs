@@ -529,7 +529,7 @@ async fn start_up_waits_out_an_unavailable_mattermost_even_with_fail_fast() {
 async fn fail_fast_service(w: &World) -> crate::harness::Service {
     let options = teleport_mattermost::app::Options {
         fail_fast: true,
-        replica: None,
+        ..Default::default()
     };
     let svc = crate::harness::Service::start(w.config(""), options).await;
     svc.ready().await;

@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod dashboard;
 mod demo;
+mod edge;
 mod harness;
 mod mattermost;
 mod mattermost_conformance;

@@ -37,6 +37,7 @@ async fn three_replicas_post_once_and_resolve_every_request_when_reviewers_race(
         let options = Options {
             fail_fast: false,
             replica: Some(format!("r{i}")),
+            ..Options::default()
         };
         services.push(Service::start(w.config(""), options).await);
     }
