@@ -291,11 +291,10 @@ impl MattermostSim {
         root_id: &str,
         message: &str,
     ) -> Result<SimPost, ApiError> {
-        let body = serde_json::json!({"channel_id": channel_id, "root_id": root_id, "message": message});
+        let body =
+            serde_json::json!({"channel_id": channel_id, "root_id": root_id, "message": message});
         let now = tokio::time::Instant::now();
-        let post = self
-            .shared
-            .mutate(|s| s.create_post(user_id, &body, now))?;
+        let post = self.shared.mutate(|s| s.create_post(user_id, &body, now))?;
         let id = post["id"].as_str().unwrap_or_default();
         Ok(self.post(id).expect("the post was just stored"))
     }

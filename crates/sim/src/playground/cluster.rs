@@ -110,7 +110,12 @@ pub(crate) fn create(tp: &TeleportSim, new: NewCard) -> Result<String, String> {
 }
 
 /// Approves or denies as an admin (`tctl request approve|deny`).
-pub(crate) fn resolve(tp: &TeleportSim, id: &str, approve: bool, reason: &str) -> Result<(), String> {
+pub(crate) fn resolve(
+    tp: &TeleportSim,
+    id: &str,
+    approve: bool,
+    reason: &str,
+) -> Result<(), String> {
     let done = if approve {
         tp.approve(id, reason)
     } else {

@@ -169,6 +169,23 @@ fn sidebar(play: &Play, v: &View) -> String {
     out
 }
 
+/// A post or an ephemeral message, placed by time.
+enum Item<'a> {
+    Post(&'a SimPost),
+    OnlyYou(&'a EphemeralPost),
+}
+
+impl Item<'_> {
+    fn at(&self) -> i64 {
+        match self {
+            Item::Post(p) => p.create_at,
+            Item::OnlyYou(e) => e.create_at,
+        }
+    }
+}
+
+/// The channel as Mattermost shows it, oldest first: each root with its thread under it, and
+/// the ephemeral messages of this user where they were shown.
 fn posts(play: &Play, v: &View) -> String {
     let all = play.mm.posts_in(&v.channel.id);
     let mine: Vec<EphemeralPost> = play
@@ -177,39 +194,56 @@ fn posts(play: &Play, v: &View) -> String {
         .into_iter()
         .filter(|e| e.user_id == v.me.mattermost_id && e.channel_id == v.channel.id)
         .collect();
-    let mut out = String::new();
+    let live = |p: &&SimPost| p.delete_at == 0;
     let roots: Vec<&SimPost> = all
         .iter()
-        .filter(|p| p.root_id.is_empty() && p.delete_at == 0)
+        .filter(live)
+        .filter(|p| p.root_id.is_empty())
         .collect();
-    if roots.is_empty() && mine.is_empty() {
-        out.push_str(r#"<div class="empty">No posts yet.</div>"#);
+    let in_thread = |root: &str| -> Vec<Item> {
+        let mut items: Vec<Item> = all
+            .iter()
+            .filter(live)
+            .filter(|p| p.root_id == root)
+            .map(Item::Post)
+            .chain(mine.iter().filter(|e| e.root_id == root).map(Item::OnlyYou))
+            .collect();
+        items.sort_by_key(Item::at);
+        items
+    };
+    let mut top: Vec<Item> = roots.iter().map(|r| Item::Post(r)).collect();
+    top.extend(
+        mine.iter()
+            .filter(|e| !roots.iter().any(|r| r.id == e.root_id))
+            .map(Item::OnlyYou),
+    );
+    top.sort_by_key(Item::at);
+    if top.is_empty() {
+        return r#"<div class="empty">No posts yet.</div>"#.into();
     }
-    for root in &roots {
+    let mut out = String::new();
+    for item in top {
+        let root = match item {
+            Item::OnlyYou(e) => {
+                out.push_str(&ephemeral(play, e));
+                continue;
+            }
+            Item::Post(root) => root,
+        };
         out.push_str(r#"<div class="thread">"#);
         out.push_str(&post(play, v, root, ""));
-        let replies: Vec<&SimPost> = all
-            .iter()
-            .filter(|p| p.root_id == root.id && p.delete_at == 0)
-            .collect();
-        let only_me: Vec<&EphemeralPost> = mine.iter().filter(|e| e.root_id == root.id).collect();
-        if !replies.is_empty() || !only_me.is_empty() {
+        let thread = in_thread(&root.id);
+        if !thread.is_empty() {
             out.push_str(r#"<div class="replies">"#);
-            for r in replies {
-                out.push_str(&post(play, v, r, "reply"));
-            }
-            for e in only_me {
-                out.push_str(&ephemeral(play, e));
+            for item in thread {
+                out.push_str(&match item {
+                    Item::Post(p) => post(play, v, p, "reply"),
+                    Item::OnlyYou(e) => ephemeral(play, e),
+                });
             }
             out.push_str("</div>");
         }
         out.push_str("</div>");
-    }
-    for e in mine
-        .iter()
-        .filter(|e| !roots.iter().any(|r| r.id == e.root_id))
-    {
-        out.push_str(&ephemeral(play, e));
     }
     out
 }
@@ -233,7 +267,10 @@ fn author(play: &Play, user_id: &str) -> (String, bool) {
 fn avatar(name: &str, bot: bool) -> String {
     let initial = name.chars().next().unwrap_or('?').to_ascii_uppercase();
     let class = if bot { "avatar bot" } else { "avatar" };
-    format!(r#"<div class="{class}">{}</div>"#, esc(&initial.to_string()))
+    format!(
+        r#"<div class="{class}">{}</div>"#,
+        esc(&initial.to_string())
+    )
 }
 
 fn post(play: &Play, v: &View, p: &SimPost, class: &str) -> String {
@@ -248,7 +285,11 @@ fn post(play: &Play, v: &View, p: &SimPost, class: &str) -> String {
         id = esc(&p.id),
         avatar = avatar(&name, bot),
         name = esc(&name),
-        bot = if bot { r#"<span class="bot-tag">BOT</span>"# } else { "" },
+        bot = if bot {
+            r#"<span class="bot-tag">BOT</span>"#
+        } else {
+            ""
+        },
         time = clock(p.create_at),
         msg = markdown::to_html(&p.message),
         attachments = attachments(v, &p.props, Some(&p.id)),
@@ -309,7 +350,11 @@ fn attachments_inner(props: &Value, post: Option<(&View, &str)>) -> String {
         );
         let pretext = str_of(a, "pretext");
         if !pretext.is_empty() {
-            let _ = write!(out, r#"<div class="pretext">{}</div>"#, markdown::to_html(pretext));
+            let _ = write!(
+                out,
+                r#"<div class="pretext">{}</div>"#,
+                markdown::to_html(pretext)
+            );
         }
         let title = str_of(a, "title");
         if !title.is_empty() {
@@ -317,7 +362,11 @@ fn attachments_inner(props: &Value, post: Option<(&View, &str)>) -> String {
         }
         let text = str_of(a, "text");
         if !text.is_empty() {
-            let _ = write!(out, r#"<div class="att-text">{}</div>"#, markdown::to_html(text));
+            let _ = write!(
+                out,
+                r#"<div class="att-text">{}</div>"#,
+                markdown::to_html(text)
+            );
         }
         if let Some(fields) = a.get("fields").and_then(Value::as_array) {
             out.push_str(r#"<div class="fields">"#);
@@ -386,7 +435,11 @@ pub(crate) fn open_dialog(play: &Play, me: &Actor) -> Option<(OpenedDialog, Dial
                 && !dialogs.closed.contains(&d.trigger_id)
         })
         .map(|d| {
-            let errors = dialogs.errors.get(&d.trigger_id).cloned().unwrap_or_default();
+            let errors = dialogs
+                .errors
+                .get(&d.trigger_id)
+                .cloned()
+                .unwrap_or_default();
             (d, errors)
         })
 }
@@ -404,10 +457,18 @@ fn dialog(play: &Play, v: &View) -> String {
     );
     let intro = str_of(spec, "introduction_text");
     if !intro.is_empty() {
-        let _ = write!(out, r#"<div class="intro">{}</div>"#, markdown::to_html(intro));
+        let _ = write!(
+            out,
+            r#"<div class="intro">{}</div>"#,
+            markdown::to_html(intro)
+        );
     }
     if !errors.error.is_empty() {
-        let _ = write!(out, r#"<div class="dialog-error">{}</div>"#, esc(&errors.error));
+        let _ = write!(
+            out,
+            r#"<div class="dialog-error">{}</div>"#,
+            esc(&errors.error)
+        );
     }
     for e in spec
         .get("elements")
@@ -441,7 +502,11 @@ fn element(e: &Value, error: Option<&String>) -> String {
     let limits = ["min_length", "max_length"]
         .iter()
         .zip(["minlength", "maxlength"])
-        .filter_map(|(k, attr)| e.get(*k).and_then(Value::as_u64).map(|n| format!(r#" {attr}="{n}""#)))
+        .filter_map(|(k, attr)| {
+            e.get(*k)
+                .and_then(Value::as_u64)
+                .map(|n| format!(r#" {attr}="{n}""#))
+        })
         .collect::<String>();
     let id = format!("dialog-{}", str_of(e, "name"));
     let input = match str_of(e, "type") {
@@ -460,7 +525,11 @@ fn element(e: &Value, error: Option<&String>) -> String {
         kind @ ("select" | "radio") => {
             let options = e.get("options").and_then(Value::as_array);
             let mut html = if kind == "select" {
-                format!(r#"<select id="{}" name="{}"{required}><option value=""></option>"#, esc(&id), esc(&name))
+                format!(
+                    r#"<select id="{}" name="{}"{required}><option value=""></option>"#,
+                    esc(&id),
+                    esc(&name)
+                )
             } else {
                 String::new()
             };
@@ -503,7 +572,11 @@ fn element(e: &Value, error: Option<&String>) -> String {
         r#"<div class="el"><label for="{id}">{label}{opt}</label>{input}{help}{error}</div>"#,
         id = esc(&id),
         label = esc(str_of(e, "display_name")),
-        opt = if optional { r#" <span class="opt">(optional)</span>"# } else { "" },
+        opt = if optional {
+            r#" <span class="opt">(optional)</span>"#
+        } else {
+            ""
+        },
         help = if help.is_empty() {
             String::new()
         } else {
@@ -516,15 +589,18 @@ fn element(e: &Value, error: Option<&String>) -> String {
 }
 
 fn create_form(play: &Play, v: &View) -> String {
-    let default_user = v
-        .me
-        .teleport_user
-        .clone()
-        .or_else(|| play.actors.iter().find_map(|a| a.teleport_user.clone()))
-        .unwrap_or_default();
+    let default_user =
+        v.me.teleport_user
+            .clone()
+            .or_else(|| play.actors.iter().find_map(|a| a.teleport_user.clone()))
+            .unwrap_or_default();
     let mut known = String::new();
     let mut reviewers = String::new();
-    for t in play.actors.iter().filter_map(|a| a.teleport_user.as_deref()) {
+    for t in play
+        .actors
+        .iter()
+        .filter_map(|a| a.teleport_user.as_deref())
+    {
         let _ = write!(known, r#"<option value="{}">"#, esc(t));
         if t != default_user {
             let _ = write!(
@@ -568,7 +644,9 @@ fn requests(v: &View, cards: &[Card]) -> String {
             label = esc(c.state),
             time = c
                 .created
-                .and_then(|t| t.format(format_description!("[hour]:[minute]:[second] UTC")).ok())
+                .and_then(|t| t
+                    .format(format_description!("[hour]:[minute]:[second] UTC"))
+                    .ok())
                 .unwrap_or_default(),
             user = esc(&c.user),
             roles = c
@@ -583,7 +661,10 @@ fn requests(v: &View, cards: &[Card]) -> String {
             facts.push(("Reason", esc(&c.reason)));
         }
         if !c.suggested_reviewers.is_empty() {
-            facts.push(("Suggested reviewers", esc(&c.suggested_reviewers.join(", "))));
+            facts.push((
+                "Suggested reviewers",
+                esc(&c.suggested_reviewers.join(", ")),
+            ));
         }
         let thresholds = c
             .thresholds
@@ -591,7 +672,7 @@ fn requests(v: &View, cards: &[Card]) -> String {
             .map(|(a, d)| format!("{a} approval(s) or {d} denial(s)"))
             .collect::<Vec<_>>()
             .join("; ");
-        facts.push(("Resolved by", thresholds));
+        facts.push(("Needs", thresholds));
         if !c.resolve_reason.is_empty() {
             facts.push(("Resolution reason", esc(&c.resolve_reason)));
         }
@@ -636,10 +717,7 @@ fn requests(v: &View, cards: &[Card]) -> String {
             out.push_str("</dl>");
         }
         out.push_str("</details>");
-        let _ = write!(
-            out,
-            r#"<div class="admin">"#
-        );
+        let _ = write!(out, r#"<div class="admin">"#);
         if c.state == "PENDING" {
             let _ = write!(
                 out,

@@ -59,9 +59,15 @@ mod tests {
             "*New request*\n**User**: alice\n**Reason**: ```\nfix it```\n[link](https://x.test/r)",
         );
         assert!(html.contains("<em>New request</em><br />"), "{html}");
-        assert!(html.contains("<strong>User</strong>: alice<br />"), "{html}");
+        assert!(
+            html.contains("<strong>User</strong>: alice<br />"),
+            "{html}"
+        );
         assert!(html.contains("<code>fix it</code>"), "{html}");
-        assert!(html.contains(r#"<a href="https://x.test/r">link</a>"#), "{html}");
+        assert!(
+            html.contains(r#"<a href="https://x.test/r">link</a>"#),
+            "{html}"
+        );
     }
 
     #[test]

@@ -113,7 +113,10 @@ impl Playground {
                 })
             })
             .collect();
-        let guest = mm.add_user(UNLINKED_USERNAME, &format!("{UNLINKED_USERNAME}@example.com"));
+        let guest = mm.add_user(
+            UNLINKED_USERNAME,
+            &format!("{UNLINKED_USERNAME}@example.com"),
+        );
         mm.add_channel_member(&setup.channel_id, &guest);
         actors.push(Actor {
             username: UNLINKED_USERNAME.into(),

@@ -37,18 +37,25 @@ async fn same_origin(State(play): State<Arc<Play>>, request: Request, next: Next
     let host_ok = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| h == play.authority || h == play.authority.replace("127.0.0.1", "localhost"));
+        .is_some_and(|h| {
+            h == play.authority || h == play.authority.replace("127.0.0.1", "localhost")
+        });
     let origin_ok = headers
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .is_none_or(|o| {
-            o.strip_prefix("http://")
-                .is_some_and(|a| a == play.authority || a == play.authority.replace("127.0.0.1", "localhost"))
+            o.strip_prefix("http://").is_some_and(|a| {
+                a == play.authority || a == play.authority.replace("127.0.0.1", "localhost")
+            })
         });
     if host_ok && origin_ok {
         next.run(request).await
     } else {
-        (StatusCode::FORBIDDEN, "the playground only answers its own page").into_response()
+        (
+            StatusCode::FORBIDDEN,
+            "the playground only answers its own page",
+        )
+            .into_response()
     }
 }
 
@@ -64,15 +71,14 @@ struct ViewQuery {
 fn view<'a>(play: &'a Play, q: &ViewQuery) -> View<'a> {
     let me = play.actor(q.user.as_deref());
     let channels = play.mm.channels_of(&me.mattermost_id);
-    let channel = q
-        .ch
-        .as_deref()
-        .and_then(|id| channels.iter().find(|c| c.id == id))
-        .or_else(|| channels.iter().find(|c| c.id == play.home))
-        .or(channels.first())
-        .cloned()
-        .or_else(|| play.mm.channel(&play.home))
-        .expect("the home channel exists");
+    let channel =
+        q.ch.as_deref()
+            .and_then(|id| channels.iter().find(|c| c.id == id))
+            .or_else(|| channels.iter().find(|c| c.id == play.home))
+            .or(channels.first())
+            .cloned()
+            .or_else(|| play.mm.channel(&play.home))
+            .expect("the home channel exists");
     View {
         me,
         channel,
@@ -83,9 +89,10 @@ fn view<'a>(play: &'a Play, q: &ViewQuery) -> View<'a> {
 async fn page(State(play): State<Arc<Play>>, Query(q): Query<ViewQuery>) -> Response {
     let v = view(&play, &q);
     let mut response = Html(html::page(&play, &v)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, "no-store".parse().expect("a header value"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        "no-store".parse().expect("a header value"),
+    );
     response
 }
 
@@ -117,7 +124,10 @@ async fn click(State(play): State<Arc<Play>>, Form(f): Form<ClickForm>) -> Redir
 }
 
 /// A dialog submission (or cancel): the simulator POSTs `dialog_submission` to the dialog's URL.
-async fn dialog(State(play): State<Arc<Play>>, Form(fields): Form<Vec<(String, String)>>) -> Redirect {
+async fn dialog(
+    State(play): State<Arc<Play>>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Redirect {
     let get = |k: &str| {
         fields
             .iter()
@@ -154,7 +164,12 @@ async fn dialog(State(play): State<Arc<Play>>, Form(fields): Form<Vec<(String, S
     }
     let outcome = play
         .mm
-        .submit_dialog(&opened, &me.mattermost_id, Value::Object(submission), cancelled)
+        .submit_dialog(
+            &opened,
+            &me.mattermost_id,
+            Value::Object(submission),
+            cancelled,
+        )
         .await;
     let mut dialogs = play.dialogs();
     let note = match outcome {
@@ -198,10 +213,19 @@ async fn message(State(play): State<Arc<Play>>, Form(f): Form<MessageForm>) -> R
     let text = f.text.trim();
     let note = if text.is_empty() {
         None
-    } else if let Some(rest) = text.strip_prefix("/teleport").filter(|r| r.is_empty() || r.starts_with(' ')) {
+    } else if let Some(rest) = text
+        .strip_prefix("/teleport")
+        .filter(|r| r.is_empty() || r.starts_with(' '))
+    {
         match play
             .mm
-            .run_slash_command(&play.command_url, &play.command_token, &me.mattermost_id, &f.ch, rest.trim())
+            .run_slash_command(
+                &play.command_url,
+                &play.command_token,
+                &me.mattermost_id,
+                &f.ch,
+                rest.trim(),
+            )
             .await
         {
             Ok(outcome) => {
@@ -212,7 +236,9 @@ async fn message(State(play): State<Arc<Play>>, Form(f): Form<MessageForm>) -> R
         }
     } else if text.starts_with('/') {
         let command = text.split_whitespace().next().unwrap_or(text);
-        Some(format!("Command {command} is not registered here; try /teleport help."))
+        Some(format!(
+            "Command {command} is not registered here; try /teleport help."
+        ))
     } else {
         play.mm
             .post_as(&me.mattermost_id, &f.ch, "", text)
@@ -223,7 +249,10 @@ async fn message(State(play): State<Arc<Play>>, Form(f): Form<MessageForm>) -> R
 }
 
 /// The create form. Reviewers come as repeated `reviewer` fields, hence the pair list.
-async fn create(State(play): State<Arc<Play>>, Form(fields): Form<Vec<(String, String)>>) -> Redirect {
+async fn create(
+    State(play): State<Arc<Play>>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Redirect {
     let all = |k: &'static str| {
         fields
             .iter()
