@@ -513,6 +513,11 @@ fn plain_http() -> reqwest::Client {
         .unwrap()
 }
 
+/// Submits one of the page's forms, as the browser would.
+async fn submit(http: &reqwest::Client, url: String, fields: &[(&str, &str)]) -> reqwest::Response {
+    http.post(url).form(fields).send().await.unwrap()
+}
+
 #[tokio::test]
 async fn the_page_shows_posts_and_requests_and_its_forms_create_and_resolve() {
     let (tp, mm, channel, play, requester) = bare_playground().await;
@@ -520,9 +525,10 @@ async fn the_page_shows_posts_and_requests_and_its_forms_create_and_resolve() {
     let http = plain_http();
     let url = play.url().as_str().to_string();
 
-    let created = http
-        .post(format!("{url}tp/create"))
-        .form(&[
+    let created = submit(
+        &http,
+        format!("{url}tp/create"),
+        &[
             ("as", "requester"),
             ("ch", channel),
             ("user", REQUESTER),
@@ -531,10 +537,9 @@ async fn the_page_shows_posts_and_requests_and_its_forms_create_and_resolve() {
             ("reviewer", REVIEWER1),
             ("approve", "2"),
             ("deny", "1"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(created.status(), 303);
     let requests = tp.requests();
     assert_eq!(requests.len(), 1);
@@ -578,36 +583,34 @@ async fn the_page_shows_posts_and_requests_and_its_forms_create_and_resolve() {
         "the unlinked user is in the switcher"
     );
 
-    let resolved = http
-        .post(format!("{url}tp/resolve"))
-        .form(&[
+    let resolved = submit(
+        &http,
+        format!("{url}tp/resolve"),
+        &[
             ("as", "requester"),
             ("ch", channel),
             ("id", &r.id),
             ("verdict", "deny"),
             ("reason", "no"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(resolved.status(), 303);
     assert_eq!(tp.request(&r.id).unwrap().state.as_str(), "DENIED");
 
     // A plain message is a post by the user; a foreign site's form is refused.
-    http.post(format!("{url}mm/message"))
-        .form(&[("as", "requester"), ("ch", channel), ("text", "hello")])
-        .send()
-        .await
-        .unwrap();
+    let message = [("as", "requester"), ("ch", channel), ("text", "hello")];
+    submit(&http, format!("{url}mm/message"), &message).await;
     assert!(
         mm.posts_in(channel)
             .iter()
             .any(|p| p.user_id == requester && p.message == "hello")
     );
+    let delete = [("as", "requester"), ("ch", channel), ("id", r.id.as_str())];
     let foreign = http
         .post(format!("{url}tp/delete"))
         .header("origin", "http://evil.test")
-        .form(&[("as", "requester"), ("ch", channel), ("id", &r.id)])
+        .form(&delete)
         .send()
         .await
         .unwrap();
@@ -616,6 +619,8 @@ async fn the_page_shows_posts_and_requests_and_its_forms_create_and_resolve() {
         tp.request(&r.id).is_some(),
         "the foreign form deleted nothing"
     );
+    submit(&http, format!("{url}tp/delete"), &delete).await;
+    assert!(tp.request(&r.id).is_none(), "the page's own form deletes");
 }
 
 #[tokio::test]

@@ -323,6 +323,14 @@ fn color(c: &str) -> &str {
     }
 }
 
+/// `text` as Markdown in a `<div class="…">`, or nothing when it is empty.
+fn markdown_block(class: &str, text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    format!(r#"<div class="{class}">{}</div>"#, markdown::to_html(text))
+}
+
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
@@ -348,26 +356,12 @@ fn attachments_inner(props: &Value, post: Option<(&View, &str)>) -> String {
             r#"<div class="att" style="border-left-color:{}">"#,
             color(str_of(a, "color"))
         );
-        let pretext = str_of(a, "pretext");
-        if !pretext.is_empty() {
-            let _ = write!(
-                out,
-                r#"<div class="pretext">{}</div>"#,
-                markdown::to_html(pretext)
-            );
-        }
+        out.push_str(&markdown_block("pretext", str_of(a, "pretext")));
         let title = str_of(a, "title");
         if !title.is_empty() {
             let _ = write!(out, r#"<div class="att-title">{}</div>"#, esc(title));
         }
-        let text = str_of(a, "text");
-        if !text.is_empty() {
-            let _ = write!(
-                out,
-                r#"<div class="att-text">{}</div>"#,
-                markdown::to_html(text)
-            );
-        }
+        out.push_str(&markdown_block("att-text", str_of(a, "text")));
         if let Some(fields) = a.get("fields").and_then(Value::as_array) {
             out.push_str(r#"<div class="fields">"#);
             for f in fields {
@@ -455,14 +449,7 @@ fn dialog(play: &Play, v: &View) -> String {
         esc(&d.trigger_id),
         esc(str_of(spec, "title")),
     );
-    let intro = str_of(spec, "introduction_text");
-    if !intro.is_empty() {
-        let _ = write!(
-            out,
-            r#"<div class="intro">{}</div>"#,
-            markdown::to_html(intro)
-        );
-    }
+    out.push_str(&markdown_block("intro", str_of(spec, "introduction_text")));
     if !errors.error.is_empty() {
         let _ = write!(
             out,
@@ -567,7 +554,6 @@ fn element(e: &Value, error: Option<&String>) -> String {
             name = esc(&name),
         ),
     };
-    let help = str_of(e, "help_text");
     format!(
         r#"<div class="el"><label for="{id}">{label}{opt}</label>{input}{help}{error}</div>"#,
         id = esc(&id),
@@ -577,11 +563,7 @@ fn element(e: &Value, error: Option<&String>) -> String {
         } else {
             ""
         },
-        help = if help.is_empty() {
-            String::new()
-        } else {
-            format!(r#"<div class="help">{}</div>"#, markdown::to_html(help))
-        },
+        help = markdown_block("help", str_of(e, "help_text")),
         error = error
             .map(|m| format!(r#"<div class="field-error">{}</div>"#, esc(m)))
             .unwrap_or_default(),
