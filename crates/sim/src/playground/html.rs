@@ -292,7 +292,7 @@ fn post(play: &Play, v: &View, p: &SimPost, class: &str) -> String {
         },
         time = clock(p.create_at),
         msg = markdown::to_html(&p.message),
-        attachments = attachments(v, &p.props, Some(&p.id)),
+        attachments = attachments(&p.props, Some((v, &p.id))),
     )
 }
 
@@ -303,7 +303,7 @@ fn ephemeral(play: &Play, e: &EphemeralPost) -> String {
         avatar = avatar(&name, true),
         name = esc(&name),
         msg = markdown::to_html(&e.message),
-        attachments = attachments_static(&e.props),
+        attachments = attachments(&e.props, None),
     )
 }
 
@@ -335,17 +335,9 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-fn attachments_static(props: &Value) -> String {
-    attachments_inner(props, None)
-}
-
-fn attachments(v: &View, props: &Value, post_id: Option<&str>) -> String {
-    attachments_inner(props, post_id.map(|id| (v, id)))
-}
-
 /// Message attachments: colour bar, pretext, title, text, fields and buttons. Buttons only on
 /// stored posts (`post`): each is a form that makes the simulator click it.
-fn attachments_inner(props: &Value, post: Option<(&View, &str)>) -> String {
+fn attachments(props: &Value, post: Option<(&View, &str)>) -> String {
     let Some(list) = props.get("attachments").and_then(Value::as_array) else {
         return String::new();
     };

@@ -34,20 +34,16 @@ pub(crate) fn router(play: Arc<Play>) -> Router {
 /// rebound DNS name (a foreign `Host`).
 async fn same_origin(State(play): State<Arc<Play>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
+    let localhost = play.authority.replace("127.0.0.1", "localhost");
+    let ours = |a: &str| a == play.authority || a == localhost;
     let host_ok = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| {
-            h == play.authority || h == play.authority.replace("127.0.0.1", "localhost")
-        });
+        .is_some_and(ours);
     let origin_ok = headers
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
-        .is_none_or(|o| {
-            o.strip_prefix("http://").is_some_and(|a| {
-                a == play.authority || a == play.authority.replace("127.0.0.1", "localhost")
-            })
-        });
+        .is_none_or(|o| o.strip_prefix("http://").is_some_and(ours));
     if host_ok && origin_ok {
         next.run(request).await
     } else {
