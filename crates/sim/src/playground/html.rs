@@ -77,7 +77,7 @@ pub(crate) fn page(play: &Play, v: &View) -> String {
 <div class="channel-head">{channel_title}</div>
 <div id="posts" class="posts">{posts}</div>
 <form id="message-box" class="box" method="post" action="/mm/message">{fields}
-<input id="message" name="text" autocomplete="off" placeholder="Write to {channel_title_text}, or type /teleport help">
+<input id="message" name="text" autocomplete="off" placeholder="Write to {channel_title}, or type /teleport help">
 <button class="btn btn-primary" type="submit">Send</button></form>
 </div>
 </section>
@@ -94,7 +94,6 @@ pub(crate) fn page(play: &Play, v: &View) -> String {
         note = v.note.as_deref().map(esc).unwrap_or_default(),
         sidebar = sidebar(play, v),
         channel_title = esc(&channel_title(play, v.me, &v.channel)),
-        channel_title_text = esc(&channel_title(play, v.me, &v.channel)),
         posts = posts(play, v),
         fields = view_fields(v),
         create = create_form(play, v),
