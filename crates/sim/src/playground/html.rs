@@ -67,7 +67,7 @@ pub(crate) fn page(play: &Play, v: &View) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>teleport-mattermost playground</title><style>{STYLE}</style></head><body>
 <header class="top"><span class="brand">teleport-mattermost <b>playground</b></span>
-<span class="tag">the real service, between simulated Mattermost and Teleport</span>
+<span class="tag">Try it: create a request on the right, act as @reviewer1, click Approve and give a reason, then act as @requester and open the DM. The real service sits in between.</span>
 <nav class="users" aria-label="Act as">Act as {users}</nav></header>
 <div id="note" class="note{note_class}">{note}</div>
 <main>
