@@ -145,7 +145,8 @@ fn channel_title(play: &Play, me: &Actor, c: &SimChannel) -> String {
 
 fn sidebar(play: &Play, v: &View) -> String {
     let channels = play.mm.channels_of(&v.me.mattermost_id);
-    let mut out = String::from(r#"<div class="team">acme</div>"#);
+    let mut out =
+        String::from(r#"<div class="team">Mattermost <span class="sim">simulated</span></div>"#);
     for (title, direct) in [("Channels", false), ("Direct messages", true)] {
         let _ = write!(out, r#"<div class="section">{title}</div>"#);
         for c in channels.iter().filter(|c| (c.kind == "D") == direct) {
