@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::client::MattermostClient;
 use super::error::MattermostError;
 use crate::route::Recipient;
+use crate::sync;
 
 /// Where a recipient's posts go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +61,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         Fut: Future<Output = Result<V, E>>,
     {
         let slot = {
-            let mut slots = self.slots.lock().expect("cache lock poisoned");
+            let mut slots = sync::lock(&self.slots);
             if slots.len() > SWEEP_ABOVE {
                 let ttl = self.ttl;
                 slots.retain(|_, s| s.get().is_none_or(|(_, at)| at.elapsed() < ttl));
@@ -85,7 +86,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 
     pub(crate) fn invalidate(&self, key: &K) {
-        self.slots.lock().expect("cache lock poisoned").remove(key);
+        sync::lock(&self.slots).remove(key);
     }
 }
 
@@ -139,10 +140,7 @@ impl MattermostClient {
                 }
             }
         };
-        self.inner
-            .channel_names
-            .lock()
-            .expect("channel name map poisoned")
+        sync::lock(&self.inner.channel_names)
             .insert(resolved.channel_id.clone(), resolved.display.clone());
         Ok(resolved)
     }
