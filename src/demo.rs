@@ -1,6 +1,8 @@
 //! `teleport-mattermost demo`: the real service against the built-in Teleport and Mattermost
 //! simulators on loopback (mTLS gRPC and HTTP, real sockets), playing a scripted story and
-//! printing what each side sees. `--keep-running` leaves it all up to explore with curl.
+//! printing what each side sees. `--keep-running` leaves it all up to explore with curl, and
+//! first starts the playground (a web page to click through as Mattermost users and as a
+//! Teleport admin) and prints its address.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,7 @@ use teleport_mattermost::app::{Application, Options};
 use teleport_mattermost::config::Config;
 use teleport_mattermost::signals::Signals;
 use teleport_mattermost_sim::mattermost::SimPost;
+use teleport_mattermost_sim::playground::{self, Playground};
 use teleport_mattermost_sim::teleport::fixtures::{
     self, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
 };
@@ -42,6 +45,11 @@ impl std::ops::Deref for Stage {
 pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     teleport_mattermost::install_crypto_provider();
     let stage = Stage::start().await?;
+    let playground = if keep_running {
+        Some(stage.playground().await?)
+    } else {
+        None
+    };
     println!(
         "teleport-mattermost demo: the real service against the built-in simulators, over real sockets\n"
     );
@@ -65,8 +73,8 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
             return Err(e);
         }
     }
-    if keep_running {
-        explore(&stage);
+    if let Some(playground) = &playground {
+        explore(&stage, playground);
         tokio::signal::ctrl_c().await.ok();
     }
     stage.stop.cancel();
@@ -138,6 +146,25 @@ impl Stage {
             app,
             started,
         })
+    }
+
+    /// Starts the playground on this stage and prints its address, the first line of output.
+    async fn playground(&self) -> anyhow::Result<Playground> {
+        let playground = Playground::start(playground::Setup {
+            teleport: self.tp.clone(),
+            mattermost: self.mm.clone(),
+            command_url: format!("{}/mattermost/command", self.service),
+            command_token: self.command_token.clone(),
+            channel_id: self.channel_id.clone(),
+            users: [REQUESTER, REVIEWER1, REVIEWER2]
+                .iter()
+                .map(|name| (name.to_string(), self.user(name).to_string()))
+                .collect(),
+        })
+        .await
+        .context("starting the playground")?;
+        println!("Playground: open {} in a browser\n", playground.url());
+        Ok(playground)
     }
 
     fn user(&self, name: &str) -> &str {
@@ -328,8 +355,13 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
 }
 
 /// What `--keep-running` prints: the addresses, the config, and a few things to try.
-fn explore(s: &Stage) {
+fn explore(s: &Stage, playground: &Playground) {
     println!("\nEverything keeps running; press Ctrl-C to stop.");
+    println!(
+        "  playground  {}  (act as @requester, @reviewer1, @reviewer2 or the unlinked @{}; create requests as the Teleport admin)",
+        playground.url(),
+        playground::UNLINKED_USERNAME
+    );
     println!("  service     {}  (/healthz, /readyz, /metrics)", s.service);
     println!(
         "  Mattermost  {}  (REST API v4; bot token in the config)",

@@ -12,6 +12,7 @@ mod harness;
 mod mattermost;
 mod mattermost_conformance;
 mod mattermost_sim;
+mod playground;
 mod proxy;
 mod proxy_client;
 mod race;

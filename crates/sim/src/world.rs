@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::mattermost::{MattermostSim, SimConfig};
 use crate::teleport::fixtures::{
@@ -53,7 +54,8 @@ impl WorldOptions {
 }
 
 pub struct World {
-    pub tp: TeleportSim,
+    /// Shared: the playground serves beside whoever holds the world.
+    pub tp: Arc<TeleportSim>,
     pub mm: MattermostSim,
     /// Scratch space (identity file, configs, logs), removed on drop.
     pub dir: tempfile::TempDir,
@@ -103,7 +105,7 @@ impl World {
         let identity = dir.path().join("identity");
         tp.write_identity(PLUGIN_USER, &identity)?;
         Ok(Self {
-            tp,
+            tp: Arc::new(tp),
             mm,
             dir,
             identity,

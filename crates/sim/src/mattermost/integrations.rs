@@ -113,6 +113,7 @@ impl Shared {
             root_id: String::new(),
             message: text.into(),
             props,
+            create_at: now_ms(),
         };
         self.mutate(|s| {
             s.ephemeral.push(ephemeral.clone());
@@ -225,6 +226,7 @@ impl MattermostSim {
                     root_id: thread_root,
                     message: t.into(),
                     props: json!({}),
+                    create_at: now_ms(),
                 };
                 self.shared.mutate(|s| {
                     s.ephemeral.push(e.clone());

@@ -280,6 +280,23 @@ impl MattermostSim {
             .remove_channel_member(channel_id, user_id);
     }
 
+    /// `user_id` posts `message` in `channel_id` (a reply when `root_id` is set), under the
+    /// same rules as `POST /posts`; the playground's message box uses it.
+    pub fn post_as(
+        &self,
+        user_id: &str,
+        channel_id: &str,
+        root_id: &str,
+        message: &str,
+    ) -> Result<SimPost, ApiError> {
+        let body =
+            serde_json::json!({"channel_id": channel_id, "root_id": root_id, "message": message});
+        let now = tokio::time::Instant::now();
+        let post = self.shared.mutate(|s| s.create_post(user_id, &body, now))?;
+        let id = post["id"].as_str().unwrap_or_default();
+        Ok(self.post(id).expect("the post was just stored"))
+    }
+
     /// A trigger id as a click or slash command by `user_id` in `channel_id` would carry.
     pub fn issue_trigger(&self, user_id: &str, channel_id: &str) -> String {
         let now = tokio::time::Instant::now();
@@ -294,6 +311,19 @@ impl MattermostSim {
 
     pub fn channel(&self, id: &str) -> Option<SimChannel> {
         self.shared.store().channels.get(id).cloned()
+    }
+
+    /// The channels `user_id` is a member of (team channels and DMs), oldest first.
+    pub fn channels_of(&self, user_id: &str) -> Vec<SimChannel> {
+        let s = self.shared.store();
+        let mut channels: Vec<SimChannel> = s
+            .channels
+            .values()
+            .filter(|c| s.is_member(&c.id, user_id))
+            .cloned()
+            .collect();
+        channels.sort_by(|a, b| (a.create_at, &a.name).cmp(&(b.create_at, &b.name)));
+        channels
     }
 
     /// Every post (roots and replies), oldest first.
