@@ -238,7 +238,7 @@ impl Config {
                 });
             }
         };
-        if let Err(problem) = validate::syntax(&text, &source) {
+        if let Err(problem) = validate::syntax(&text) {
             return Err(ConfigError {
                 source,
                 problems: vec![problem],
@@ -252,7 +252,7 @@ impl Config {
 
     /// Loads a config from TOML text (tests, `demo`), with no environment overrides.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        if let Err(problem) = validate::syntax(text, "the TOML text") {
+        if let Err(problem) = validate::syntax(text) {
             return Err(ConfigError {
                 source: "TOML text".into(),
                 problems: vec![problem],

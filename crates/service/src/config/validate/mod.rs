@@ -74,7 +74,7 @@ fn describe(e: &figment::Error) -> String {
 
 /// A TOML syntax error as line, column and the key on that line, never the line itself:
 /// the line may hold a token or secret (`token = "abc…` without its closing quote).
-pub fn syntax(text: &str, source: &str) -> Result<(), String> {
+pub fn syntax(text: &str) -> Result<(), String> {
     let Err(e) = text.parse::<toml::Table>() else {
         return Ok(());
     };
@@ -110,7 +110,7 @@ pub fn syntax(text: &str, source: &str) -> Result<(), String> {
         .filter(|l| !l.is_empty())
         .collect();
     Err(format!(
-        "{source} is not valid TOML: line {line_no}, column {column}{key}: {}",
+        "not valid TOML at line {line_no}, column {column}{key}: {}",
         why.join("; ")
     ))
 }
