@@ -300,9 +300,13 @@ async fn a_malformed_recipient_fails_check_naming_the_entry_and_the_fix() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
     assert!(
-        v["lines"].as_array().unwrap().iter().any(|l| l["status"] == "fail"
-            && l["check"] == "config"
-            && l["detail"].as_str().unwrap().contains("\"fallback\"")),
+        v["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["status"] == "fail"
+                && l["check"] == "config"
+                && l["detail"].as_str().unwrap().contains("\"fallback\"")),
         "{out}"
     );
 }
@@ -363,7 +367,10 @@ async fn check_never_prints_a_secret_value_or_url_credentials() {
         );
     }
     // A wrong type, in the file and in the signing secret.
-    let typed = good.replace(&token_line, "token = 1234567890\n[review]\nsigning_secret = 987654321");
+    let typed = good.replace(
+        &token_line,
+        "token = 1234567890\n[review]\nsigning_secret = 987654321",
+    );
     for out in both(&w, typed).await {
         assert!(!out.contains("1234567890"), "the token leaked: {out}");
         assert!(out.contains("`mattermost.token`"), "{out}");
@@ -373,6 +380,9 @@ async fn check_never_prints_a_secret_value_or_url_credentials() {
     let with_user = good.replace(&url, &url.replacen("http://", "http://admin:pa55word@", 1));
     for out in both(&w, with_user).await {
         assert!(!out.contains("pa55word") && !out.contains("admin"), "{out}");
-        assert!(out.contains("`mattermost.url` carries credentials"), "{out}");
+        assert!(
+            out.contains("`mattermost.url` carries credentials"),
+            "{out}"
+        );
     }
 }

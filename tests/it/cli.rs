@@ -257,7 +257,10 @@ fn start_never_prints_a_secret_from_a_broken_config() {
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(names), "{err}");
-        assert!(!err.contains("sekr1t") && !err.contains("4242424242"), "leaked: {err}");
+        assert!(
+            !err.contains("sekr1t") && !err.contains("4242424242"),
+            "leaked: {err}"
+        );
         assert!(!err.contains("\n in "), "a dangling `in file`: {err}");
         assert_eq!(err.lines().count(), 2, "printed once: {err}");
     }

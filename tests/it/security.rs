@@ -362,7 +362,10 @@ async fn a_valid_click_in_another_content_type_is_refused_with_415_and_submits_n
             .send()
     };
     assert_eq!(send("dialog", "text/plain").await.unwrap().status(), 415);
-    assert_eq!(send("command", "application/json").await.unwrap().status(), 415);
+    assert_eq!(
+        send("command", "application/json").await.unwrap().status(),
+        415
+    );
     assert!(w.tp.review_audit().is_empty(), "a review was submitted");
     let metrics = svc.metrics.render();
     assert!(
@@ -433,20 +436,23 @@ async fn a_flood_of_refused_callbacks_writes_a_bounded_number_of_log_lines() {
         .filter(|l| l.starts_with("teleport_mattermost_callbacks_refused_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
-    assert_eq!(counted, 3 * EACH as u64, "every refusal is counted:\n{metrics}");
+    assert_eq!(
+        counted,
+        3 * EACH as u64,
+        "every refusal is counted:\n{metrics}"
+    );
     svc.terminate(Duration::from_secs(20)).await.unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
-    let refusals: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("refused"))
-        .collect();
+    let refusals: Vec<&str> = text.lines().filter(|l| l.contains("refused")).collect();
     println!("{} refusals → {} log lines", 3 * EACH, refusals.len());
     // One line per route and reason (a summary only after a minute).
     assert_eq!(refusals.len(), 3, "{refusals:#?}");
     for route in ["action", "command", "dialog"] {
         assert!(
-            refusals.iter().any(|l| l.contains(&format!("http.route=\"{route}\""))
-                || l.contains(&format!("http.route={route}"))),
+            refusals
+                .iter()
+                .any(|l| l.contains(&format!("http.route=\"{route}\""))
+                    || l.contains(&format!("http.route={route}"))),
             "no line for {route}: {refusals:#?}"
         );
     }

@@ -117,7 +117,13 @@ impl Throttle {
     fn note_at(&self, (a, b): (&str, &str), now: std::time::Instant) -> Verdict {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let Some(w) = windows.get_mut(&(a.to_string(), b.to_string())) else {
-            windows.insert((a.into(), b.into()), Window { since: now, quiet: 0 });
+            windows.insert(
+                (a.into(), b.into()),
+                Window {
+                    since: now,
+                    quiet: 0,
+                },
+            );
             return Verdict::First;
         };
         w.quiet += 1;
@@ -147,7 +153,10 @@ mod tests {
             assert_eq!(t.note_at(key, at), Verdict::Quiet);
         }
         // Another key has its own first line.
-        assert_eq!(t.note_at(("dialog", "bad_signature"), start), Verdict::First);
+        assert_eq!(
+            t.note_at(("dialog", "bad_signature"), start),
+            Verdict::First
+        );
         let later = start + Duration::from_secs(61);
         assert_eq!(t.note_at(key, later), Verdict::Summary(1000));
         assert_eq!(t.note_at(key, later), Verdict::Quiet);

@@ -359,7 +359,8 @@ fn a_syntax_error_on_a_secret_line_names_line_column_and_key_but_never_the_value
         assert_eq!(problems.len(), 1, "{problems:#?}");
         let p = &problems[0];
         assert!(
-            p.starts_with("not valid TOML at line ") && p.contains(&format!("(key `{section}.{key}`)")),
+            p.starts_with("not valid TOML at line ")
+                && p.contains(&format!("(key `{section}.{key}`)")),
             "{p}"
         );
         assert!(!p.contains('\n'), "one line, no dangling `in file`: {p:?}");
@@ -481,7 +482,11 @@ fn with_key(f: &Fixture, section: &str, line: &str) -> String {
 fn log_output_must_be_a_stream_or_a_file_in_an_existing_directory() {
     let f = Fixture::new();
     let missing = f.dir.path().join("no-such-dir").join("tm.log");
-    let toml = with_key(&f, "log", &format!("output = {:?}", missing.display().to_string()));
+    let toml = with_key(
+        &f,
+        "log",
+        &format!("output = {:?}", missing.display().to_string()),
+    );
     has(
         &f.problems(&toml),
         &format!(
@@ -496,7 +501,11 @@ fn log_output_must_be_a_stream_or_a_file_in_an_existing_directory() {
     );
     let file = f.dir.path().join("tm.log");
     let c = f
-        .load(&with_key(&f, "log", &format!("output = {:?}", file.display().to_string())))
+        .load(&with_key(
+            &f,
+            "log",
+            &format!("output = {:?}", file.display().to_string()),
+        ))
         .unwrap();
     assert_eq!(c.log.output, LogOutput::File(file));
     for stream in ["stdout", "stderr"] {
@@ -519,16 +528,26 @@ fn problems_name_the_key_the_operator_wrote() {
     let f = Fixture::new();
     let toml = with_key(&f, "teleport", "auth_server = \"no-port\"");
     let problems = f.problems(&toml);
-    has(&problems, "`teleport.auth_server` is \"no-port\"; write host:port");
+    has(
+        &problems,
+        "`teleport.auth_server` is \"no-port\"; write host:port",
+    );
     assert!(
         problems.iter().all(|p| !p.contains("teleport.addr`")),
         "{problems:#?}"
     );
     let c = f
-        .load(&with_key(&f, "teleport", "auth_server = \"auth.example.com:3025\""))
+        .load(&with_key(
+            &f,
+            "teleport",
+            "auth_server = \"auth.example.com:3025\"",
+        ))
         .unwrap();
     assert_eq!(c.teleport_addr_key, "teleport.auth_server");
-    assert_eq!(f.load(&f.minimal()).unwrap().teleport_addr_key, "teleport.addr");
+    assert_eq!(
+        f.load(&f.minimal()).unwrap().teleport_addr_key,
+        "teleport.addr"
+    );
 }
 
 #[test]

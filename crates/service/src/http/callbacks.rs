@@ -268,7 +268,11 @@ mod tests {
     use crate::metrics::Metrics;
 
     fn request(path: &str, peer: &str) -> Request {
-        let content_type = if path.ends_with("command") { FORM } else { JSON };
+        let content_type = if path.ends_with("command") {
+            FORM
+        } else {
+            JSON
+        };
         let mut r = Request::builder()
             .method("POST")
             .uri(path)
@@ -370,9 +374,15 @@ mod tests {
         for (path, bad) in [
             ("/mattermost/action", Some("text/plain")),
             ("/mattermost/action", None),
-            ("/mattermost/dialog", Some("application/x-www-form-urlencoded")),
+            (
+                "/mattermost/dialog",
+                Some("application/x-www-form-urlencoded"),
+            ),
             ("/mattermost/command", Some("application/json")),
-            ("/mattermost/command", Some("multipart/form-data; boundary=x")),
+            (
+                "/mattermost/command",
+                Some("multipart/form-data; boundary=x"),
+            ),
         ] {
             let status = send(path, bad).await.unwrap().status();
             assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path} {bad:?}");
@@ -404,6 +414,9 @@ mod tests {
             );
         }
         assert!(spec.contains("application/x-www-form-urlencoded"));
-        assert!(spec.contains("\"415\":"), "openapi/openapi.yaml does not document 415");
+        assert!(
+            spec.contains("\"415\":"),
+            "openapi/openapi.yaml does not document 415"
+        );
     }
 }

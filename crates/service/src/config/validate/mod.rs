@@ -49,7 +49,11 @@ fn describe(e: &figment::Error) -> String {
             Some(Source::File(p)) => format!(" in {}", p.display()),
             _ => {
                 let keys: Vec<&str> = e.path.iter().map(String::as_str).collect();
-                format!(" in {} {}", md.name, md.interpolate(&Profile::Default, &keys))
+                format!(
+                    " in {} {}",
+                    md.name,
+                    md.interpolate(&Profile::Default, &keys)
+                )
             }
         },
         None => String::new(),

@@ -109,7 +109,10 @@ impl Problems {
             other => {
                 self.problem(
                     key,
-                    format!("is a {}: write a duration string such as \"30s\" ({range})", kind(&other)),
+                    format!(
+                        "is a {}: write a duration string such as \"30s\" ({range})",
+                        kind(&other)
+                    ),
                 );
                 return range.default;
             }
