@@ -78,7 +78,8 @@ fn is_tty(output: &LogOutput) -> bool {
 #[derive(Debug)]
 pub struct Throttle {
     interval: std::time::Duration,
-    windows: Mutex<std::collections::HashMap<(String, String), Window>>,
+    /// Per key; a handful of routes and reasons, so a list searched without allocating.
+    windows: Mutex<Vec<((String, String), Window)>>,
 }
 
 #[derive(Debug)]
@@ -102,7 +103,7 @@ impl Throttle {
     pub fn new(interval: std::time::Duration) -> Self {
         Self {
             interval,
-            windows: Mutex::new(std::collections::HashMap::new()),
+            windows: Mutex::new(Vec::new()),
         }
     }
 
@@ -116,14 +117,12 @@ impl Throttle {
 
     fn note_at(&self, (a, b): (&str, &str), now: std::time::Instant) -> Verdict {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(w) = windows.get_mut(&(a.to_string(), b.to_string())) else {
-            windows.insert(
-                (a.into(), b.into()),
-                Window {
-                    since: now,
-                    quiet: 0,
-                },
-            );
+        let Some((_, w)) = windows.iter_mut().find(|((x, y), _)| x == a && y == b) else {
+            let window = Window {
+                since: now,
+                quiet: 0,
+            };
+            windows.push(((a.into(), b.into()), window));
             return Verdict::First;
         };
         w.quiet += 1;
