@@ -397,31 +397,27 @@ async fn a_flood_of_refused_callbacks_writes_a_bounded_number_of_log_lines() {
     // Three kinds: forged signatures, wrong slash command tokens, wrong content types.
     let forged = serde_json::json!({"user_id": "u", "post_id": "p", "channel_id": "c",
         "context": {"request_id": "r", "action": "approve", "channel_id": "c", "exp": 9999999999i64, "sig": "AAAA"}});
+    let floods = [
+        ("action", "application/json", forged.to_string(), 401),
+        (
+            "command",
+            "application/x-www-form-urlencoded",
+            "token=wrong&text=pending".to_string(),
+            401,
+        ),
+        ("dialog", "text/plain", "{}".to_string(), 415),
+    ];
     for i in 0..EACH {
-        let r = client
-            .post(format!("{base}/mattermost/action"))
-            .header("content-type", "application/json")
-            .body(forged.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401, "forged click {i}");
-        let r = client
-            .post(format!("{base}/mattermost/command"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("token=wrong&text=pending")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401, "wrong token {i}");
-        let r = client
-            .post(format!("{base}/mattermost/dialog"))
-            .header("content-type", "text/plain")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 415, "text/plain dialog {i}");
+        for (route, content_type, body, status) in &floods {
+            let r = client
+                .post(format!("{base}/mattermost/{route}"))
+                .header("content-type", *content_type)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), *status, "{route} {i}");
+        }
     }
     let metrics = client
         .get(format!("{base}/metrics"))
