@@ -531,6 +531,7 @@ async fn fail_fast_service(w: &World) -> crate::harness::Service {
     let options = teleport_mattermost::app::Options {
         fail_fast: true,
         replica: None,
+        ..Default::default()
     };
     let svc = crate::harness::Service::start(w.config(""), options).await;
     svc.ready().await;

@@ -38,6 +38,7 @@ async fn three_replicas_post_once_and_resolve_every_request_when_reviewers_race(
         let options = Options {
             fail_fast: false,
             replica: Some(format!("r{i}")),
+            ..Default::default()
         };
         services.push(Service::start(w.config(""), options).await);
     }

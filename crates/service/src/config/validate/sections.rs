@@ -10,9 +10,9 @@ use figment::value::Value;
 use url::Url;
 
 use super::problems::{Problems, list, set};
-use crate::config::raw::{RawBridge, RawHttp, RawLog, RawMattermost, RawTeleport};
+use crate::config::raw::{RawAccessLists, RawBridge, RawHttp, RawLog, RawMattermost, RawTeleport};
 use crate::config::{
-    BridgeConfig, Credentials, HttpConfig, IpNet, LogConfig, LogFormat, LogOutput,
+    AccessListsConfig, BridgeConfig, Credentials, HttpConfig, IpNet, LogConfig, LogFormat, LogOutput,
     MattermostConfig, TeleportConfig, secret,
 };
 use crate::route::Recipient;
@@ -23,6 +23,7 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 const DEFAULT_MM_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONCURRENCY: usize = 128;
 const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+const DEFAULT_ACCESS_LIST_INTERVAL: Duration = Duration::from_secs(3 * 3600);
 
 pub(super) fn teleport(p: &mut Problems, t: RawTeleport) -> TeleportConfig {
     let addr = match (set(t.addr), set(t.auth_server)) {
@@ -270,5 +271,16 @@ pub(super) fn bridge(p: &mut Problems, b: RawBridge) -> BridgeConfig {
     BridgeConfig {
         concurrency,
         resync_interval,
+    }
+}
+
+pub(super) fn access_lists(p: &mut Problems, a: RawAccessLists) -> AccessListsConfig {
+    let interval = p
+        .duration("access_lists.interval", a.interval)
+        .unwrap_or(DEFAULT_ACCESS_LIST_INTERVAL);
+    AccessListsConfig {
+        enabled: a.enabled,
+        interval,
+        recipients: recipients(p, "access_lists.recipients", &a.recipients),
     }
 }
