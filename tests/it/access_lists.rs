@@ -77,16 +77,24 @@ fn list_calls(svc: &Service) -> u64 {
 
 /// Lets the service look at least `n` more times.
 async fn runs(svc: &Service, n: u64) {
-    let target = list_calls(svc) + n;
+    calls_reach(svc, list_calls(svc) + n).await;
+}
+
+/// Waits until the service has listed access lists `target` times in all.
+async fn calls_reach(svc: &Service, target: u64) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while list_calls(svc) < target {
-        assert!(tokio::time::Instant::now() < deadline, "the reminder loop stalled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reminder loop stalled"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 fn reminder_count(svc: &Service, outcome: &str) -> u64 {
-    let needle = format!("teleport_mattermost_access_list_reminders_total{{outcome=\"{outcome}\"}} ");
+    let needle =
+        format!("teleport_mattermost_access_list_reminders_total{{outcome=\"{outcome}\"}} ");
     svc.metrics
         .render()
         .lines()
@@ -128,7 +136,10 @@ async fn a_list_not_yet_due_gets_no_reminder() {
     let svc = service(&w, &clock).await;
     runs(&svc, 3).await;
     assert!(dms(&w, REVIEWER1).is_empty() && dms(&w, REVIEWER2).is_empty());
-    assert_eq!(w.tp.access_list_plugin_data("prod-admins", "mattermost"), None);
+    assert_eq!(
+        w.tp.access_list_plugin_data("prod-admins", "mattermost"),
+        None
+    );
     svc.stop().await.unwrap();
 }
 
@@ -144,14 +155,20 @@ async fn owners_are_reminded_once_per_weekly_window() {
         let got = dms(&w, owner);
         assert_eq!(got.len(), 1, "{owner}: {got:?}");
         let text = &got[0];
-        assert!(text.contains("Production admins") && text.contains("prod-admins"), "{text}");
+        assert!(
+            text.contains("Production admins") && text.contains("prod-admins"),
+            "{text}"
+        );
         assert!(text.contains("**Due:** 2026-12-20 (in 13 days)"), "{text}");
         assert!(text.contains("**Members:** 7"), "{text}");
         assert!(
             text.contains("https://teleport.sim.test/web/accesslists/prod-admins"),
             "{text}"
         );
-        assert!(text.contains("tctl acl reviews create prod-admins"), "{text}");
+        assert!(
+            text.contains("tctl acl reviews create prod-admins"),
+            "{text}"
+        );
     }
     let data = notified(&w, "prod-admins");
     assert_eq!(
@@ -233,7 +250,11 @@ async fn an_unreachable_owner_is_logged_and_the_others_are_reminded() {
     let svc = service(&w, &clock).await;
     runs(&svc, 4).await;
     assert_eq!(dms(&w, REVIEWER2).len(), 1);
-    assert_eq!(reminder_count(&svc, "unresolved"), 1, "logged once per window");
+    assert_eq!(
+        reminder_count(&svc, "unresolved"),
+        1,
+        "logged once per window"
+    );
     let data = notified(&w, "db-readers");
     assert_eq!(data.keys().collect::<Vec<_>>(), vec![REVIEWER2]);
     svc.stop().await.unwrap();
@@ -244,16 +265,27 @@ async fn lists_are_read_page_by_page() {
     let w = world().await;
     // More lists than one page holds (200), each due, owned by REVIEWER2.
     for i in 0..205 {
-        w.tp.upsert_access_list(SimAccessList::new(&format!("list-{i:03}"), &[REVIEWER2], DUE));
+        w.tp.upsert_access_list(SimAccessList::new(
+            &format!("list-{i:03}"),
+            &[REVIEWER2],
+            DUE,
+        ));
     }
     let clock = TestClock::at(OPENS + DAY);
     let svc = service(&w, &clock).await;
     let deadline = tokio::time::Instant::now() + WAIT * 3;
     while dms(&w, REVIEWER2).len() < 205 {
-        assert!(tokio::time::Instant::now() < deadline, "{} reminders", dms(&w, REVIEWER2).len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} reminders",
+            dms(&w, REVIEWER2).len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!notified(&w, "list-204").is_empty(), "the second page was read");
+    assert!(
+        !notified(&w, "list-204").is_empty(),
+        "the second page was read"
+    );
     svc.stop().await.unwrap();
 }
 
@@ -266,7 +298,7 @@ async fn a_cluster_without_access_lists_stops_the_loop_and_the_service_stays_up(
     .await;
     let clock = TestClock::at(OPENS + DAY);
     let svc = service(&w, &clock).await;
-    runs(&svc, 1).await;
+    calls_reach(&svc, 1).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(list_calls(&svc), 1, "asked once, then stopped");
     assert!(svc.readiness.is_ready());
@@ -282,13 +314,42 @@ async fn extra_recipients_get_each_reminder_once() {
     let svc = Service::start(w.config(&cfg), clock.options()).await;
     svc.ready().await;
     runs(&svc, 3).await;
-    let in_channel = w
-        .mm
-        .posts_in(&w.channel_id)
-        .into_iter()
-        .filter(|p| p.message.contains("Access list review reminder"))
-        .count();
+    let in_channel =
+        w.mm.posts_in(&w.channel_id)
+            .into_iter()
+            .filter(|p| p.message.contains("Access list review reminder"))
+            .count();
     assert_eq!(in_channel, 1);
     assert_eq!(dms(&w, REVIEWER2).len(), 1);
+    assert_eq!(
+        reminder_count(&svc, "sent"),
+        2,
+        "posted once each, not de-duplicated"
+    );
     svc.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_whether_reminders_are_on_and_lists_unreachable_owners() {
+    let w = World::start().await;
+    w.tp.upsert_access_list(SimAccessList::new("db-readers", &["ghost", REVIEWER2], DUE));
+    // The standard plugin role may not list access lists: off, and what to add.
+    let text = teleport_mattermost::check::run(&w.config("")).await.text();
+    assert!(text.contains("review reminders are off"), "{text}");
+    assert!(text.contains("resources [access_list], verbs [list, read]"), "{text}");
+    let w = world().await;
+    w.tp.upsert_access_list(SimAccessList::new("db-readers", &["ghost", REVIEWER2], DUE));
+    let report = teleport_mattermost::check::run(&w.config("")).await;
+    let text = report.text();
+    assert!(text.contains("review reminders are on: 1 lists, 1 owners reachable"), "{text}");
+    assert!(text.contains("owner \"ghost\" of access list \"db-readers\""), "{text}");
+    assert!(text.contains("may update plugin data on access lists"), "{text}");
+    // Unimplemented: off, and said so.
+    let w = world_with(SimOptions {
+        access_lists: false,
+        ..SimOptions::default()
+    })
+    .await;
+    let text = teleport_mattermost::check::run(&w.config("")).await.text();
+    assert!(text.contains("has no access list API"), "{text}");
 }

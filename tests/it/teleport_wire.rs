@@ -681,7 +681,12 @@ fn a_go_encoded_access_list_page_decodes_to_owners_due_date_and_window() {
                 (1, s("who may administer production")),
                 (
                     2,
-                    m(vec![(1, s("alice@example.com")), (2, s("lead")), (3, i(1)), (4, i(1))]),
+                    m(vec![
+                        (1, s("alice@example.com")),
+                        (2, s("lead")),
+                        (3, i(1)),
+                        (4, i(1)),
+                    ]),
                 ),
                 (2, m(vec![(1, s("nested-list")), (4, i(2))])),
                 (2, m(vec![(1, s("bob"))])),

@@ -85,7 +85,10 @@ mod tests {
         assert!(text.contains("**Due:** 2026-12-09 (in 7 days)"), "{text}");
         assert!(text.contains("**Members:** 12"), "{text}");
         assert!(text.contains("/web/accesslists/4f1c-list"), "{text}");
-        assert!(text.contains("`tctl acl reviews create 4f1c-list`"), "{text}");
+        assert!(
+            text.contains("`tctl acl reviews create 4f1c-list`"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -93,6 +96,9 @@ mod tests {
         let due = datetime!(2026-12-09 00:00 UTC);
         assert_eq!(remaining(due, datetime!(2026-12-08 23:00 UTC)), "in 1 day");
         assert_eq!(remaining(due, datetime!(2026-12-09 18:00 UTC)), "due today");
-        assert_eq!(remaining(due, datetime!(2026-12-12 01:00 UTC)), "overdue by 3 days");
+        assert_eq!(
+            remaining(due, datetime!(2026-12-12 01:00 UTC)),
+            "overdue by 3 days"
+        );
     }
 }

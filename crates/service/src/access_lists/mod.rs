@@ -132,6 +132,23 @@ pub struct Reminders {
     logged: Mutex<HashSet<String>>,
 }
 
+/// What `check` learns from one look ([`Reminders::survey`]).
+#[derive(Debug, Default)]
+pub struct Survey {
+    pub lists: usize,
+    /// Owners of lists with a review date that a reminder reaches.
+    pub reachable: usize,
+    /// `(list, owner)` pairs no reminder can reach.
+    pub unreachable: Vec<(String, String)>,
+}
+
+/// A listing that did not produce lists.
+#[derive(Debug)]
+pub enum Listing {
+    Stop(Stop),
+    Failed(TeleportError),
+}
+
 /// Why a run ended the loop.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -176,7 +193,9 @@ impl Reminders {
             match self.run_once().await {
                 Ok(()) => {}
                 Err(Stop::Unsupported) => {
-                    tracing::info!("this Teleport cluster has no access list API (Unimplemented): access list review reminders stop");
+                    tracing::info!(
+                        "this Teleport cluster has no access list API (Unimplemented): access list review reminders stop"
+                    );
                     return;
                 }
                 Err(Stop::NotAllowed(why)) => {
@@ -190,35 +209,79 @@ impl Reminders {
 
     /// One look at every list. Errors other than [`Stop`] are logged and retried next run.
     pub async fn run_once(&self) -> Result<(), Stop> {
-        let lists = match self.parts.teleport.list_access_lists().await {
+        let lists = match self.lists().await {
             Ok(l) => l,
-            Err(TeleportError::Other {
-                code: tonic::Code::Unimplemented,
-                ..
-            }) => return Err(Stop::Unsupported),
-            Err(TeleportError::PermissionDenied(m)) if self.parts.config.enabled.is_none() => {
-                return Err(Stop::NotAllowed(m));
-            }
-            Err(e) => {
+            Err(Listing::Stop(s)) => return Err(s),
+            Err(Listing::Failed(e)) => {
                 tracing::warn!(error = %e, "listing access lists failed; the next look is in one interval");
                 return Ok(());
             }
         };
-        tracing::debug!(lists = lists.len(), "looking for access list reviews to remind");
-        let teleport = &self.parts.teleport;
-        let users = match self.users.snapshot("", || teleport.list_users()).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::debug!(error = %e, "no Teleport user index: owners are reached by e-mail only");
-                None
-            }
-        };
+        tracing::debug!(
+            lists = lists.len(),
+            "looking for access list reviews to remind"
+        );
+        let users = self.users().await;
         for list in &lists {
             if let Err(e) = self.remind(list, users.as_deref()).await {
                 tracing::warn!(access_list = %list.name, error = %e, "access list reminder failed; retried next run");
             }
         }
         Ok(())
+    }
+
+    /// What `check` reports: how many lists, and the owners no reminder could reach (each
+    /// as `(list, owner)`), resolved exactly as the reminders resolve them.
+    pub async fn survey(&self) -> Result<Survey, Listing> {
+        let lists = self.lists().await?;
+        let users = self.users().await;
+        let mut survey = Survey {
+            lists: lists.len(),
+            ..Default::default()
+        };
+        for list in lists.iter().filter(|l| l.next_audit_date.is_some()) {
+            for owner in dedup(&list.owners) {
+                match self
+                    .channel(&Target::Owner(owner.clone()), users.as_deref())
+                    .await
+                {
+                    Ok(Some(_)) => survey.reachable += 1,
+                    Ok(None) => survey.unreachable.push((list.name.clone(), owner)),
+                    Err(e) => {
+                        return Err(Listing::Failed(TeleportError::ConnectionProblem(
+                            e.to_string(),
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(survey)
+    }
+
+    async fn lists(&self) -> Result<Vec<AccessList>, Listing> {
+        match self.parts.teleport.list_access_lists().await {
+            Ok(l) => Ok(l),
+            Err(TeleportError::Other {
+                code: tonic::Code::Unimplemented,
+                ..
+            }) => Err(Listing::Stop(Stop::Unsupported)),
+            Err(TeleportError::PermissionDenied(m)) if self.parts.config.enabled.is_none() => {
+                Err(Listing::Stop(Stop::NotAllowed(m)))
+            }
+            Err(e) => Err(Listing::Failed(e)),
+        }
+    }
+
+    /// The trait binding's index of Teleport users; without `user` rights, e-mail only.
+    async fn users(&self) -> Option<Arc<Snapshot>> {
+        let teleport = &self.parts.teleport;
+        match self.users.snapshot("", || teleport.list_users()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!(error = %e, "no Teleport user index: owners are reached by e-mail only");
+                None
+            }
+        }
     }
 
     /// Reminds whoever is due for `list` in the current window, exactly once across replicas.
@@ -230,7 +293,14 @@ impl Reminders {
         let targets: Vec<Target> = dedup(&list.owners)
             .into_iter()
             .map(Target::Owner)
-            .chain(self.parts.config.recipients.iter().cloned().map(Target::Extra))
+            .chain(
+                self.parts
+                    .config
+                    .recipients
+                    .iter()
+                    .cloned()
+                    .map(Target::Extra),
+            )
             .collect();
         for _ in 0..CAS_ATTEMPTS {
             let (before, notes) = match self.read(&list.name).await? {
@@ -340,7 +410,11 @@ impl Reminders {
     /// The channel a target's reminder goes to: an owner through the trait binding when they
     /// have exactly one, else by e-mail when their Teleport name is one; an extra recipient
     /// as configured. `None`: nobody to send to.
-    async fn channel(&self, t: &Target, users: Option<&Snapshot>) -> Result<Option<String>, PortError> {
+    async fn channel(
+        &self,
+        t: &Target,
+        users: Option<&Snapshot>,
+    ) -> Result<Option<String>, PortError> {
         let owner = match t {
             Target::Extra(r) => return Chat::resolve(&self.parts.mattermost, r).await,
             Target::Owner(o) => o,
@@ -360,8 +434,11 @@ impl Reminders {
             }
         }
         if is_email(owner) {
-            return Chat::resolve(&self.parts.mattermost, &Recipient::Email(owner.to_lowercase()))
-                .await;
+            return Chat::resolve(
+                &self.parts.mattermost,
+                &Recipient::Email(owner.to_lowercase()),
+            )
+            .await;
         }
         Ok(None)
     }

@@ -21,7 +21,9 @@ pub type Notifications = BTreeMap<String, OffsetDateTime>;
 
 /// A stored value that does not parse; the list is skipped rather than overwritten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("plugin data key \"user_notifications\" does not hold a JSON object of RFC 3339 times: {0}")]
+#[error(
+    "plugin data key \"user_notifications\" does not hold a JSON object of RFC 3339 times: {0}"
+)]
 pub struct DecodeError(String);
 
 /// Reads the stored map; an absent or empty key is "nobody reminded yet".
@@ -74,7 +76,10 @@ mod tests {
     #[test]
     fn encodes_like_go_and_reads_back() {
         let mut n = Notifications::new();
-        n.insert("bob@example.com".into(), datetime!(2026-12-02 06:51:34.1205 UTC));
+        n.insert(
+            "bob@example.com".into(),
+            datetime!(2026-12-02 06:51:34.1205 UTC),
+        );
         n.insert("alice".into(), datetime!(0001-01-01 00:00:00 UTC));
         let text = encode(&n);
         assert_eq!(
@@ -91,7 +96,10 @@ mod tests {
             KEY.to_string(),
             r#"{"a":"2026-12-02T08:00:00+02:00"}"#.to_string(),
         )]);
-        assert_eq!(decode(&raw).unwrap()["a"], datetime!(2026-12-02 06:00:00 UTC));
+        assert_eq!(
+            decode(&raw).unwrap()["a"],
+            datetime!(2026-12-02 06:00:00 UTC)
+        );
         assert!(decode(&RawData::new()).unwrap().is_empty());
         let bad = RawData::from([(KEY.to_string(), r#"{"a":"yesterday"}"#.to_string())]);
         assert!(decode(&bad).is_err());

@@ -49,7 +49,10 @@ mod tests {
         assert_eq!(window_start(&l, datetime!(2026-12-16 23:59 UTC)), None);
         let opens = datetime!(2026-12-17 00:00 UTC);
         assert_eq!(window_start(&l, opens), Some(opens));
-        assert_eq!(window_start(&l, datetime!(2026-12-23 23:59 UTC)), Some(opens));
+        assert_eq!(
+            window_start(&l, datetime!(2026-12-23 23:59 UTC)),
+            Some(opens)
+        );
         assert_eq!(
             window_start(&l, datetime!(2026-12-24 00:00 UTC)),
             Some(datetime!(2026-12-24 00:00 UTC))

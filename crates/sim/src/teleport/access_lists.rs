@@ -145,7 +145,9 @@ impl AccessListTable {
             lists
                 .contains_key(&p.resource)
                 .then_some(None)
-                .ok_or_else(|| Status::not_found(format!("access_list {:?} is not found", p.resource)))
+                .ok_or_else(|| {
+                    Status::not_found(format!("access_list {:?} is not found", p.resource))
+                })
         })
     }
 }
@@ -192,8 +194,11 @@ impl AccessListService for AccessListsSim {
             .lists
             .range(r.next_token.clone()..)
             .map(|(_, l)| l);
-        let access_lists: Vec<al::AccessList> =
-            page.by_ref().take(size).map(SimAccessList::to_proto).collect();
+        let access_lists: Vec<al::AccessList> = page
+            .by_ref()
+            .take(size)
+            .map(SimAccessList::to_proto)
+            .collect();
         let next_token = page.next().map(|l| l.name.clone()).unwrap_or_default();
         Ok(Response::new(al::ListAccessListsResponse {
             access_lists,

@@ -12,8 +12,8 @@ use url::Url;
 use super::problems::{Problems, list, set};
 use crate::config::raw::{RawAccessLists, RawBridge, RawHttp, RawLog, RawMattermost, RawTeleport};
 use crate::config::{
-    AccessListsConfig, BridgeConfig, Credentials, HttpConfig, IpNet, LogConfig, LogFormat, LogOutput,
-    MattermostConfig, TeleportConfig, secret,
+    AccessListsConfig, BridgeConfig, Credentials, HttpConfig, IpNet, LogConfig, LogFormat,
+    LogOutput, MattermostConfig, TeleportConfig, secret,
 };
 use crate::route::Recipient;
 

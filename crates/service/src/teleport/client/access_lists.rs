@@ -33,7 +33,10 @@ impl TeleportClient {
             .unary("ListAccessLists", c.list_access_lists(self.req(req)))
             .await?;
         Ok((
-            page.access_lists.iter().map(access_list_from_proto).collect(),
+            page.access_lists
+                .iter()
+                .map(access_list_from_proto)
+                .collect(),
             page.next_token,
         ))
     }
