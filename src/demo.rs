@@ -14,7 +14,9 @@ use teleport_mattermost_sim::mattermost::{MattermostSim, SimConfig, SimPost};
 use teleport_mattermost_sim::teleport::fixtures::{
     self, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
 };
-use teleport_mattermost_sim::teleport::{NewRequest, SimOptions, TeleportSim};
+use teleport_mattermost_sim::teleport::{
+    NewRequest, SimAccessList, SimOptions, SimRole, TeleportSim,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 const CLUSTER: &str = "demo.teleport.sh";
@@ -85,6 +87,12 @@ impl Stage {
         .await
         .context("starting the Teleport simulator")?;
         fixtures::standard(&tp);
+        // The plugin may also list access lists (review reminders).
+        tp.add_role(SimRole::new("access-list-reader").allow(&["access_list"], &["list", "read"]));
+        if let Some(mut plugin) = tp.user(PLUGIN_USER) {
+            plugin.roles.push("access-list-reader".into());
+            tp.upsert_user(plugin);
+        }
         let mm = MattermostSim::start(SimConfig::default())
             .await
             .context("starting the Mattermost simulator")?;
@@ -124,7 +132,8 @@ impl Stage {
             "[teleport]\naddr = \"{}\"\nidentity = {:?}\n\n[mattermost]\nurl = \"{}\"\ntoken = \"{}\"\n\n\
              [role_to_recipients]\n\"*\" = [\"acme/access-requests\"]\n\n\
              [http]\nlisten_addr = \"127.0.0.1:{port}\"\npublic_addr = \"{service}\"\n\n\
-             [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"always\"\n",
+             [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"always\"\n\n\
+             [access_lists]\ninterval = \"1s\"\n",
             tp.addr(),
             identity,
             mm.url(),
@@ -325,7 +334,27 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
         &second[..8]
     ));
 
-    println!("\n⑥ Metrics, from {}/metrics", s.service);
+    println!("\n⑥ an access list is due for review in 10 days: its owner is reminded");
+    let due = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    s.tp.upsert_access_list(
+        SimAccessList::new("prod-admins", &[REVIEWER1], due)
+            .title("Production admins")
+            .members(7),
+    );
+    let (bot, owner) = (s.mm.bot_id().to_string(), s.user(REVIEWER1).to_string());
+    let reminder =
+        s.mm.wait_for(WAIT, move |sim| {
+            let dm = sim.dm_channel(&bot, &owner)?;
+            sim.posts_in(&dm)
+                .into_iter()
+                .find(|p| p.message.contains("Access list review reminder"))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}: the access list owner was not reminded"))?;
+    s.say("direct message to @reviewer1, the list's owner (once a week until it is reviewed):");
+    s.show(&reminder.message);
+
+    println!("\n⑦ Metrics, from {}/metrics", s.service);
     let metrics = reqwest::get(format!("{}/metrics", s.service))
         .await?
         .text()
@@ -336,6 +365,7 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
             || l.starts_with("teleport_mattermost_events_total")
             || l.starts_with("teleport_mattermost_watch_up")
             || l.starts_with("teleport_mattermost_reviews_total")
+            || l.starts_with("teleport_mattermost_access_list_reminders_total")
     }) {
         println!("          {line}");
     }

@@ -336,14 +336,26 @@ async fn check_says_whether_reminders_are_on_and_lists_unreachable_owners() {
     // The standard plugin role may not list access lists: off, and what to add.
     let text = teleport_mattermost::check::run(&w.config("")).await.text();
     assert!(text.contains("review reminders are off"), "{text}");
-    assert!(text.contains("resources [access_list], verbs [list, read]"), "{text}");
+    assert!(
+        text.contains("resources [access_list], verbs [list, read]"),
+        "{text}"
+    );
     let w = world().await;
     w.tp.upsert_access_list(SimAccessList::new("db-readers", &["ghost", REVIEWER2], DUE));
     let report = teleport_mattermost::check::run(&w.config("")).await;
     let text = report.text();
-    assert!(text.contains("review reminders are on: 1 lists, 1 owners reachable"), "{text}");
-    assert!(text.contains("owner \"ghost\" of access list \"db-readers\""), "{text}");
-    assert!(text.contains("may update plugin data on access lists"), "{text}");
+    assert!(
+        text.contains("review reminders are on: 1 lists, 1 owners reachable"),
+        "{text}"
+    );
+    assert!(
+        text.contains("owner \"ghost\" of access list \"db-readers\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("may update plugin data on access lists"),
+        "{text}"
+    );
     // Unimplemented: off, and said so.
     let w = world_with(SimOptions {
         access_lists: false,
