@@ -43,33 +43,10 @@ impl TeleportClient {
 
     /// Every access list, following pages. Needs `list`+`read` on `access_list`.
     pub async fn list_access_lists(&self) -> Result<Vec<AccessList>, TeleportError> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        let started = tokio::time::Instant::now();
-        for _ in 0..MAX_PAGES {
-            let (lists, next) = self.list_access_lists_page(PAGE_SIZE, &token).await?;
-            out.extend(lists);
-            if next.is_empty() {
-                return Ok(out);
-            }
-            if next == token {
-                return Err(TeleportError::invalid_response(
-                    "ListAccessLists",
-                    "the page token does not advance",
-                ));
-            }
-            if started.elapsed() > self.opts.list_timeout {
-                return Err(TeleportError::timeout(
-                    "ListAccessLists",
-                    self.opts.list_timeout,
-                ));
-            }
-            token = next;
-        }
-        Err(TeleportError::invalid_response(
-            "ListAccessLists",
-            format!("more than {MAX_PAGES} pages"),
-        ))
+        self.all_pages("ListAccessLists", MAX_PAGES, |token| async move {
+            self.list_access_lists_page(PAGE_SIZE, &token).await
+        })
+        .await
     }
 }
 

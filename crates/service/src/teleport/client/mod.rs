@@ -236,6 +236,45 @@ impl TeleportClient {
         })
     }
 
+    /// Every item of a paged listing: `page(token)` answers one page and the next token
+    /// (empty after the last). Bounded by `max_pages` and the list timeout, and refused when
+    /// the token does not advance, so a misbehaving server cannot loop us forever.
+    async fn all_pages<T, F, Fut>(
+        &self,
+        what: &'static str,
+        max_pages: usize,
+        mut page: F,
+    ) -> Result<Vec<T>, TeleportError>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: Future<Output = Result<(Vec<T>, String), TeleportError>>,
+    {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        let started = tokio::time::Instant::now();
+        for _ in 0..max_pages {
+            let (items, next) = page(token.clone()).await?;
+            out.extend(items);
+            if next.is_empty() {
+                return Ok(out);
+            }
+            if next == token {
+                return Err(TeleportError::invalid_response(
+                    what,
+                    "the page token does not advance",
+                ));
+            }
+            if started.elapsed() > self.opts.list_timeout {
+                return Err(TeleportError::timeout(what, self.opts.list_timeout));
+            }
+            token = next;
+        }
+        Err(TeleportError::invalid_response(
+            what,
+            format!("more than {max_pages} pages"),
+        ))
+    }
+
     /// A request carrying the call timeout as `grpc-timeout`, so the server gives up too.
     fn req<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
