@@ -44,7 +44,7 @@ pub struct SimAccessList {
 }
 
 impl SimAccessList {
-    /// A list due for review at `due`, reminders starting two weeks before (Teleport's default).
+    /// A list due for review at `due`, reminders starting two weeks before.
     pub fn new(name: &str, owners: &[&str], due: OffsetDateTime) -> Self {
         Self {
             name: name.into(),
