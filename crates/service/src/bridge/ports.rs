@@ -13,8 +13,8 @@ pub enum PortError {
     /// Compare-and-swap lost: someone else wrote first.
     #[error("compare-and-swap conflict")]
     Conflict,
-    /// The access request no longer exists.
-    #[error("access request not found")]
+    /// The resource (access request, access list) no longer exists.
+    #[error("resource not found")]
     NotFound,
     /// Temporary (unavailable, timeout, 5xx, 429); `after` is the server's requested wait.
     #[error("temporary failure: {reason}")]
@@ -27,8 +27,9 @@ pub enum PortError {
     Fatal(String),
 }
 
-/// Teleport plugin data of one access request, for this plugin: the service's one
-/// plugin-data port (the processor's compare-and-swap writes go through it).
+/// Teleport plugin data of one resource (an access request, or an access list for the
+/// review reminders), for this plugin: the service's one plugin-data port (every
+/// compare-and-swap write goes through it).
 pub trait Store: Send + Sync + 'static {
     /// The plugin's entry for the request; `None` when it has none.
     fn get(
