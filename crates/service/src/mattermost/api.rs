@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::client::{Call, MattermostClient, Retry};
 use super::error::{MattermostError, Target, UserKey};
 use super::model::{
-    Channel, NewPost, NewReaction, OpenDialog, Post, PostPatch, PostUpdate, Team, User,
+    Channel, NewPost, NewReaction, OpenDialog, Post, PostList, PostPatch, PostUpdate, Team, User,
 };
 
 /// Mattermost remembers a `pending_post_id` for 30 s; retries of one create stop a little
@@ -241,6 +241,38 @@ impl MattermostClient {
         self.json(self.get(
             "get_post",
             &["posts", post_id],
+            Target::Post(post_id.into()),
+        ))
+        .await
+    }
+
+    /// `GET /channels/{id}/posts?since=<ms>`: every post of the channel created or changed
+    /// after `since` (Unix milliseconds), deleted ones included, at most 1000 (the server's
+    /// limit for this form; it takes no paging parameters).
+    pub async fn channel_posts_since(
+        &self,
+        channel_id: &str,
+        since: u64,
+    ) -> Result<PostList, MattermostError> {
+        let mut call = self.get(
+            "get_channel_posts_since",
+            &["channels", channel_id, "posts"],
+            Target::ChannelId {
+                id: channel_id.into(),
+                display: None,
+            },
+        );
+        call.url
+            .query_pairs_mut()
+            .append_pair("since", &since.to_string());
+        self.json(call).await
+    }
+
+    /// `GET /posts/{id}/thread`: the thread's root and every reply.
+    pub async fn thread(&self, post_id: &str) -> Result<PostList, MattermostError> {
+        self.json(self.get(
+            "get_post_thread",
+            &["posts", post_id, "thread"],
             Target::Post(post_id.into()),
         ))
         .await
