@@ -6,6 +6,7 @@ mod chaos;
 mod check;
 mod cli;
 mod dashboard;
+mod delivery;
 mod demo;
 mod harness;
 mod mattermost;

@@ -138,7 +138,10 @@ mod tests {
     fn the_first_format_without_since_still_reads() {
         let c = Claim::parse("mm-0:3f9a2c1e;1795960800123;update").unwrap();
         assert_eq!(c.owner, "mm-0:3f9a2c1e");
-        assert_eq!((c.until, c.phase, c.since), (1795960800123, Phase::Update, None));
+        assert_eq!(
+            (c.until, c.phase, c.since),
+            (1795960800123, Phase::Update, None)
+        );
         assert_eq!(c.began(), 1795960800123 - LEASE.as_millis() as u64);
     }
 

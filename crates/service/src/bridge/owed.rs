@@ -36,6 +36,9 @@ mod tests {
         assert_eq!(encode(&[]), "");
         assert!(decode(None).is_empty());
         assert!(decode(Some(&String::new())).is_empty());
-        assert_eq!(decode(Some(&"garbage".to_string())), vec!["garbage".to_string()]);
+        assert_eq!(
+            decode(Some(&"garbage".to_string())),
+            vec!["garbage".to_string()]
+        );
     }
 }

@@ -578,12 +578,18 @@ async fn a_refused_channel_does_not_hold_up_the_others_and_is_posted_once_fixed(
         RequestState::Pending,
         &[("reviewer2", RequestState::Approved)],
     );
-    assert!(matches!(p.handle(ID, reviewed.clone()).await, Outcome::Done));
+    assert!(matches!(
+        p.handle(ID, reviewed.clone()).await,
+        Outcome::Done
+    ));
     assert_eq!(chat.replies().len(), 1);
     assert_eq!(stored(&store).reviews_count, 1);
     // Fixed: the next event (a resync) posts the missing root, with the earlier reply.
     chat.refusing.lock().unwrap().clear();
-    assert!(matches!(p.handle(ID, reviewed.clone()).await, Outcome::Done));
+    assert!(matches!(
+        p.handle(ID, reviewed.clone()).await,
+        Outcome::Done
+    ));
     let roots = chat.roots();
     assert_eq!(roots.len(), 2);
     assert_eq!(stored(&store).messages.len(), 2);
@@ -605,7 +611,11 @@ async fn a_refused_channel_does_not_hold_up_the_others_and_is_posted_once_fixed(
     assert!(matches!(p.handle(ID, approved).await, Outcome::Done));
     assert!(owed_now(&store).is_empty());
     assert_eq!(stored(&store).resolution, Resolution::Approved);
-    assert_eq!(*chat.finds.lock().unwrap(), 0, "no listing on the common path");
+    assert_eq!(
+        *chat.finds.lock().unwrap(),
+        0,
+        "no listing on the common path"
+    );
 }
 
 #[tokio::test]
@@ -675,13 +685,14 @@ async fn a_takeover_adopts_unrecorded_roots_instead_of_posting_again() {
     ));
     assert_eq!(chat.roots().len(), 2, "{:?}", chat.roots());
     let posted: Vec<String> = chat.roots().iter().map(|r| r.id.clone()).collect();
-    let mut recorded: Vec<String> = stored(&store).messages.iter().map(|m| m.post_id.clone()).collect();
+    let mut recorded: Vec<String> = stored(&store)
+        .messages
+        .iter()
+        .map(|m| m.post_id.clone())
+        .collect();
     recorded.sort();
     assert_eq!(recorded, posted);
-    assert_eq!(
-        p.metrics.adopted.with_label_values(&["root"]).get(),
-        2
-    );
+    assert_eq!(p.metrics.adopted.with_label_values(&["root"]).get(), 2);
     // Updated on resolution: the marker survives the update.
     p.handle(ID, request(RequestState::Approved, &[])).await;
     assert_eq!(chat.updates.lock().unwrap().len(), 2);
@@ -705,7 +716,12 @@ async fn a_retry_after_a_partly_failed_reply_adopts_the_replies_that_went_out() 
     ));
     assert_eq!(chat.replies().len(), 1);
     assert!(matches!(p.handle(ID, reviewed).await, Outcome::Done));
-    assert_eq!(chat.replies().len(), 2, "one reply per root: {:?}", chat.replies());
+    assert_eq!(
+        chat.replies().len(),
+        2,
+        "one reply per root: {:?}",
+        chat.replies()
+    );
     assert_eq!(p.metrics.adopted.with_label_values(&["reply"]).get(), 1);
     assert_eq!(stored(&store).reviews_count, 1);
 }

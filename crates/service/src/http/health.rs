@@ -14,7 +14,10 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     match state.readiness.reason() {
         None => (StatusCode::OK, "ready\n".to_string()),
-        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

@@ -37,6 +37,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/api/v4/channels/{channel_id}/members/{user_id}",
             get(channel_member),
         )
+        .route("/api/v4/channels/{channel_id}/posts", get(channel_posts))
         .route("/api/v4/posts", post(create_post))
         .route("/api/v4/posts/{post_id}", get(get_post).put(update_post))
         .route("/api/v4/posts/{post_id}/patch", put(patch_post))
@@ -212,6 +213,26 @@ async fn direct_channel(
     let body = parse(&body)?;
     write(&s, &h, StatusCode::CREATED, |store, actor| {
         store.direct_channel(actor, &body)
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct ChannelPostsQuery {
+    since: Option<i64>,
+}
+
+/// Only the `since` form: the one the service uses.
+async fn channel_posts(
+    State(s): State<Arc<Shared>>,
+    Path(channel_id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ChannelPostsQuery>,
+    h: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(since) = q.since.filter(|s| *s > 0) else {
+        return Err(ApiError::invalid_param("since"));
+    };
+    read(&s, &h, |store, actor| {
+        store.channel_posts_since(actor, &channel_id, since)
     })
 }
 

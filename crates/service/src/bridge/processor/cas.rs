@@ -21,7 +21,14 @@ fn encode(data: &PluginData, claim: Option<&Claim>, owed: &[String]) -> RawData 
     m
 }
 
-fn held(data: PluginData, written: RawData, phase: Phase, since: u64, recover: Option<u64>, owed: Vec<String>) -> Held {
+fn held(
+    data: PluginData,
+    written: RawData,
+    phase: Phase,
+    since: u64,
+    recover: Option<u64>,
+    owed: Vec<String>,
+) -> Held {
     Held {
         data,
         written,

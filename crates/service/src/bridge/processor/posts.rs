@@ -60,7 +60,12 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         if routed.is_empty() {
             tracing::warn!(request_id = %id, "No channel to post: no access monitoring rule, role_to_recipients entry or suggested reviewer matched");
         }
-        let resolved = join_all(routed.iter().map(|r| self.call(self.chat.resolve(&r.recipient)))).await;
+        let resolved = join_all(
+            routed
+                .iter()
+                .map(|r| self.call(self.chat.resolve(&r.recipient))),
+        )
+        .await;
         let mut owed = Owed::default();
         // (channel, recipient) still lacking a root.
         let mut missing: Vec<(String, String)> = Vec::new();
@@ -82,7 +87,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     self,
                     id,
                     &recipient,
-                    PortError::Fatal("the recipient does not resolve to a Mattermost channel".into()),
+                    PortError::Fatal(
+                        "the recipient does not resolve to a Mattermost channel".into(),
+                    ),
                 ),
                 Err(e) => owed.add(self, id, &recipient, e),
             }
