@@ -261,9 +261,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             let mut final_summary = summary.clone();
             final_summary.status = held.data.resolution;
             if let Err(o) = self.update_roots(id, &final_summary, &held).await {
-                // Not recorded as resolved yet, so the retry updates the posts again.
+                // Not recorded as resolved yet, so the retry updates the posts again. Nothing
+                // was created since the last record: the claim is released (a retry that
+                // finds a claim would look for unrecorded posts first).
                 held.data.resolution = Resolution::Unresolved;
-                return self.save_then(id, &mut held, Some(Phase::Update), o).await;
+                return self.save_then(id, &mut held, None, o).await;
             }
             if resolving && let Err(o) = self.notify_requester(id, &final_summary, &held).await {
                 held.data.resolution = Resolution::Unresolved;
