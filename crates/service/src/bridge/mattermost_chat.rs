@@ -52,7 +52,9 @@ impl Chat for MattermostClient {
             props: props(p.body.props)?,
             pending_post_id: Some(p.idempotency_key),
         };
-        self.create_post(&post)
+        // A timeout is not re-sent blindly: the processor keeps its claim and looks for the
+        // post before creating it again.
+        self.create_post_unless_sent(&post)
             .await
             .map(|p| p.id)
             .map_err(port_error)

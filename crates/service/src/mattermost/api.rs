@@ -176,8 +176,19 @@ impl MattermostClient {
 
     /// `POST /posts`. Carries a `pending_post_id` (generated here unless given), the same on
     /// every retry, so a retry after a timeout returns the post already made instead of
-    /// posting twice.
+    /// posting twice (while Mattermost remembers the id: 30 s, in one node's memory).
     pub async fn create_post(&self, post: &NewPost) -> Result<Post, MattermostError> {
+        self.create(post, Retry::Always).await
+    }
+
+    /// `POST /posts`, not sent again once it may have reached the server (a timeout): for a
+    /// caller that looks for the post itself before creating it again, so as not to depend on
+    /// Mattermost's `pending_post_id` cache. Connect errors, 429 and 5xx are still retried.
+    pub async fn create_post_unless_sent(&self, post: &NewPost) -> Result<Post, MattermostError> {
+        self.create(post, Retry::IfNotSent).await
+    }
+
+    async fn create(&self, post: &NewPost, retry: Retry) -> Result<Post, MattermostError> {
         // Copied only when a key must be added: the body (props with buttons) is large.
         let mut post = std::borrow::Cow::Borrowed(post);
         if post.pending_post_id.is_none() {
@@ -197,7 +208,7 @@ impl MattermostClient {
                 id: post.channel_id.clone(),
                 display: None,
             },
-            retry: Retry::Always,
+            retry,
             give_up_after: Some(CREATE_POST_DEDUP_WINDOW),
         })
         .await

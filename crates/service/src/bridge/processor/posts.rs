@@ -20,6 +20,8 @@ use crate::route::{Env, Recipient};
 struct Owed {
     recipients: Vec<String>,
     retry: Option<PortError>,
+    /// A create failed in a way that does not say whether the post was made (a timeout).
+    uncertain: bool,
 }
 
 impl Owed {
@@ -32,6 +34,8 @@ impl Owed {
         p.metrics.owed.with_label_values(&[reason]).inc();
         match e {
             e @ (PortError::Unauthorized(_) | PortError::Retry { .. } | PortError::Conflict) => {
+                // A rate limit (which names its wait) surely refused the post.
+                self.uncertain |= matches!(e, PortError::Retry { after: None, .. });
                 tracing::warn!(request_id = %id, recipient, error = %e, "Failed to post a message; retrying");
                 self.retry.get_or_insert(e);
             }
@@ -133,9 +137,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
         held.owed = owed.recipients;
         if let Some(e) = owed.retry {
-            // Everything posted is recorded and the rest is owed, so the claim is released:
-            // the retry (or the next event, or resync) posts only to the channels still missing.
-            return Err(self.save_then(id, held, None, retry(e)).await);
+            // Everything posted is recorded and the rest is owed: the retry (or the next
+            // event, or resync) posts only to the channels still missing. The claim is kept
+            // when a post may have been made after all, so the retry looks for it first.
+            let keep = owed.uncertain.then_some(Phase::Post);
+            return Err(self.save_then(id, held, keep, retry(e)).await);
         }
         held.phase = Phase::Update;
         Ok(())
