@@ -229,7 +229,7 @@ impl Store {
             .filter_map(|id| self.posts.get(id))
             .filter(|p| p.update_at > since || p.delete_at > since)
             .collect();
-        changed.sort_by(|a, b| b.create_at.cmp(&a.create_at));
+        changed.sort_by_key(|p| std::cmp::Reverse(p.create_at));
         changed.truncate(1000);
         let order: Vec<&str> = changed.iter().map(|p| p.id.as_str()).collect();
         let posts: Map<String, Value> = changed
