@@ -29,31 +29,6 @@ fn request(w: &World) -> String {
         .id
 }
 
-/// Waits (up to `within`) until the request's plugin data, without a claim, satisfies `pred`.
-async fn data_within(
-    w: &World,
-    id: &str,
-    within: Duration,
-    pred: impl Fn(&PluginData, &std::collections::BTreeMap<String, String>) -> bool,
-) -> PluginData {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(m) = w.plugin_data(id)
-            && let d = PluginData::decode(&m).unwrap()
-            && !m.contains_key("claim")
-            && pred(&d, &m)
-        {
-            return d;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "plugin data of {id} never matched: {:?}",
-            w.plugin_data(id)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn readyz(addr: std::net::SocketAddr) -> (u16, String) {
     let r = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
@@ -66,10 +41,11 @@ async fn two_refused_tokens_then_recovery_post_every_recipient() {
     w.mm.faults()
         .fail_next_on(RouteFilter::new("POST", "/api/v4/posts"), 2, 401);
     let id = request(&w);
-    let d = data_within(&w, &id, WAIT, |d, m| {
-        d.messages.len() == 2 && !m.contains_key(owed::KEY)
-    })
-    .await;
+    let d = w
+        .data_within(&id, WAIT, |d, m| {
+            d.messages.len() == 2 && !m.contains_key(owed::KEY)
+        })
+        .await;
     let mut posted: Vec<String> = roots(&w).into_iter().map(|p| p.id).collect();
     let mut recorded: Vec<String> = d.messages.iter().map(|m| m.post_id.clone()).collect();
     posted.sort();
@@ -117,7 +93,7 @@ async fn a_refused_token_is_retried_with_backoff_and_reported_until_it_works_aga
     );
     // The token works again: the queue's next retry posts both, readiness comes back.
     w.mm.faults().clear();
-    data_within(&w, &id, Duration::from_secs(20), |d, m| {
+    w.data_within(&id, Duration::from_secs(20), |d, m| {
         d.messages.len() == 2 && !m.contains_key(owed::KEY)
     })
     .await;
@@ -146,22 +122,24 @@ async fn a_channel_the_bot_is_not_in_is_posted_at_the_next_resync_after_the_fix(
         w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
             .id;
     // The other channel at once; the refused one owed.
-    let d = data_within(&w, &id, WAIT, |d, m| {
-        d.messages.len() == 1
-            && m.get(owed::KEY)
-                .is_some_and(|o| o.contains("team-closed/closed"))
-    })
-    .await;
+    let d = w
+        .data_within(&id, WAIT, |d, m| {
+            d.messages.len() == 1
+                && m.get(owed::KEY)
+                    .is_some_and(|o| o.contains("team-closed/closed"))
+        })
+        .await;
     assert_eq!(d.messages[0].channel_id, w.channel_id);
     // A later request is not held up either.
     let later =
         w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]))
             .id;
-    data_within(&w, &later, WAIT, |d, _| d.messages.len() == 1).await;
+    w.data_within(&later, WAIT, |d, _| d.messages.len() == 1)
+        .await;
     // The fix (`/invite @teleport`): the next resync posts it, nothing else is posted again.
     w.mm.add_channel_member(&closed, w.mm.bot_id());
     for id in [&id, &later] {
-        data_within(&w, id, Duration::from_secs(10), |d, m| {
+        w.data_within(id, Duration::from_secs(10), |d, m| {
             d.messages.len() == 2 && !m.contains_key(owed::KEY)
         })
         .await;
@@ -215,10 +193,9 @@ async fn a_replica_killed_between_posting_and_recording_is_adopted_by_its_succes
 
     // The successor takes over once the claim's lease runs out, and adopts.
     let svc = w.service(TWO_RECIPIENTS).await;
-    let d = data_within(&w, &id, Duration::from_secs(30), |d, _| {
-        d.messages.len() == 2
-    })
-    .await;
+    let d = w
+        .data_within(&id, Duration::from_secs(30), |d, _| d.messages.len() == 2)
+        .await;
     let mut posted: Vec<String> = roots(&w).into_iter().map(|p| p.id).collect();
     let mut recorded: Vec<String> = d.messages.iter().map(|m| m.post_id.clone()).collect();
     posted.sort();
@@ -236,7 +213,8 @@ async fn a_replica_killed_between_posting_and_recording_is_adopted_by_its_succes
     );
     // Updated on resolution.
     w.tp.approve(&id, "okay").unwrap();
-    data_within(&w, &id, WAIT, |d, _| d.resolution == Resolution::Approved).await;
+    w.data_within(&id, WAIT, |d, _| d.resolution == Resolution::Approved)
+        .await;
     for p in &posted {
         assert!(w.mm.post(p).unwrap().message.contains("✅ APPROVED"));
     }

@@ -183,11 +183,21 @@ impl World {
     /// `checkPluginData` does: the service records progress right after it posts, so a test
     /// may look in between.
     pub async fn data_when(&self, id: &str, pred: impl Fn(&PluginData) -> bool) -> PluginData {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.data_within(id, WAIT, |d, _| pred(d)).await
+    }
+
+    /// [`World::data_when`] with its own timeout and a look at the stored keys too.
+    pub async fn data_within(
+        &self,
+        id: &str,
+        within: Duration,
+        pred: impl Fn(&PluginData, &BTreeMap<String, String>) -> bool,
+    ) -> PluginData {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(m) = self.plugin_data(id)
                 && let d = PluginData::decode(&m).unwrap()
-                && pred(&d)
+                && pred(&d, &m)
                 && !m.contains_key("claim")
             {
                 return d;

@@ -651,27 +651,34 @@ async fn a_refused_token_is_retried_reported_and_cleared_by_the_next_success() {
     assert!(p.health.is_ready());
 }
 
-/// Replica "dead" posted both roots, then died before recording them; Mattermost no longer
-/// remembers the pending_post_ids.
+/// Replica "dead" did its work, then died before recording what `forget` takes back,
+/// leaving its claim in `phase`; Mattermost no longer remembers the pending_post_ids.
+fn died_before_recording(
+    store: &FakeStore,
+    chat: &FakeChat,
+    phase: Phase,
+    forget: impl FnOnce(&mut PluginData),
+) {
+    let mut m = store.get_now(ID).unwrap();
+    let mut data = PluginData::decode(&m).unwrap();
+    forget(&mut data);
+    m.extend(data.encode());
+    let c = Claim {
+        owner: "dead".into(),
+        until: 1,
+        phase,
+        since: Some(claim::now_ms() - 1000),
+    };
+    m.insert(claim::KEY.into(), c.encode());
+    store.data.lock().unwrap().insert(ID.into(), m);
+    *chat.no_dedup.lock().unwrap() = true;
+}
+
+/// Replica "dead" posted both roots, then died before recording them.
 async fn dead_after_posting(store: &FakeStore, chat: &FakeChat) {
     let dead = processor("dead", store, chat);
     dead.handle(ID, request(RequestState::Pending, &[])).await;
-    let mut m = store.get_now(ID).unwrap();
-    let mut data = PluginData::decode(&m).unwrap();
-    data.messages.clear();
-    m.extend(data.encode());
-    m.insert(
-        claim::KEY.into(),
-        Claim {
-            owner: "dead".into(),
-            until: 1,
-            phase: Phase::Post,
-            since: Some(claim::now_ms() - 1000),
-        }
-        .encode(),
-    );
-    store.data.lock().unwrap().insert(ID.into(), m);
-    *chat.no_dedup.lock().unwrap() = true;
+    died_before_recording(store, chat, Phase::Post, |d| d.messages.clear());
 }
 
 #[tokio::test]
@@ -733,22 +740,9 @@ async fn a_takeover_of_a_resolution_adopts_the_requester_message() {
     p.handle(ID, request(RequestState::Pending, &[])).await;
     p.handle(ID, request(RequestState::Approved, &[])).await;
     // It died after telling the requester, before recording the resolution.
-    let mut m = store.get_now(ID).unwrap();
-    let mut data = PluginData::decode(&m).unwrap();
-    data.resolution = Resolution::Unresolved;
-    m.extend(data.encode());
-    m.insert(
-        claim::KEY.into(),
-        Claim {
-            owner: "dead".into(),
-            until: 1,
-            phase: Phase::Update,
-            since: Some(claim::now_ms() - 1000),
-        }
-        .encode(),
-    );
-    store.data.lock().unwrap().insert(ID.into(), m);
-    *chat.no_dedup.lock().unwrap() = true;
+    died_before_recording(&store, &chat, Phase::Update, |d| {
+        d.resolution = Resolution::Unresolved
+    });
     let b = processor("b", &store, &chat);
     assert!(matches!(
         b.handle(ID, request(RequestState::Approved, &[])).await,
