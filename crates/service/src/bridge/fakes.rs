@@ -114,12 +114,14 @@ pub struct FakeChat {
     pub channels: Arc<Mutex<BTreeMap<String, String>>>,
     pub posts: Arc<Mutex<Vec<Posted>>>,
     pub updates: Arc<Mutex<Vec<(String, String)>>>,
-    /// Channels whose next posts fail with a temporary error.
+    /// Channels whose next posts fail with a temporary error (a 500: surely not posted).
     pub failing: Arc<Mutex<BTreeMap<String, u32>>>,
     /// Channels whose posts fail with this error until removed.
     pub refusing: Arc<Mutex<BTreeMap<String, PortError>>>,
     /// Mattermost's `pending_post_id` cache forgot everything (another node, or 30 s later).
     pub no_dedup: Arc<Mutex<bool>>,
+    /// Channels whose next post is made but its answer lost (a timeout).
+    pub answer_lost: Arc<Mutex<BTreeSet<String>>>,
     /// Listings made (takeovers only).
     pub finds: Arc<Mutex<u32>>,
 }
@@ -194,6 +196,14 @@ impl Chat for FakeChat {
             key: p.idempotency_key,
             props: p.body.props,
         });
+        if self
+            .answer_lost
+            .lock()
+            .unwrap()
+            .remove(&posts.last().unwrap().channel_id)
+        {
+            return Err(PortError::Uncertain("timed out".into()));
+        }
         Ok(id)
     }
 

@@ -12,6 +12,9 @@ fn port_error(e: MattermostError) -> PortError {
             reason: "Mattermost rate limit".into(),
             after: Some(wait),
         },
+        MattermostError::Transport { ref source, .. } if !source.is_connect() => {
+            PortError::Uncertain(e.to_string())
+        }
         e if e.is_transient() => PortError::Retry {
             reason: e.to_string(),
             after: None,

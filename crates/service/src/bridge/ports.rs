@@ -22,6 +22,10 @@ pub enum PortError {
         reason: String,
         after: Option<Duration>,
     },
+    /// Sent, but no answer came (a timeout, a lost connection): it may have taken effect.
+    /// Retried later; a create is looked for before it is sent again.
+    #[error("no answer, the outcome is unknown: {0}")]
+    Uncertain(String),
     /// Mattermost refused the bot token (401): nothing works until the token is fixed (or
     /// a proxy in front of Mattermost recovers), so the work is retried with backoff and the
     /// service reports itself not ready meanwhile.

@@ -307,10 +307,10 @@ async fn a_failed_post_keeps_progress_and_the_retry_posts_only_what_is_missing()
         ["team/missing", "reviewer1@example.com"],
         "what was not posted stays owed"
     );
-    // A 500 does not say whether the post was made: the claim is kept, so the retry looks
-    // for it before posting again.
-    let claim = Claim::parse(&raw[claim::KEY]).unwrap();
-    assert_eq!((claim.owner.as_str(), claim.phase), ("a", Phase::Post));
+    assert!(
+        !raw.contains_key(claim::KEY),
+        "a 500 made no post: the claim is released and the rest is owed"
+    );
     assert!(matches!(
         p.handle(ID, request(RequestState::Pending, &[])).await,
         Outcome::Done
@@ -756,4 +756,26 @@ async fn a_takeover_of_a_resolution_adopts_the_requester_message() {
     assert_eq!(dms, 1);
     assert_eq!(b.metrics.adopted.with_label_values(&["requester"]).get(), 1);
     assert_eq!(stored(&store).resolution, Resolution::Approved);
+}
+
+#[tokio::test]
+async fn a_post_without_an_answer_is_looked_for_before_it_is_sent_again() {
+    let (store, chat) = (FakeStore::default(), chat());
+    *chat.no_dedup.lock().unwrap() = true;
+    // The post is made, but its answer never comes.
+    chat.answer_lost.lock().unwrap().insert("ch-dm-r1".into());
+    let p = processor("a", &store, &chat);
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Retry { .. }
+    ));
+    let claim = Claim::parse(&store.get_now(ID).unwrap()[claim::KEY]).unwrap();
+    assert_eq!((claim.owner.as_str(), claim.phase), ("a", Phase::Post));
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert_eq!(chat.roots().len(), 2, "adopted, not posted again");
+    assert_eq!(stored(&store).messages.len(), 2);
+    assert_eq!(p.metrics.adopted.with_label_values(&["root"]).get(), 1);
 }

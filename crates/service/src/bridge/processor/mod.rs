@@ -48,13 +48,10 @@ async fn bounded<T>(
     tokio::time::timeout(CALL_BUDGET, call)
         .await
         .unwrap_or_else(|_| {
-            Err(PortError::Retry {
-                reason: format!(
-                    "a Mattermost call took longer than {}s",
-                    CALL_BUDGET.as_secs()
-                ),
-                after: None,
-            })
+            Err(PortError::Uncertain(format!(
+                "a Mattermost call took longer than {}s",
+                CALL_BUDGET.as_secs()
+            )))
         })
 }
 
@@ -95,7 +92,7 @@ struct Held {
 fn retry(e: PortError) -> Outcome {
     match e {
         PortError::Retry { reason, after } => Outcome::Retry { reason, after },
-        PortError::Unauthorized(reason) => Outcome::Retry {
+        PortError::Unauthorized(reason) | PortError::Uncertain(reason) => Outcome::Retry {
             reason,
             after: None,
         },
@@ -219,7 +216,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 for r in join_all(posts).await {
                     match r {
                         Ok(_) => self.metrics.sent("reply", true),
-                        Err(e @ (PortError::Retry { .. } | PortError::Unauthorized(_))) => {
+                        Err(
+                            e @ (PortError::Retry { .. }
+                            | PortError::Uncertain(_)
+                            | PortError::Unauthorized(_)),
+                        ) => {
                             self.metrics.sent("reply", false);
                             // Replies before `i` are recorded; the retry posts the rest. The
                             // claim is kept, so the retry first looks for the replies of `i`

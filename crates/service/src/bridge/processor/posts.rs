@@ -28,14 +28,18 @@ impl Owed {
     fn add<S, C, R>(&mut self, p: &Processor<S, C, R>, id: &str, recipient: &str, e: PortError) {
         let reason = match &e {
             PortError::Unauthorized(_) => "unauthorized",
-            PortError::Retry { .. } | PortError::Conflict => "temporary",
+            PortError::Retry { .. } | PortError::Uncertain(_) | PortError::Conflict => "temporary",
             PortError::NotFound | PortError::Fatal(_) => "refused",
         };
         p.metrics.owed.with_label_values(&[reason]).inc();
         match e {
-            e @ (PortError::Unauthorized(_) | PortError::Retry { .. } | PortError::Conflict) => {
-                // A rate limit (which names its wait) surely refused the post.
-                self.uncertain |= matches!(e, PortError::Retry { after: None, .. });
+            e @ (PortError::Unauthorized(_)
+            | PortError::Retry { .. }
+            | PortError::Uncertain(_)
+            | PortError::Conflict) => {
+                // Only a post sent without an answer may exist after all; a refusal (5xx
+                // after the client's own retries, 429, 401) surely made none.
+                self.uncertain |= matches!(e, PortError::Uncertain(_));
                 tracing::warn!(request_id = %id, recipient, error = %e, "Failed to post a message; retrying");
                 self.retry.get_or_insert(e);
             }
