@@ -215,6 +215,7 @@ async fn without_mattermost_dedup_killed_processes_still_converge_to_exactly_one
 
 /// One chaos run; `dedup` is Mattermost's `pending_post_id` de-duplication.
 async fn chaos(dedup: bool) {
+    let _turn = crate::harness::HEAVY.lock().await;
     let requests: usize = env_or("CHAOS_REQUESTS", 1000);
     let seed: u64 = env_or("CHAOS_SEED", 20_250_101);
     let mut rng = StdRng::seed_from_u64(seed);

@@ -16,6 +16,10 @@ use teleport_mattermost_sim::teleport::SimOptions;
 use teleport_mattermost_sim::world::{World as SimWorld, WorldOptions};
 use tokio_util::sync::CancellationToken;
 
+/// Tests that load both cores for many seconds (chaos runs, request floods) take turns: run
+/// side by side they measure each other, not the service.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub const WAIT: Duration = Duration::from_secs(10);
 /// `[review] signing_secret` of services started with [`World::review_service`].
 pub const SIGNING_SECRET: &str = "review-signing-secret-0123456789abcdef";

@@ -222,8 +222,6 @@ async fn garbage_connection(addr: std::net::SocketAddr, i: usize) -> bool {
         .is_ok()
 }
 
-/// The floods take turns: two at once on a small machine would measure each other.
-static FLOODS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `/healthz` every 10 ms on a connection of its own while something else runs.
 struct HealthProbe {
@@ -274,7 +272,7 @@ fn quantile(lat: &[Duration], q: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_requests_neither_stops_health_checks_nor_lifts_the_body_limit() {
-    let _turn = FLOODS.lock().await;
+    let _turn = crate::harness::HEAVY.lock().await;
     let w = World::start().await;
     let svc = w.service("").await;
     let base = format!("http://{}", svc.addr);
@@ -367,7 +365,7 @@ async fn a_flood_of_bad_requests_neither_stops_health_checks_nor_lifts_the_body_
 /// them: every one is refused (401) and `/healthz` keeps its latency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_signatures_does_not_slow_health_checks() {
-    let _turn = FLOODS.lock().await;
+    let _turn = crate::harness::HEAVY.lock().await;
     let w = World::start().await;
     let svc = w.review_service().await;
     let base = format!("http://{}", svc.addr);
