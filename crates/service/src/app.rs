@@ -205,7 +205,6 @@ impl Application {
             routing: routing.clone(),
             owner: self.options.replica.clone().unwrap_or_else(replica_name),
             metrics: bridge_metrics.clone(),
-            health: self.state.readiness.clone(),
         });
         let histogram = bridge_metrics.event_seconds.clone();
         let queue = KeyedQueue::new(

@@ -1,4 +1,4 @@
-//! `/healthz` (the process answers), `/readyz` (the Teleport watch is established and Mattermost takes the bot token) and
+//! `/healthz` (the process answers), `/readyz` (the Teleport watch is established) and
 //! `/metrics` (Prometheus text).
 
 use axum::extract::State;
@@ -12,12 +12,13 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    match state.readiness.reason() {
-        None => (StatusCode::OK, "ready\n".to_string()),
-        Some(why) => (
+    if state.readiness.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
-        ),
+            "not ready: the watch on Teleport is not established\n",
+        )
     }
 }
 
