@@ -181,6 +181,7 @@ impl Application {
             render,
             routing: routing.clone(),
             owner: self.options.replica.clone().unwrap_or_else(replica_name),
+            notify_requester: cfg.mattermost.notify_requester,
             metrics: bridge_metrics.clone(),
         });
         let histogram = bridge_metrics.event_seconds.clone();
