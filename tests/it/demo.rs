@@ -20,7 +20,7 @@ fn demo_plays_the_whole_story_and_exits_0() {
     for line in [
         "teleport-mattermost at http://127.0.0.1:",
         "posted in ~access-requests:",
-        "┃ *You have new pending request to review!*",
+        "┃ *You have a new pending request to review!*",
         "┃ **Status**: ⏳ PENDING",
         "and as a direct message to the suggested reviewer @reviewer2",
         "only @reviewer1 sees:",
