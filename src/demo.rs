@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use teleport_mattermost::app::{Application, Options};
 use teleport_mattermost::config::Config;
+use teleport_mattermost::review::command::short_id;
 use teleport_mattermost::signals::Signals;
 use teleport_mattermost_sim::mattermost::{MattermostSim, SimConfig, SimPost};
 use teleport_mattermost_sim::teleport::fixtures::{
@@ -240,7 +241,8 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
         dm_root.id
     ));
 
-    let short = &id[..8];
+    // The last characters: the first ones are a timestamp the next request shares.
+    let short = short_id(&id);
     println!("\n② @reviewer1 types `/teleport approve {short} looks good`");
     let out =
         s.mm.run_slash_command(
@@ -322,7 +324,7 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
     s.post_matching(&post.id, "⌛ EXPIRED").await?;
     s.say(&format!(
         "request {} expired: its post now shows ⌛ EXPIRED",
-        &second[..8]
+        short_id(&second)
     ));
 
     println!("\n⑥ Metrics, from {}/metrics", s.service);

@@ -44,6 +44,16 @@ fn demo_plays_the_whole_story_and_exits_0() {
             "the transcript lacks {line:?}:\n{text}"
         );
     }
+    // Both requests are made within a minute: the short ids shown still tell them apart.
+    let word_after = |line_marker: &str, marker: &str| {
+        let line = text.lines().find(|l| l.contains(line_marker))?;
+        let rest = &line[line.find(marker)? + marker.len()..];
+        rest.split(' ').next().map(str::to_string)
+    };
+    let approved = word_after("/teleport approve ", "/teleport approve ").unwrap();
+    let expired = word_after(" expired: its post", "request ").unwrap();
+    assert_eq!(approved.len(), 8, "{approved}");
+    assert_ne!(approved, expired, "{text}");
     // Well under the 10 s the README promises (a debug build on 2 cores included).
     assert!(
         started.elapsed() < Duration::from_secs(10),
