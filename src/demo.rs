@@ -391,8 +391,9 @@ fn explore(s: &Stage) {
         s.user(REVIEWER1),
         s.channel
     );
-    println!(
-        "  teleport-mattermost check --config {}",
-        s.config_path.display()
-    );
+    // The binary that runs now: after `cargo run` there is no `teleport-mattermost` on PATH.
+    let bin = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "teleport-mattermost".into());
+    println!("  {bin} check --config {}", s.config_path.display());
 }
