@@ -61,3 +61,34 @@ fn demo_plays_the_whole_story_and_exits_0() {
         started.elapsed()
     );
 }
+
+/// `demo --keep-running` prints commands that work as printed: after `cargo run` there is no
+/// `teleport-mattermost` on PATH, so they name the binary that runs.
+#[test]
+fn keep_running_hints_name_the_running_binary() {
+    use std::io::{BufRead, BufReader};
+    let bin = env!("CARGO_BIN_EXE_teleport-mattermost");
+    let mut child = Command::new(bin)
+        .args(["demo", "--keep-running"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(" check --config ") {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = line.expect("a `check --config` hint");
+    let canonical = std::fs::canonicalize(bin).unwrap();
+    let printed = line.trim().split(" check --config ").next().unwrap();
+    assert_eq!(std::fs::canonicalize(printed).unwrap(), canonical, "{line}");
+}
