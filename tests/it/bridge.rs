@@ -154,12 +154,17 @@ async fn approval_updates_the_same_posts_and_tells_the_requester() {
         dm.message
     );
     assert_eq!(w.mm.post_count(), 3, "two roots and one requester DM");
-    // Each root gets the bot's ✅, added after the update that shows the approval.
-    let mut reacted: Vec<(String, String, String)> =
-        w.mm.reactions()
-            .into_iter()
-            .map(|r| (r.post_id, r.emoji_name, r.user_id))
-            .collect();
+    // Each root gets the bot's ✅, added once the approval is recorded.
+    let reactions =
+        w.mm.wait_for(WAIT, |sim| {
+            Some(sim.reactions()).filter(|r| r.len() >= posts.len())
+        })
+        .await
+        .unwrap();
+    let mut reacted: Vec<(String, String, String)> = reactions
+        .into_iter()
+        .map(|r| (r.post_id, r.emoji_name, r.user_id))
+        .collect();
     reacted.sort();
     let mut want: Vec<(String, String, String)> = posts
         .iter()

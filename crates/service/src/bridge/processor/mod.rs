@@ -187,10 +187,16 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 return self.save_then(id, &mut held, Some(Phase::Update), o).await;
             }
             if resolving {
-                self.react_roots(id, &final_summary, &held).await;
                 self.notify_requester(id, &final_summary, &held).await;
             }
         }
-        self.save_then(id, &mut held, None, Outcome::Done).await
+        // Reactions only once the progress is saved and the claim released: cosmetic calls
+        // must not hold the claim (or widen the window in which a crash repeats a post).
+        let roots = resolving.then(|| held.data.messages.clone());
+        let outcome = self.save_then(id, &mut held, None, Outcome::Done).await;
+        if let Some(roots) = roots {
+            self.react_roots(id, held.data.resolution, &roots).await;
+        }
+        outcome
     }
 }

@@ -14,6 +14,9 @@ use crate::bridge::render::Renderer;
 use crate::bridge::work::{Summary, Work};
 use crate::route::{Env, Recipient};
 
+/// Longest a root's reaction may take: it is cosmetic, so it gets no long retries.
+const REACTION_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     pub(super) async fn post_roots(
         &self,
@@ -135,21 +138,31 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     }
 
     /// A ✅ or ❌ on every root post once the request is approved or denied. Cosmetic: a
-    /// failure (the bot may not react) is logged at debug and never holds up the request.
-    pub(super) async fn react_roots(&self, id: &str, summary: &Summary, held: &Held) {
-        let emoji = match summary.status {
+    /// failure (the bot may not react) is logged at debug and never holds up the request,
+    /// and a crash before it only loses the reaction.
+    pub(super) async fn react_roots(
+        &self,
+        id: &str,
+        resolution: Resolution,
+        roots: &[SentMessage],
+    ) {
+        let emoji = match resolution {
             Resolution::Approved => "white_check_mark",
             Resolution::Denied => "x",
             _ => return,
         };
-        let reactions = held
-            .data
-            .messages
+        let reactions = roots
             .iter()
-            .map(|m| bounded(self.chat.react(&m.post_id, emoji)));
-        for (m, r) in held.data.messages.iter().zip(join_all(reactions).await) {
-            if let Err(e) = r {
-                tracing::debug!(request_id = %id, post_id = %m.post_id, error = %e, "could not react to the post");
+            .map(|m| tokio::time::timeout(REACTION_BUDGET, self.chat.react(&m.post_id, emoji)));
+        for (m, r) in roots.iter().zip(join_all(reactions).await) {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(request_id = %id, post_id = %m.post_id, error = %e, "could not react to the post")
+                }
+                Err(_) => {
+                    tracing::debug!(request_id = %id, post_id = %m.post_id, "reacting to the post took too long; leaving it")
+                }
             }
         }
     }
