@@ -1,6 +1,8 @@
 //! `teleport-mattermost demo`: the real service against the built-in Teleport and Mattermost
 //! simulators on loopback (mTLS gRPC and HTTP, real sockets), playing a scripted story and
-//! printing what each side sees. `--keep-running` leaves it all up to explore with curl.
+//! printing what each side sees. `--keep-running` leaves it all up to explore with curl, and
+//! first starts the playground (a web page to click through as Mattermost users and as a
+//! Teleport admin) and prints its address.
 
 use std::time::{Duration, Instant};
 
@@ -11,33 +13,44 @@ use teleport_mattermost::app::{Application, Options};
 use teleport_mattermost::config::Config;
 use teleport_mattermost::review::command::short_id;
 use teleport_mattermost::signals::Signals;
-use teleport_mattermost_sim::mattermost::{MattermostSim, SimConfig, SimPost};
+use teleport_mattermost_sim::mattermost::SimPost;
+use teleport_mattermost_sim::playground::{self, Playground};
 use teleport_mattermost_sim::teleport::fixtures::{
     self, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
 };
-use teleport_mattermost_sim::teleport::{NewRequest, SimOptions, TeleportSim};
+use teleport_mattermost_sim::teleport::{NewRequest, SimOptions, Threshold};
+use teleport_mattermost_sim::world::{World, WorldOptions};
 
 const WAIT: Duration = Duration::from_secs(5);
 const CLUSTER: &str = "demo.teleport.sh";
 
-/// Simulators, their users and the running service.
+/// The simulators' world and the running service.
 struct Stage {
-    tp: TeleportSim,
-    mm: MattermostSim,
-    channel: String,
-    users: Vec<(&'static str, String)>,
+    world: World,
     service: String,
     command_token: String,
-    dir: tempfile::TempDir,
     config_path: std::path::PathBuf,
     stop: CancellationToken,
     app: tokio::task::JoinHandle<anyhow::Result<()>>,
     started: Instant,
 }
 
+impl std::ops::Deref for Stage {
+    type Target = World;
+
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
 pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     teleport_mattermost::install_crypto_provider();
     let stage = Stage::start().await?;
+    let playground = if keep_running {
+        Some(stage.playground().await?)
+    } else {
+        None
+    };
     println!(
         "teleport-mattermost demo: the real service against the built-in simulators, over real sockets\n"
     );
@@ -61,8 +74,8 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
             return Err(e);
         }
     }
-    if keep_running {
-        explore(&stage);
+    if let Some(playground) = &playground {
+        explore(&stage, playground);
         tokio::signal::ctrl_c().await.ok();
     }
     stage.stop.cancel();
@@ -76,40 +89,20 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
 impl Stage {
     async fn start() -> anyhow::Result<Self> {
         let started = Instant::now();
-        let tp = TeleportSim::start(SimOptions {
-            cluster_name: CLUSTER.into(),
-            server_version: "18.11.0".into(),
-            advanced_access_workflows: true,
-            proxy_public_addr: format!("{CLUSTER}:443"),
-            ..SimOptions::default()
+        let world = World::start_with(WorldOptions {
+            teleport: SimOptions {
+                cluster_name: CLUSTER.into(),
+                server_version: "18.11.0".into(),
+                advanced_access_workflows: true,
+                proxy_public_addr: format!("{CLUSTER}:443"),
+                ..SimOptions::default()
+            },
+            team: "acme".into(),
+            channel: "access-requests".into(),
+            ..WorldOptions::default()
         })
         .await
-        .context("starting the Teleport simulator")?;
-        fixtures::standard(&tp);
-        let mm = MattermostSim::start(SimConfig::default())
-            .await
-            .context("starting the Mattermost simulator")?;
-        let team = mm.add_team("acme");
-        let channel = mm.add_channel(&team, "access-requests");
-        mm.add_team_member(&team, mm.bot_id());
-        mm.add_channel_member(&channel, mm.bot_id());
-        let mut users = Vec::new();
-        for name in [REQUESTER, REVIEWER1, REVIEWER2] {
-            let handle = name.split('@').next().unwrap_or(name);
-            let id = mm.add_user(handle, name);
-            mm.add_team_member(&team, &id);
-            mm.add_channel_member(&channel, &id);
-            if let Some(mut user) = tp.user(name) {
-                user.traits
-                    .insert("mattermost_user_id".into(), vec![id.clone()]);
-                tp.upsert_user(user);
-            }
-            users.push((name, id));
-        }
-        let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        let identity = dir.path().join("identity");
-        tp.write_identity(PLUGIN_USER, &identity)
-            .context("writing the demo identity")?;
+        .context("starting the simulators")?;
         // The service's own address must be in its config (buttons call back to it).
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -121,17 +114,13 @@ impl Stage {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        let text = format!(
-            "[teleport]\naddr = \"{}\"\nidentity = {:?}\n\n[mattermost]\nurl = \"{}\"\ntoken = \"{}\"\n\n\
-             [role_to_recipients]\n\"*\" = [\"acme/access-requests\"]\n\n\
+        let text = world.config_text(&format!(
+            "[role_to_recipients]\n\"*\" = [\"{}\"]\n\n\
              [http]\nlisten_addr = \"127.0.0.1:{port}\"\npublic_addr = \"{service}\"\n\n\
-             [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"always\"\n",
-            tp.addr(),
-            identity,
-            mm.url(),
-            mm.bot_token(),
-        );
-        let config_path = dir.path().join("teleport-mattermost.toml");
+             [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"always\"",
+            world.channel_path,
+        ));
+        let config_path = world.dir.path().join("teleport-mattermost.toml");
         std::fs::write(&config_path, &text)?;
         let config = Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
         let app = Application::build(config, Options::default()).await?;
@@ -150,13 +139,9 @@ impl Stage {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(Self {
-            tp,
-            mm,
-            channel,
-            users,
+            world,
             service,
             command_token,
-            dir,
             config_path,
             stop,
             app,
@@ -164,12 +149,27 @@ impl Stage {
         })
     }
 
+    /// Starts the playground on this stage and prints its address, the first line of output.
+    async fn playground(&self) -> anyhow::Result<Playground> {
+        let playground = Playground::start(playground::Setup {
+            teleport: self.tp.clone(),
+            mattermost: self.mm.clone(),
+            command_url: format!("{}/mattermost/command", self.service),
+            command_token: self.command_token.clone(),
+            channel_id: self.channel_id.clone(),
+            users: [REQUESTER, REVIEWER1, REVIEWER2]
+                .iter()
+                .map(|name| (name.to_string(), self.user(name).to_string()))
+                .collect(),
+        })
+        .await
+        .context("starting the playground")?;
+        println!("Playground: open {} in a browser\n", playground.url());
+        Ok(playground)
+    }
+
     fn user(&self, name: &str) -> &str {
-        self.users
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, id)| id.as_str())
-            .unwrap_or_default()
+        self.world.mm_user(name).unwrap_or_default()
     }
 
     fn say(&self, what: &str) {
@@ -223,13 +223,13 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
     let mut req = NewRequest::new(REQUESTER, &[fixtures::REQUESTED_ROLE])
         .reason("Deploy the hotfix for INC-1234")
         .suggested_reviewers(&[REVIEWER2]);
-    req.thresholds = Some(vec![teleport_mattermost::access::Threshold {
+    req.thresholds = Some(vec![Threshold {
         name: "two".into(),
         approve: 2,
         deny: 1,
     }]);
     let id = s.tp.create_request(req).id;
-    let root = s.root_in(&s.channel, 0).await?;
+    let root = s.root_in(&s.channel_id, 0).await?;
     s.say("posted in ~access-requests:");
     s.show(&root.message);
     let dm =
@@ -249,7 +249,7 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
             &format!("{}/mattermost/command", s.service),
             &s.command_token,
             s.user(REVIEWER1),
-            &s.channel,
+            &s.channel_id,
             &format!("approve {short} looks good"),
         )
         .await
@@ -319,7 +319,7 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
             NewRequest::new(REQUESTER, &[fixtures::REQUESTED_ROLE]).reason("Look at the logs"),
         )
         .id;
-    let post = s.root_in(&s.channel, 1).await?;
+    let post = s.root_in(&s.channel_id, 1).await?;
     s.tp.delete_request(&second);
     s.post_matching(&post.id, "⌛ EXPIRED").await?;
     s.say(&format!(
@@ -357,8 +357,13 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
 }
 
 /// What `--keep-running` prints: the addresses, the config, and a few things to try.
-fn explore(s: &Stage) {
+fn explore(s: &Stage, playground: &Playground) {
     println!("\nEverything keeps running; press Ctrl-C to stop.");
+    println!(
+        "  playground  {}  (act as @requester, @reviewer1, @reviewer2 or the unlinked @{}; create requests as the Teleport admin)",
+        playground.url(),
+        playground::UNLINKED_USERNAME
+    );
     println!("  service     {}  (/healthz, /readyz, /metrics)", s.service);
     println!(
         "  Mattermost  {}  (REST API v4; bot token in the config)",
@@ -389,7 +394,7 @@ fn explore(s: &Stage) {
         s.service,
         s.command_token,
         s.user(REVIEWER1),
-        s.channel
+        s.channel_id
     );
     // The binary that runs now: after `cargo run` there is no `teleport-mattermost` on PATH.
     let bin = std::env::current_exe()

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::world::SimWorld;
 use teleport_mattermost::access::PluginData;
 use teleport_mattermost_sim::teleport::NewRequest;
 use teleport_mattermost_sim::teleport::fixtures::{REQUESTER, REVIEWER1};
+use teleport_mattermost_sim::world::World as SimWorld;
 
 /// How often completion is polled during a burst (the figure's resolution).
 const POLL: Duration = Duration::from_millis(2);

@@ -8,7 +8,6 @@ pub mod measure;
 mod phases;
 pub use teleport_mattermost_sim::process;
 pub mod report;
-pub mod world;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -9,24 +9,40 @@ use anyhow::Context;
 use super::measure::{self, check_roots, percentile};
 use super::process::{ServiceProcess, cpu_secs, free_port};
 use super::report::Figures;
-use super::world::SimWorld;
 use super::{BenchArgs, bare, progress};
 use teleport_mattermost_sim::teleport::fixtures::REVIEWER1;
+use teleport_mattermost_sim::world::{World as SimWorld, WorldOptions};
 
 const READY: Duration = Duration::from_secs(30);
 const STOP: Duration = Duration::from_secs(20);
 const MB: f64 = 1_000_000.0;
 
-/// The review section the benchmark runs with: buttons are signed on every post, as in a
-/// deployment with in-chat review.
 /// The slash command's token in the benchmark's configs.
 const COMMAND_TOKEN: &str = "bench-command-token";
 
+/// The review section the benchmark runs with: buttons are signed on every post, as in a
+/// deployment with in-chat review.
 fn review_section() -> String {
     format!(
         "[review]\nenabled = true\nsigning_secret = \"{}\"\ncommand_token = \"{COMMAND_TOKEN}\"\nrequire_reason = \"never\"\n",
         uuid::Uuid::new_v4().simple()
     )
+}
+
+/// The simulators, without request bodies in the Mattermost log (they would only cost
+/// memory).
+async fn start_world() -> std::io::Result<SimWorld> {
+    SimWorld::start_with(WorldOptions::default().log_bodies(false)).await
+}
+
+/// A complete service config: every request goes to the world's channel (plus the suggested
+/// reviewers' DMs), logs at `warn` to `log`, callbacks at `http://<listen>`, in-chat review on.
+fn config_text(w: &SimWorld, listen: std::net::SocketAddr, log: &Path) -> String {
+    w.config_text(&format!(
+        "[role_to_recipients]\n\"*\" = [\"{}\"]\n\n[log]\noutput = {log:?}\nseverity = \"warn\"\n\n[http]\nlisten_addr = \"{listen}\"\npublic_addr = \"http://{listen}\"\n\n{}",
+        w.channel_path,
+        review_section(),
+    ))
 }
 
 fn write_config(
@@ -36,7 +52,7 @@ fn write_config(
     let http = free_port()?;
     let log = w.dir.path().join(format!("{name}.log"));
     let path = w.dir.path().join(format!("{name}.toml"));
-    std::fs::write(&path, w.config_text(http, &log, &review_section()))
+    std::fs::write(&path, config_text(w, http, &log))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok((path, http, log))
 }
@@ -91,7 +107,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<Figures> {
 async fn live_rows(bin: &Path, f: &mut Figures) -> anyhow::Result<(SimWorld, Vec<String>)> {
     let n = f.requests;
     progress("starting the simulators and the service");
-    let w = SimWorld::start(false).await?;
+    let w = start_world().await?;
     let svc = start_service(bin, &w, "service").await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     f.rss_idle_mb = mb(svc.rss_kib());
@@ -154,7 +170,7 @@ async fn review_rows(bin: &Path, w: &SimWorld, f: &mut Figures) -> anyhow::Resul
     let (mut slash, mut click) = (Vec::new(), Vec::new());
     for _ in 0..samples {
         let mut req = measure::request();
-        req.thresholds = Some(vec![teleport_mattermost::access::Threshold {
+        req.thresholds = Some(vec![teleport_mattermost_sim::teleport::Threshold {
             name: "two".into(),
             approve: 2,
             deny: 1,
@@ -287,7 +303,7 @@ async fn bare_row(bin: &Path, body: bare::Body, f: &mut Figures) -> anyhow::Resu
     progress(&format!(
         "bare loop: {n} requests with the raw clients, in a child process"
     ));
-    let w = SimWorld::start(false).await?;
+    let w = start_world().await?;
     let bare_ids: Vec<String> = (0..n)
         .map(|_| w.tp.create_request(measure::request()).id)
         .collect();

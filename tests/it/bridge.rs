@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use teleport_mattermost::access::{
-    AccessMonitoringRule, RequestState, Resolution, RuleNotification, Threshold,
-};
-use teleport_mattermost::teleport::client::NewReview;
+use teleport_mattermost::access::Resolution;
 use teleport_mattermost_sim::mattermost::SimPost;
 use teleport_mattermost_sim::teleport::fixtures::{REQUESTER, REVIEWER1, REVIEWER2};
-use teleport_mattermost_sim::teleport::{Method, NewRequest};
+use teleport_mattermost_sim::teleport::{
+    AccessMonitoringRule, Method, NewRequest, NewReview, RequestState, RuleNotification, Threshold,
+};
 use tonic::Code;
 
 use crate::harness::{WAIT, World};
@@ -554,7 +553,7 @@ async fn start_up_waits_out_an_unavailable_mattermost_even_with_fail_fast() {
 async fn fail_fast_service(w: &World) -> crate::harness::Service {
     let options = teleport_mattermost::app::Options {
         fail_fast: true,
-        replica: None,
+        ..Default::default()
     };
     let svc = crate::harness::Service::start(w.config(""), options).await;
     svc.ready().await;

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use teleport_mattermost::access::{PluginData, RequestState, Threshold};
-use teleport_mattermost::teleport::client::NewReview;
+use teleport_mattermost::access::PluginData;
 use teleport_mattermost_sim::mattermost::SimPost;
 use teleport_mattermost_sim::process::{ServiceProcess, free_port};
 use teleport_mattermost_sim::teleport::NewRequest;
 use teleport_mattermost_sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
+use teleport_mattermost_sim::teleport::{NewReview, RequestState, Threshold};
 use tokio::time::Instant;
 
 use crate::harness::{World, request_id};

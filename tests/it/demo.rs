@@ -54,6 +54,8 @@ fn demo_plays_the_whole_story_and_exits_0() {
     let expired = word_after(" expired: its post", "request ").unwrap();
     assert_eq!(approved.len(), 8, "{approved}");
     assert_ne!(approved, expired, "{text}");
+    // The playground is only for `--keep-running`: the printed story stays as it was.
+    assert!(!text.contains("Playground"), "{text}");
     // Well under the 10 s the README promises (a debug build on 2 cores included).
     assert!(
         started.elapsed() < Duration::from_secs(10),

@@ -1,10 +1,7 @@
-//! A world for end-to-end tests: the Teleport simulator (mTLS gRPC) and the Mattermost
-//! simulator (REST) on loopback, the upstream test cast, and the service itself running
-//! in-process against them over real sockets.
+//! What end-to-end tests add to the simulators' shared world: the service itself running
+//! in-process against them over real sockets, ready checks and plugin-data polling.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use teleport_mattermost::access::PluginData;
@@ -13,11 +10,9 @@ use teleport_mattermost::config::Config;
 use teleport_mattermost::health::Readiness;
 use teleport_mattermost::metrics::Metrics;
 use teleport_mattermost::signals::Signals;
-use teleport_mattermost_sim::mattermost::{MattermostSim, SimConfig, SimPost};
-use teleport_mattermost_sim::teleport::fixtures::{
-    self, ADMIN, BYSTANDER, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
-};
-use teleport_mattermost_sim::teleport::{SimOptions, TeleportSim};
+use teleport_mattermost_sim::mattermost::SimPost;
+use teleport_mattermost_sim::teleport::SimOptions;
+use teleport_mattermost_sim::world::{World as SimWorld, WorldOptions};
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -47,15 +42,16 @@ impl Default for ReviewSetup {
     }
 }
 
-pub struct World {
-    pub tp: TeleportSim,
-    pub mm: MattermostSim,
-    pub dir: tempfile::TempDir,
-    pub identity: PathBuf,
-    /// Teleport user name → Mattermost user id.
-    pub mm_users: BTreeMap<&'static str, String>,
-    /// `team-llama/channel-llama`, with the bot as a member.
-    pub channel_id: String,
+/// The simulators' world ([`teleport_mattermost_sim::world::World`]) plus what only tests
+/// need: the service started in-process against it.
+pub struct World(SimWorld);
+
+impl std::ops::Deref for World {
+    type Target = SimWorld;
+
+    fn deref(&self) -> &SimWorld {
+        &self.0
+    }
 }
 
 impl World {
@@ -65,59 +61,21 @@ impl World {
 
     pub async fn start_with(opts: SimOptions) -> Self {
         teleport_mattermost::install_crypto_provider();
-        let tp = TeleportSim::start(opts)
-            .await
-            .expect("teleport simulator starts");
-        fixtures::standard(&tp);
-        let mm = MattermostSim::start(SimConfig::default())
-            .await
-            .expect("mattermost simulator starts");
-        let team_id = mm.add_team("team-llama");
-        let channel_id = mm.add_channel(&team_id, "channel-llama");
-        mm.add_team_member(&team_id, mm.bot_id());
-        mm.add_channel_member(&channel_id, mm.bot_id());
-        let mut mm_users = BTreeMap::new();
-        for name in [REQUESTER, REVIEWER1, REVIEWER2, BYSTANDER, ADMIN] {
-            let username = name.split('@').next().unwrap().replace('.', "-");
-            let email = if name.contains('@') {
-                name.to_string()
-            } else {
-                format!("{name}@example.com")
-            };
-            let id = mm.add_user(&username, &email);
-            mm.add_team_member(&team_id, &id);
-            mm.add_channel_member(&channel_id, &id);
-            mm_users.insert(name, id);
-        }
-        // Bind the reviewers' Teleport users to their Mattermost ids, as an admin would.
-        for name in [REVIEWER1, REVIEWER2, REQUESTER, BYSTANDER] {
-            let mut user = tp.user(name).expect("fixture user");
-            user.traits
-                .insert("mattermost_user_id".into(), vec![mm_users[name].clone()]);
-            tp.upsert_user(user);
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let identity = dir.path().join("identity");
-        tp.write_identity(PLUGIN_USER, &identity).unwrap();
-        Self {
-            tp,
-            mm,
-            dir,
-            identity,
-            mm_users,
-            channel_id,
-        }
+        let opts = WorldOptions {
+            teleport: opts,
+            ..WorldOptions::default()
+        };
+        Self(
+            SimWorld::start_with(opts)
+                .await
+                .expect("the simulators start"),
+        )
     }
 
-    /// A complete config for this world; `extra` is appended (more sections or tables).
+    /// A complete config for this world, listening on a free port; `extra` is appended.
     pub fn config_text(&self, extra: &str) -> String {
-        format!(
-            "[teleport]\naddr = \"{}\"\nidentity = {:?}\n\n[mattermost]\nurl = \"{}\"\ntoken = \"{}\"\n\n[http]\nlisten_addr = \"127.0.0.1:0\"\n\n{extra}\n",
-            self.tp.addr(),
-            self.identity,
-            self.mm.url(),
-            self.mm.bot_token(),
-        )
+        self.0
+            .config_text(&format!("[http]\nlisten_addr = \"127.0.0.1:0\"\n\n{extra}"))
     }
 
     pub fn config(&self, extra: &str) -> Config {
@@ -153,30 +111,13 @@ impl World {
         std.set_nonblocking(true).unwrap();
         let port = std.local_addr().unwrap().port();
         let listener = tokio::net::TcpListener::from_std(std).unwrap();
-        let text = format!(
-            "[teleport]\naddr = \"{}\"\nidentity = {:?}\n\n[mattermost]\nurl = \"{}\"\ntoken = \"{}\"\n\n\
-             [http]\nlisten_addr = \"127.0.0.1:0\"\npublic_addr = \"http://127.0.0.1:{port}\"\ncallback_allowed_sources = {}\n\n\
-             [review]\nenabled = true\nsigning_secret = \"{SIGNING_SECRET}\"\ncommand_token = \"{COMMAND_TOKEN}\"\n{}\n\n{}\n",
-            self.tp.addr(),
-            self.identity,
-            self.mm.url(),
-            self.mm.bot_token(),
-            setup.allowed_sources,
-            setup.review,
-            setup.extra,
-        );
+        let text = self.0.config_text(&format!(
+            "[http]\nlisten_addr = \"127.0.0.1:0\"\npublic_addr = \"http://127.0.0.1:{port}\"\ncallback_allowed_sources = {}\n\n\
+             [review]\nenabled = true\nsigning_secret = \"{SIGNING_SECRET}\"\ncommand_token = \"{COMMAND_TOKEN}\"\n{}\n\n{}",
+            setup.allowed_sources, setup.review, setup.extra,
+        ));
         let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
         Service::start_on(config, Options::default(), listener).await
-    }
-
-    /// The DM channel between the bot and a cast member, once it exists.
-    pub fn dm(&self, user: &str) -> Option<String> {
-        self.mm.dm_channel(self.mm.bot_id(), &self.mm_users[user])
-    }
-
-    /// The plugin data the service keeps for a request.
-    pub fn plugin_data(&self, id: &str) -> Option<BTreeMap<String, String>> {
-        self.tp.plugin_data(id, "mattermost")
     }
 
     /// Polls a request's plugin data until no claim is held and `pred` holds, as upstream's

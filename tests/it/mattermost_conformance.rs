@@ -4,8 +4,10 @@
 //! test with Prism's `sl-violations` header.
 //!
 //! Prism comes from `.ci/prism` (`npm ci --prefix .ci/prism`) or `PRISM_BIN`; the description
-//! from `MATTERMOST_OPENAPI` or `../shared/mattermost-openapi.yaml`. Without them the test is
-//! skipped with a notice, unless `CI=true`, where their absence is a failure.
+//! from `MATTERMOST_OPENAPI` or, by default, the official `mattermost-openapi.yaml` in the
+//! `shared/` folder CI lays beside the repository (docs/mattermost-api.md has the facts the
+//! service relies on). Without them the test is skipped with a notice, unless `CI=true`,
+//! where their absence is a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,5 +1,5 @@
 //! The Mattermost simulator's own fidelity: the payloads it sends for clicks, dialogs and
-//! slash commands (spec mattermost.md A.6–A.8), how it applies the answers, its error bodies,
+//! slash commands (docs/mattermost-api.md: buttons, dialogs, slash command), how it applies the answers, its error bodies,
 //! its rate limiter, and waiting for posts without polling.
 
 use std::sync::{Arc, Mutex};

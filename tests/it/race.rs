@@ -6,12 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use teleport_mattermost::access::{RequestState, Threshold};
 use teleport_mattermost::app::Options;
-use teleport_mattermost::teleport::client::NewReview;
 use teleport_mattermost_sim::mattermost::SimPost;
 use teleport_mattermost_sim::teleport::NewRequest;
 use teleport_mattermost_sim::teleport::fixtures::{REQUESTER, REVIEWER1, REVIEWER2};
+use teleport_mattermost_sim::teleport::{NewReview, RequestState, Threshold};
 
 use crate::harness::{Service, World, request_id};
 
@@ -38,6 +37,7 @@ async fn three_replicas_post_once_and_resolve_every_request_when_reviewers_race(
         let options = Options {
             fail_fast: false,
             replica: Some(format!("r{i}")),
+            ..Options::default()
         };
         services.push(Service::start(w.config(""), options).await);
     }

@@ -3,10 +3,10 @@
 //! and the Teleport simulator applies their rights (its audit shows author and submitter).
 
 use serde_json::{Value, json};
-use teleport_mattermost::access::{RequestState, Threshold};
 use teleport_mattermost_sim::mattermost::{CommandOutcome, SimPost};
 use teleport_mattermost_sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
 use teleport_mattermost_sim::teleport::{Method, NewRequest};
+use teleport_mattermost_sim::teleport::{RequestState, Threshold};
 
 use crate::harness::{COMMAND_TOKEN, ReviewSetup, Service, WAIT, World};
 

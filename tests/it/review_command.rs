@@ -1,9 +1,9 @@
 //! The `/teleport` slash command end to end: token checks, `approve`/`deny` on behalf of the
 //! caller, `pending`, `show`, `explain`, id prefixes and usage errors, as Mattermost sends them.
 
-use teleport_mattermost::access::RequestState;
 use teleport_mattermost_sim::mattermost::SimError;
 use teleport_mattermost_sim::teleport::NewRequest;
+use teleport_mattermost_sim::teleport::RequestState;
 use teleport_mattermost_sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
 
 use crate::harness::{COMMAND_TOKEN, World};

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use teleport_mattermost::access::User;
 use teleport_mattermost::teleport::TeleportError;
 use teleport_mattermost_sim::teleport::Method;
+use teleport_mattermost_sim::teleport::User;
 use teleport_mattermost_sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1};
 
 use crate::teleport::Env;

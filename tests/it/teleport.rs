@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use teleport_mattermost::access::{AccessMonitoringRule, RequestState, RuleNotification};
+use teleport_mattermost::access::{
+    AccessMonitoringRule, AccessRequest, RequestKind, RequestState, ResourceId, Review,
+    RuleNotification, Threshold,
+};
 use teleport_mattermost::config::{Credentials, TeleportConfig};
 use teleport_mattermost::signals::Signals;
 use teleport_mattermost::teleport::{
@@ -14,7 +17,9 @@ use teleport_mattermost::teleport::{
     WatchEvent, WatchKind, WatchRequest,
 };
 use teleport_mattermost_sim::teleport::fixtures::{self, *};
-use teleport_mattermost_sim::teleport::{NewRequest, SimOptions, SimRole, TeleportSim};
+use teleport_mattermost_sim::teleport::{
+    self as sim, NewRequest, SimOptions, SimRole, TeleportSim,
+};
 use tokio_util::sync::CancellationToken;
 
 pub struct Env {
@@ -93,7 +98,84 @@ pub async fn next(stream: &mut EventStream) -> Result<WatchEvent, TeleportError>
         .expect("the stream is still open")
 }
 
-pub async fn next_put(stream: &mut EventStream) -> teleport_mattermost::access::AccessRequest {
+/// What the client must decode for a request the simulator holds: the same facts in the
+/// service's own model (the two models share no code, so this is the test's assertion).
+pub fn as_client_request(r: &sim::AccessRequest) -> AccessRequest {
+    AccessRequest {
+        id: r.id.clone(),
+        user: r.user.clone(),
+        roles: r.roles.clone(),
+        state: as_client_state(r.state),
+        created: r.created,
+        expires: r.expires,
+        max_duration: r.max_duration,
+        session_ttl: r.session_ttl,
+        request_reason: r.request_reason.clone(),
+        resolve_reason: r.resolve_reason.clone(),
+        system_annotations: r.system_annotations.clone(),
+        thresholds: r
+            .thresholds
+            .iter()
+            .map(|t| Threshold {
+                name: t.name.clone(),
+                approve: t.approve,
+                deny: t.deny,
+            })
+            .collect(),
+        reviews: r
+            .reviews
+            .iter()
+            .map(|v| Review {
+                author: v.author.clone(),
+                proposed_state: as_client_state(v.proposed_state),
+                reason: v.reason.clone(),
+                created: v.created,
+                submitted_by: v.submitted_by.clone(),
+                on_behalf: v.on_behalf,
+            })
+            .collect(),
+        suggested_reviewers: r.suggested_reviewers.clone(),
+        resources: r
+            .resources
+            .iter()
+            .map(|id| ResourceId {
+                cluster: id.cluster.clone(),
+                kind: id.kind.clone(),
+                name: id.name.clone(),
+                sub_resource: id.sub_resource.clone(),
+            })
+            .collect(),
+        promoted_access_list_title: r.promoted_access_list_title.clone(),
+        kind: match r.kind {
+            sim::RequestKind::Undefined => RequestKind::Undefined,
+            sim::RequestKind::ShortTerm => RequestKind::ShortTerm,
+            sim::RequestKind::LongTerm => RequestKind::LongTerm,
+        },
+    }
+}
+
+/// A simulator state in the service's model, by Teleport's name for it.
+pub fn as_client_state(s: sim::RequestState) -> RequestState {
+    s.name()
+        .parse()
+        .expect("both models know Teleport's state names")
+}
+
+/// A simulator rule in the service's model.
+pub fn as_client_rule(r: &sim::AccessMonitoringRule) -> AccessMonitoringRule {
+    AccessMonitoringRule {
+        name: r.name.clone(),
+        subjects: r.subjects.clone(),
+        states: r.states.clone(),
+        condition: r.condition.clone(),
+        notification: RuleNotification {
+            name: r.notification.name.clone(),
+            recipients: r.notification.recipients.clone(),
+        },
+    }
+}
+
+pub async fn next_put(stream: &mut EventStream) -> AccessRequest {
     match next(stream).await.unwrap() {
         WatchEvent::RequestPut(r) => r,
         other => panic!("expected a request PUT, got {other:?}"),
@@ -192,7 +274,7 @@ async fn watch_starts_with_init_then_streams_puts_and_deletes_of_requests_and_ru
             .suggested_reviewers(&[REVIEWER1]),
     );
     let put = next_put(&mut w).await;
-    assert_eq!(put, created);
+    assert_eq!(put, as_client_request(&created));
     assert_eq!(put.state, RequestState::Pending);
     assert_eq!(put.request_reason, "because of");
     assert_eq!(put.suggested_reviewers, vec![REVIEWER1.to_string()]);
@@ -214,18 +296,21 @@ async fn watch_starts_with_init_then_streams_puts_and_deletes_of_requests_and_ru
         }
     );
 
-    let rule = AccessMonitoringRule {
+    let rule = sim::AccessMonitoringRule {
         name: "route-editors".into(),
         subjects: vec!["access_request".into()],
         states: vec![],
         condition: "contains(access_request.spec.roles, \"editor\")".into(),
-        notification: RuleNotification {
+        notification: sim::RuleNotification {
             name: "mattermost".into(),
             recipients: vec!["team/channel".into()],
         },
     };
     env.sim.upsert_rule(rule.clone());
-    assert_eq!(next(&mut w).await.unwrap(), WatchEvent::RulePut(rule));
+    assert_eq!(
+        next(&mut w).await.unwrap(),
+        WatchEvent::RulePut(as_client_rule(&rule))
+    );
     env.sim.delete_rule("route-editors");
     assert_eq!(
         next(&mut w).await.unwrap(),
@@ -404,12 +489,12 @@ async fn access_monitoring_rules_are_listed_across_pages_for_this_plugin_only() 
         } else {
             "access_request"
         };
-        env.sim.upsert_rule(AccessMonitoringRule {
+        env.sim.upsert_rule(sim::AccessMonitoringRule {
             name: format!("rule-{i:05}"),
             subjects: vec![subject.into()],
             states: vec![],
             condition: "true".into(),
-            notification: RuleNotification {
+            notification: sim::RuleNotification {
                 name: plugin.into(),
                 recipients: vec![format!("r{i}")],
             },

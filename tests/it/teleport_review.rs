@@ -1,10 +1,10 @@
 //! SubmitAccessReview through the client against the simulator: own reviews, on-behalf
 //! reviews (Teleport v18.11+) and every refusal a chat user can run into.
 
-use teleport_mattermost::access::{RequestState, Threshold};
+use teleport_mattermost::access::RequestState;
 use teleport_mattermost::teleport::{NewReview, TeleportError};
 use teleport_mattermost_sim::teleport::fixtures::*;
-use teleport_mattermost_sim::teleport::{NewRequest, ReviewAudit, SimRole};
+use teleport_mattermost_sim::teleport::{self as sim, NewRequest, ReviewAudit, SimRole};
 
 use crate::teleport::Env;
 
@@ -45,7 +45,10 @@ async fn a_reviewers_own_review_resolves_the_request_with_its_reason() {
         (REVIEWER1, "", false)
     );
     assert!(r.created.is_some(), "Created is always sent");
-    assert_eq!(env.sim.request(&id).unwrap().state, RequestState::Approved);
+    assert_eq!(
+        env.sim.request(&id).unwrap().state,
+        sim::RequestState::Approved
+    );
 }
 
 #[tokio::test]
@@ -69,7 +72,7 @@ async fn an_on_behalf_review_is_applied_for_the_author_and_audited_with_the_subm
             author: REVIEWER1.into(),
             submitted_by: PLUGIN_USER.into(),
             on_behalf: true,
-            proposed_state: RequestState::Approved,
+            proposed_state: sim::RequestState::Approved,
             reason: "approved from Mattermost".into(),
         }]
     );
@@ -130,7 +133,7 @@ async fn a_second_review_by_the_same_author_is_refused() {
     let id = env
         .sim
         .create_request(NewRequest {
-            thresholds: Some(vec![Threshold {
+            thresholds: Some(vec![sim::Threshold {
                 name: "two".into(),
                 approve: 2,
                 deny: 2,
@@ -300,14 +303,20 @@ async fn a_denial_resolves_and_broadcasts_the_updated_request() {
 async fn the_admin_api_applies_the_same_review_checks() {
     let env = Env::start().await;
     let id = pending(&env);
+    let review = |reason: &str| sim::NewReview {
+        author: REVIEWER1.into(),
+        proposed_state: sim::RequestState::Approved,
+        reason: reason.into(),
+        on_behalf: false,
+    };
     let err = env
         .sim
-        .submit_review_as(BYSTANDER, &id, &approve(REVIEWER1, "x", false))
+        .submit_review_as(BYSTANDER, &id, &review("x"))
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
     let after = env
         .sim
-        .submit_review_as(REVIEWER1, &id, &approve(REVIEWER1, "ok", false))
+        .submit_review_as(REVIEWER1, &id, &review("ok"))
         .unwrap();
-    assert_eq!(after.state, RequestState::Approved);
+    assert_eq!(after.state, sim::RequestState::Approved);
 }

@@ -21,12 +21,13 @@ use crate::mattermost::{ClientOptions as MmOptions, MattermostClient};
 use crate::metrics::Metrics;
 use crate::review::{ClusterFacts, ReviewMetrics, ReviewParts, ReviewService};
 use crate::route::{PLUGIN_NAME, Routing};
-use crate::signals::Signals;
+use crate::signals::{Deadline, Signals};
 use crate::signing::Signer;
 use crate::teleport::client::{ClientOptions as TpOptions, PingInfo, version_at_least};
 use crate::teleport::{TeleportClient, TeleportError};
 
-/// How long in-flight work may take after a shutdown request (upstream's value).
+/// How long a shutdown may take in all, queue drain and HTTP connections together
+/// (upstream's value; below systemd's `TimeoutStopSec` and Helm's grace period).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 /// Start-up (ping, health check) must finish within this (upstream's init timeout).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +41,8 @@ pub struct Options {
     pub fail_fast: bool,
     /// This replica's name in plugin-data claims; defaults to host name + random suffix.
     pub replica: Option<String>,
+    /// The HTTP listener's connection deadlines and budgets (tests shorten them).
+    pub http: http::serve::Limits,
 }
 
 impl Options {
@@ -49,7 +52,7 @@ impl Options {
             .is_ok_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes" | "on"));
         Self {
             fail_fast,
-            replica: None,
+            ..Self::default()
         }
     }
 }
@@ -134,13 +137,15 @@ impl Application {
         // The HTTP server starts first so probes answer (503 not ready) during start-up; the
         // Mattermost callbacks answer 503 until the review service is set below.
         let router = http::router(self.state.clone(), self.callbacks.router());
-        let token = shutdown.clone();
-        let server = axum::serve(
+        let deadline = Deadline::new(shutdown.clone(), SHUTDOWN_GRACE);
+        let server = http::serve::spawn(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { token.cancelled().await });
-        let server = tokio::spawn(async move { server.await });
+            router,
+            cfg.http.callback_allowed_sources.clone(),
+            self.options.http.clone(),
+            &metrics,
+            deadline.clone(),
+        );
         tracing::info!(http.addr = %addr, "HTTP server listening");
 
         let teleport = TeleportClient::connect(&cfg.teleport, &signals, TpOptions::default())
@@ -152,7 +157,7 @@ impl Application {
         let started = start_up(cfg, &teleport, &mattermost);
         let ping = tokio::select! {
             r = started => r?,
-            _ = shutdown.cancelled() => return finish(server).await,
+            _ = shutdown.cancelled() => return finish(server, &deadline).await,
         };
 
         let bridge_metrics = BridgeMetrics::new(&metrics);
@@ -218,19 +223,20 @@ impl Application {
         self.state.readiness.set(false);
         if let Err(e) = result {
             shutdown.cancel();
-            let _ = finish(server).await;
+            let _ = finish(server, &deadline).await;
             return Err(e);
         }
-        // Let work already started finish (bounded): a half-done request is completed by the
-        // next replica anyway, thanks to the plugin-data claim.
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, queue.idle()).await;
-        if drained.is_err() {
-            tracing::warn!(
+        // Let work already started finish by the deadline (the HTTP connections drain at the
+        // same time): a half-done request is completed by the next replica anyway, thanks to
+        // the plugin-data claim, so running out of time is not a failure.
+        let at = deadline.reached().await;
+        if tokio::time::timeout_at(at, queue.idle()).await.is_err() {
+            tracing::info!(
                 requests = queue.active(),
-                "shutdown grace ran out with requests in progress; another replica or the next start completes them"
+                "shutdown deadline reached with requests in progress; stopping anyway: another replica or the next start completes them"
             );
         }
-        finish(server).await
+        finish(server, &deadline).await
     }
 }
 
@@ -355,19 +361,20 @@ fn replica_name() -> String {
     format!("{host}:{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
-type Server = tokio::task::JoinHandle<std::io::Result<()>>;
+type Server = tokio::task::JoinHandle<http::serve::Served>;
 
-async fn finish(server: Server) -> anyhow::Result<()> {
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(Ok(Ok(()))) => {
-            tracing::info!("Successfully shut down");
-            Ok(())
-        }
-        Ok(Ok(Err(e))) => Err(e).context("HTTP server failed"),
-        Ok(Err(e)) => Err(e).context("HTTP server task panicked"),
-        Err(_) => anyhow::bail!(
-            "shutdown took longer than {}s; stopping anyway",
-            SHUTDOWN_GRACE.as_secs()
-        ),
+/// Waits for the HTTP server to drain; it drops what is still open at the deadline itself.
+/// Ends cleanly either way: a dropped connection is the client's to retry, as after any
+/// restart.
+async fn finish(server: Server, deadline: &Deadline) -> anyhow::Result<()> {
+    let served = server.await.context("HTTP server task panicked")?;
+    if served.dropped > 0 {
+        tracing::info!(
+            connections = served.dropped,
+            grace_s = deadline.grace().as_secs(),
+            "shutdown deadline reached: dropped the HTTP connections still open; their clients retry"
+        );
     }
+    tracing::info!("Successfully shut down");
+    Ok(())
 }

@@ -54,3 +54,36 @@ pub fn install() -> std::io::Result<Signals> {
     });
     Ok(Signals { shutdown, reload })
 }
+
+/// The one deadline of a shutdown: `grace` after the shutdown request, the same instant for
+/// every part that drains (the request queue, the HTTP connections), so that together they
+/// never take longer than `grace`.
+#[derive(Clone, Debug)]
+pub struct Deadline {
+    shutdown: CancellationToken,
+    grace: std::time::Duration,
+    at: std::sync::Arc<std::sync::OnceLock<tokio::time::Instant>>,
+}
+
+impl Deadline {
+    pub fn new(shutdown: CancellationToken, grace: std::time::Duration) -> Self {
+        Self {
+            shutdown,
+            grace,
+            at: Default::default(),
+        }
+    }
+
+    /// Waits for the shutdown request, then returns the deadline. The first caller to see
+    /// the request fixes the instant; later callers get the same one.
+    pub async fn reached(&self) -> tokio::time::Instant {
+        self.shutdown.cancelled().await;
+        *self
+            .at
+            .get_or_init(|| tokio::time::Instant::now() + self.grace)
+    }
+
+    pub fn grace(&self) -> std::time::Duration {
+        self.grace
+    }
+}

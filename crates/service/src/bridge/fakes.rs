@@ -10,35 +10,8 @@ use super::work::Summary;
 use crate::access::{RawData, Review};
 use crate::route::Recipient;
 
-// TODO(lead): use teleport_mattermost_sim's apply_update
-/// Teleport's server-side update rule: check `expect` key by key against the current entry
-/// (`""` = absent; with no entry every expected value must be `""`), then apply `set`
-/// (`""` deletes). Returns the new entry (`None` when it ended up empty) or the first key
-/// whose expectation failed.
-pub fn apply_update(
-    current: Option<&RawData>,
-    set: &RawData,
-    expect: &RawData,
-) -> Result<Option<RawData>, String> {
-    for (k, want) in expect {
-        let have = current
-            .and_then(|c| c.get(k))
-            .map(String::as_str)
-            .unwrap_or("");
-        if have != want {
-            return Err(k.clone());
-        }
-    }
-    let mut next = current.cloned().unwrap_or_default();
-    for (k, v) in set {
-        if v.is_empty() {
-            next.remove(k);
-        } else {
-            next.insert(k.clone(), v.clone());
-        }
-    }
-    Ok((!next.is_empty()).then_some(next))
-}
+/// Teleport's update rule has one implementation, the simulator's: the fakes apply the same.
+pub use teleport_mattermost_sim::teleport::plugin_data::apply_update;
 
 #[derive(Clone, Default)]
 pub struct FakeStore {

@@ -4,6 +4,7 @@
 mod callbacks;
 mod health;
 mod observe;
+pub mod serve;
 
 use std::time::Duration;
 

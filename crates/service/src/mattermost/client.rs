@@ -434,7 +434,7 @@ fn transport_failure(call: &Call, error: reqwest::Error) -> Outcome {
     let error = MattermostError::Transport {
         call: call.name,
         timed_out,
-        source: error,
+        error,
     };
     if retryable {
         Outcome::Retryable {

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::teleport::proxy::error::Peer;
+
 /// Mattermost's JSON error body (`model.AppError`). Callers branch on `id`, which is stable;
 /// `message` is translated and only shown to people.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -194,22 +196,22 @@ pub enum MattermostError {
         status: u16,
         detail: AppError,
     },
-    /// 5xx after the allowed retries.
-    #[error(
-        "Mattermost failed `{call}` with a server error ({status} {detail}); retries exhausted"
-    )]
+    /// 5xx (after the allowed retries, when the call is retried at all; whether anyone
+    /// tries again is for the caller to say).
+    #[error("Mattermost failed `{call}` with a server error ({status} {detail})")]
     Server {
         call: &'static str,
         status: u16,
         detail: AppError,
     },
-    /// Connection refused, reset, TLS failure or timeout, after the allowed retries.
-    #[error("could not complete `{call}` with Mattermost{}: {source}", if *.timed_out { " (timed out)" } else { "" })]
+    /// Connection refused, reset, TLS failure or timeout, after the allowed retries. The
+    /// text says which, the way Teleport dial errors do; the causes are in the text, so the
+    /// reqwest error is not also a `source` (chains would print them twice).
+    #[error("could not complete `{call}` with Mattermost{}: {}", if *.timed_out { " (timed out)" } else { "" }, why(error))]
     Transport {
         call: &'static str,
         timed_out: bool,
-        #[source]
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     /// A 2xx whose body is not what the API describes.
     #[error("Mattermost answered `{call}` with an unexpected body: {reason}")]
@@ -256,6 +258,12 @@ impl MattermostError {
             MattermostError::InvalidResponse { .. } => "invalid_response",
         }
     }
+}
+
+/// Why a call failed on the way: refused, name not found, TLS (explained), reset...
+fn why(e: &reqwest::Error) -> String {
+    let host = e.url().and_then(|u| u.host_str()).unwrap_or("the server");
+    crate::teleport::proxy::error::http_failure(e, Peer::Mattermost { host })
 }
 
 /// Mattermost's id for a message over the post length limit.

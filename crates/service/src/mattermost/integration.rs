@@ -1,6 +1,6 @@
 //! What Mattermost sends to this service and what it accepts back: button clicks
 //! (`PostActionIntegrationRequest`/`Response`), dialog submissions and slash commands
-//! (spec mattermost.md A.6–A.8). Mattermost signs none of them.
+//! (docs/mattermost-api.md: buttons, dialogs, slash command). Mattermost signs none of them.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

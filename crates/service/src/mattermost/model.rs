@@ -198,7 +198,7 @@ pub struct OpenDialog {
     pub dialog: Dialog,
 }
 
-/// An interactive dialog (spec mattermost.md A.8).
+/// An interactive dialog (docs/mattermost-api.md, "Interactive dialogs").
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Dialog {
     pub callback_id: String,

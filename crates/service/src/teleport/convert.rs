@@ -1,18 +1,17 @@
-//! Conversions between the generated wire messages and the [`crate::access`] domain types,
-//! in both directions (the client decodes, the simulator encodes like a Go server would:
-//! non-nullable fields always present, the zero time as 0001-01-01).
+//! Decoding the generated wire messages into the [`crate::access`] domain types (and the few
+//! encodings the client sends: reviews and timestamps). Go servers send non-nullable fields
+//! always and the zero time as 0001-01-01, which decodes as "unset".
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use prost_types::Timestamp;
 use time::OffsetDateTime;
 
 use super::wire::teleport::accessmonitoringrules::v1 as amr;
-use super::wire::teleport::header::v1 as header;
 use super::wire::types;
 use crate::access::{
-    AccessMonitoringRule, AccessRequest, KIND_ACCESS_MONITORING_RULE, KIND_ACCESS_REQUEST,
-    RequestKind, RequestState, ResourceId, Review, RuleNotification, Threshold, User,
+    AccessMonitoringRule, AccessRequest, RequestKind, RequestState, ResourceId, Review,
+    RuleNotification, Threshold, User,
 };
 
 /// Go's zero `time.Time` (0001-01-01T00:00:00Z) as Unix seconds: what Go sends for an unset
@@ -134,93 +133,6 @@ pub fn request_from_proto(r: &types::AccessRequestV3) -> AccessRequest {
     }
 }
 
-/// Encodes a request like Teleport does. `review_indexes[i]` are the threshold indexes of
-/// review `i` (the simulator computes them); every role maps to one set of all thresholds.
-pub fn request_to_proto(
-    r: &AccessRequest,
-    review_indexes: &[Vec<u32>],
-    resource_expires: Option<OffsetDateTime>,
-) -> types::AccessRequestV3 {
-    let all: Vec<u32> = (0..r.thresholds.len() as u32).collect();
-    let rtm: HashMap<String, types::ThresholdIndexSets> = r
-        .roles
-        .iter()
-        .map(|role| {
-            (
-                role.clone(),
-                types::ThresholdIndexSets {
-                    sets: vec![types::ThresholdIndexSet {
-                        indexes: all.clone(),
-                    }],
-                },
-            )
-        })
-        .collect();
-    types::AccessRequestV3 {
-        kind: KIND_ACCESS_REQUEST.into(),
-        sub_kind: String::new(),
-        version: "v3".into(),
-        metadata: Some(types::Metadata {
-            name: r.id.clone(),
-            namespace: "default".into(),
-            expires: ts_to(resource_expires),
-            ..Default::default()
-        }),
-        spec: Some(types::AccessRequestSpecV3 {
-            user: r.user.clone(),
-            roles: r.roles.clone(),
-            state: r.state.to_i32(),
-            created: ts_required(r.created),
-            expires: ts_required(r.expires),
-            request_reason: r.request_reason.clone(),
-            resolve_reason: r.resolve_reason.clone(),
-            resolve_annotations: labels_to(&BTreeMap::new()),
-            system_annotations: labels_to(&r.system_annotations),
-            thresholds: r
-                .thresholds
-                .iter()
-                .map(|t| types::AccessReviewThreshold {
-                    name: t.name.clone(),
-                    filter: String::new(),
-                    approve: t.approve,
-                    deny: t.deny,
-                })
-                .collect(),
-            role_threshold_mapping: rtm,
-            reviews: r
-                .reviews
-                .iter()
-                .enumerate()
-                .map(|(i, rev)| {
-                    review_to_proto(rev, review_indexes.get(i).cloned().unwrap_or_default())
-                })
-                .collect(),
-            suggested_reviewers: r.suggested_reviewers.clone(),
-            requested_resource_ids: r
-                .resources
-                .iter()
-                .map(|id| types::ResourceId {
-                    cluster_name: id.cluster.clone(),
-                    kind: id.kind.clone(),
-                    name: id.name.clone(),
-                    sub_resource_name: id.sub_resource.clone(),
-                })
-                .collect(),
-            max_duration: ts_required(r.max_duration),
-            session_ttl: ts_required(r.session_ttl),
-            access_list: r
-                .promoted_access_list_title
-                .as_ref()
-                .map(|t| types::PromotedAccessList {
-                    name: String::new(),
-                    title: t.clone(),
-                }),
-            request_kind: r.kind.to_i32(),
-            ..Default::default()
-        }),
-    }
-}
-
 pub fn rule_from_proto(r: &amr::AccessMonitoringRule) -> AccessMonitoringRule {
     let spec = r.spec.clone().unwrap_or_default();
     let n = spec.notification.unwrap_or_default();
@@ -240,29 +152,6 @@ pub fn rule_from_proto(r: &amr::AccessMonitoringRule) -> AccessMonitoringRule {
     }
 }
 
-pub fn rule_to_proto(r: &AccessMonitoringRule) -> amr::AccessMonitoringRule {
-    amr::AccessMonitoringRule {
-        metadata: Some(header::Metadata {
-            name: r.name.clone(),
-            namespace: String::new(),
-            ..Default::default()
-        }),
-        kind: KIND_ACCESS_MONITORING_RULE.into(),
-        sub_kind: String::new(),
-        version: "v1".into(),
-        spec: Some(amr::AccessMonitoringRuleSpec {
-            subjects: r.subjects.clone(),
-            states: r.states.clone(),
-            condition: r.condition.clone(),
-            notification: Some(amr::Notification {
-                name: r.notification.name.clone(),
-                recipients: r.notification.recipients.clone(),
-            }),
-            ..Default::default()
-        }),
-    }
-}
-
 pub fn user_from_proto(u: &types::UserV2) -> User {
     let spec = u.spec.clone().unwrap_or_default();
     User {
@@ -273,24 +162,6 @@ pub fn user_from_proto(u: &types::UserV2) -> User {
             .unwrap_or_default(),
         roles: spec.roles,
         traits: labels_from(spec.traits.as_ref()),
-    }
-}
-
-pub fn user_to_proto(u: &User) -> types::UserV2 {
-    types::UserV2 {
-        kind: "user".into(),
-        sub_kind: String::new(),
-        version: "v2".into(),
-        metadata: Some(types::Metadata {
-            name: u.name.clone(),
-            namespace: "default".into(),
-            ..Default::default()
-        }),
-        spec: Some(types::UserSpecV2 {
-            roles: u.roles.clone(),
-            traits: labels_to(&u.traits),
-            expires: ts_required(None),
-        }),
     }
 }
 
@@ -312,46 +183,5 @@ mod tests {
             ts_from(Some(&Timestamp::default())),
             Some(OffsetDateTime::UNIX_EPOCH)
         );
-    }
-
-    #[test]
-    fn requests_round_trip_through_the_wire_types() {
-        let req = AccessRequest {
-            id: "0190f3a0-aaaa-7bbb-8ccc-123456789abc".into(),
-            user: "alice".into(),
-            roles: vec!["editor".into()],
-            state: RequestState::Pending,
-            created: Some(datetime!(2025-01-01 00:00 UTC)),
-            expires: Some(datetime!(2025-01-01 01:00 UTC)),
-            max_duration: None,
-            session_ttl: Some(datetime!(2025-01-01 08:00 UTC)),
-            request_reason: "because of".into(),
-            resolve_reason: String::new(),
-            system_annotations: BTreeMap::from([("k".into(), vec!["v".into()])]),
-            thresholds: vec![Threshold::default_single()],
-            reviews: vec![Review {
-                author: "bob".into(),
-                proposed_state: RequestState::Approved,
-                reason: "ok".into(),
-                created: Some(datetime!(2025-01-01 00:10 UTC)),
-                submitted_by: "access-plugin".into(),
-                on_behalf: true,
-            }],
-            suggested_reviewers: vec!["bob".into()],
-            resources: vec![ResourceId {
-                cluster: "c".into(),
-                kind: "node".into(),
-                name: "n".into(),
-                sub_resource: String::new(),
-            }],
-            promoted_access_list_title: None,
-            kind: RequestKind::ShortTerm,
-        };
-        let wire = request_to_proto(&req, &[vec![0]], None);
-        assert_eq!(
-            wire.spec.as_ref().unwrap().reviews[0].threshold_indexes,
-            vec![0]
-        );
-        assert_eq!(request_from_proto(&wire), req);
     }
 }

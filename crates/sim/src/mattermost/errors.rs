@@ -108,7 +108,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The rate limiter's refusal: plain text, not an AppError (spec mattermost.md A.4).
+/// The rate limiter's refusal: plain text, not an AppError (docs/mattermost-api.md, "Rate limiting").
 pub fn limit_exceeded(limit: u64, reset_secs: u64, retry_after_secs: u64) -> Response {
     let mut response = (
         StatusCode::TOO_MANY_REQUESTS,

@@ -1,6 +1,6 @@
 //! The simulator acting as Mattermost toward the service: it POSTs button clicks, dialog
-//! submissions and slash commands with exactly the payloads of spec mattermost.md A.6–A.8,
-//! and applies the answers the way the server does (post updates, ephemeral messages).
+//! submissions and slash commands with exactly the payloads in docs/mattermost-api.md
+//! (buttons, dialogs, slash command), and applies the answers the way the server does (post updates, ephemeral messages).
 
 use serde_json::{Map, Value, json};
 
@@ -113,6 +113,7 @@ impl Shared {
             root_id: String::new(),
             message: text.into(),
             props,
+            create_at: now_ms(),
         };
         self.mutate(|s| {
             s.ephemeral.push(ephemeral.clone());
@@ -225,6 +226,7 @@ impl MattermostSim {
                     root_id: thread_root,
                     message: t.into(),
                     props: json!({}),
+                    create_at: now_ms(),
                 };
                 self.shared.mutate(|s| {
                     s.ephemeral.push(e.clone());

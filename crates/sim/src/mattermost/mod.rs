@@ -1,5 +1,5 @@
 //! A Mattermost REST v4 server on a real loopback socket, faithful to the wire facts in
-//! spec/mattermost.md: users (a bot first), teams, channels with membership, DM channels,
+//! docs/mattermost-api.md: users (a bot first), teams, channels with membership, DM channels,
 //! posts with threads and edits, AppError bodies, the post length limit, `pending_post_id`
 //! de-duplication, the rate limiter, trigger ids and dialogs. It also plays Mattermost toward
 //! the service (button clicks, dialog submissions, slash commands) and has a fault switchboard.
@@ -155,9 +155,7 @@ impl MattermostSim {
         let bot_id = store.bot_id.clone();
         let faults = Faults::default();
         faults.set_rate_limit(config.rate_limit);
-        // Calls to the service are usually plain HTTP; without a CA bundle, HTTPS ones fail.
-        let tls = teleport_mattermost::mattermost::tls::client_config(&[])
-            .unwrap_or_else(|_| teleport_mattermost::mattermost::tls::no_roots_config());
+        let tls = tls::client_tls_config();
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(Duration::from_secs(30))
@@ -282,6 +280,23 @@ impl MattermostSim {
             .remove_channel_member(channel_id, user_id);
     }
 
+    /// `user_id` posts `message` in `channel_id` (a reply when `root_id` is set), under the
+    /// same rules as `POST /posts`; the playground's message box uses it.
+    pub fn post_as(
+        &self,
+        user_id: &str,
+        channel_id: &str,
+        root_id: &str,
+        message: &str,
+    ) -> Result<SimPost, ApiError> {
+        let body =
+            serde_json::json!({"channel_id": channel_id, "root_id": root_id, "message": message});
+        let now = tokio::time::Instant::now();
+        let post = self.shared.mutate(|s| s.create_post(user_id, &body, now))?;
+        let id = post["id"].as_str().unwrap_or_default();
+        Ok(self.post(id).expect("the post was just stored"))
+    }
+
     /// A trigger id as a click or slash command by `user_id` in `channel_id` would carry.
     pub fn issue_trigger(&self, user_id: &str, channel_id: &str) -> String {
         let now = tokio::time::Instant::now();
@@ -296,6 +311,19 @@ impl MattermostSim {
 
     pub fn channel(&self, id: &str) -> Option<SimChannel> {
         self.shared.store().channels.get(id).cloned()
+    }
+
+    /// The channels `user_id` is a member of (team channels and DMs), oldest first.
+    pub fn channels_of(&self, user_id: &str) -> Vec<SimChannel> {
+        let s = self.shared.store();
+        let mut channels: Vec<SimChannel> = s
+            .channels
+            .values()
+            .filter(|c| s.is_member(&c.id, user_id))
+            .cloned()
+            .collect();
+        channels.sort_by(|a, b| (a.create_at, &a.name).cmp(&(b.create_at, &b.name)));
+        channels
     }
 
     /// Every post (roots and replies), oldest first.

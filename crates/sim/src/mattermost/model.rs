@@ -251,6 +251,8 @@ pub struct EphemeralPost {
     pub root_id: String,
     pub message: String,
     pub props: Value,
+    /// When it was shown (ms since the epoch), to place it among the channel's posts.
+    pub create_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::errors::ApiError;
-use super::ids::{new_id, now_ms};
+use super::ids::{is_valid_id, new_id, now_ms};
 use super::model::{PostRevision, SimPost, SimReaction};
 use super::store::{Store, str_field};
 
@@ -206,6 +206,68 @@ impl Store {
         post.has_reactions = flag("has_reactions", post.has_reactions);
         post.update_at = at;
         Ok(post.to_json())
+    }
+
+    /// `GET /channels/{channel_id}/posts?page=&per_page=`: a page of the channel's posts
+    /// (replies included), newest first, as a `PostList`. Like the server, the map also holds
+    /// the roots of replies on the page, and the cursors name the posts just outside it.
+    pub(crate) fn channel_page(
+        &self,
+        actor: &str,
+        channel_id: &str,
+        page: usize,
+        per_page: usize,
+    ) -> Result<Value, ApiError> {
+        if !is_valid_id(channel_id) {
+            return Err(ApiError::invalid_url_param("channel_id"));
+        }
+        // The server checks the permission first: an unknown channel is a 403 as well.
+        if !self.can_read(channel_id, actor) {
+            return Err(ApiError::permission("read_channel"));
+        }
+        let newest_first: Vec<&SimPost> = self
+            .channel_posts
+            .get(channel_id)
+            .into_iter()
+            .flatten()
+            .rev()
+            .map(|id| &self.posts[id])
+            .filter(|p| p.delete_at == 0)
+            .collect();
+        let start = page.saturating_mul(per_page).min(newest_first.len());
+        let end = start.saturating_add(per_page).min(newest_first.len());
+        let shown = &newest_first[start..end];
+        let mut posts: Map<String, Value> =
+            shown.iter().map(|p| (p.id.clone(), p.to_json())).collect();
+        for reply in shown.iter().filter(|p| !p.root_id.is_empty()) {
+            if let Some(root) = self.posts.get(&reply.root_id) {
+                posts
+                    .entry(root.id.clone())
+                    .or_insert_with(|| root.to_json());
+            }
+        }
+        let cursor = |i: Option<usize>| {
+            i.and_then(|i| newest_first.get(i))
+                .map_or_else(String::new, |p| p.id.clone())
+        };
+        Ok(json!({
+            "order": shown.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            "posts": posts,
+            "next_post_id": cursor(start.checked_sub(1)),
+            "prev_post_id": cursor((end > start).then_some(end)),
+            "has_next": end < newest_first.len(),
+        }))
+    }
+
+    /// `read_channel`: a member, or anyone in the team for an open channel.
+    pub(crate) fn can_read(&self, channel_id: &str, viewer: &str) -> bool {
+        self.channels.get(channel_id).is_some_and(|c| {
+            self.is_member(channel_id, viewer)
+                || (c.kind == "O"
+                    && self
+                        .team_members
+                        .contains(&(c.team_id.clone(), viewer.to_string())))
+        })
     }
 
     pub(crate) fn thread(&self, actor: &str, id: &str) -> Result<Value, ApiError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +37,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/api/v4/channels/{channel_id}/members/{user_id}",
             get(channel_member),
         )
+        .route("/api/v4/channels/{channel_id}/posts", get(channel_posts))
         .route("/api/v4/posts", post(create_post))
         .route("/api/v4/posts/{post_id}", get(get_post).put(update_post))
         .route("/api/v4/posts/{post_id}/patch", put(patch_post))
@@ -212,6 +213,28 @@ async fn direct_channel(
     let body = parse(&body)?;
     write(&s, &h, StatusCode::CREATED, |store, actor| {
         store.direct_channel(actor, &body)
+    })
+}
+
+/// Query parameters the server reads as numbers: a bad one falls back to its default
+/// (`page` 0, `per_page` 60), and `per_page` is capped at 200.
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+async fn channel_posts(
+    State(s): State<Arc<Shared>>,
+    Path(channel_id): Path<String>,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Result<Response, ApiError> {
+    let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<usize>().ok());
+    let page = number(&q.page).unwrap_or(0);
+    let per_page = number(&q.per_page).unwrap_or(60).min(200);
+    read(&s, &h, |store, actor| {
+        store.channel_page(actor, &channel_id, page, per_page)
     })
 }
 

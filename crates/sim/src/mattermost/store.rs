@@ -357,10 +357,7 @@ impl Store {
                 "Unable to find the existing channel.",
             )
         })?;
-        let in_team = self
-            .team_members
-            .contains(&(channel.team_id.clone(), viewer.to_string()));
-        if !(self.is_member(channel_id, viewer) || (channel.kind == "O" && in_team)) {
+        if !self.can_read(&channel.id, viewer) {
             return Err(ApiError::permission("read_channel"));
         }
         if !self.is_member(channel_id, user_id) {

@@ -1,5 +1,7 @@
 //! HTTPS for the simulator: a listener that completes the TLS handshake before handing the
-//! connection to axum, so tests can check the client's trust roots (system plus extra CA).
+//! connection to axum, so tests can check the client's trust roots (system plus extra CA);
+//! and the client side of the simulator's own calls (interactive actions, dialogs and slash
+//! commands sent to the service).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +25,25 @@ pub fn server_tls_config(
         .with_single_cert(cert_chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The simulator's outgoing TLS: the platform's roots. Calls to the service are usually
+/// plain HTTP; on a host without a CA bundle the config trusts nothing, so HTTP still works
+/// and HTTPS fails with an unknown issuer.
+pub(crate) fn client_tls_config() -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions");
+    match rustls_platform_verifier::Verifier::new(provider) {
+        Ok(verifier) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth(),
+        Err(_) => builder
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    }
 }
 
 pub(crate) struct TlsListener {

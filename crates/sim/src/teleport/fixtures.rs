@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::model::User;
 use super::{SimRole, TeleportSim};
-use teleport_mattermost::access::User;
 
 pub const PLUGIN_USER: &str = "access-plugin";
 pub const REQUESTER: &str = "requester@example.com";

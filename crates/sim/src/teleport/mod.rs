@@ -16,8 +16,9 @@
 
 pub mod faults;
 pub mod fixtures;
+pub mod model;
 pub mod pki;
-mod plugin_data;
+pub mod plugin_data;
 pub mod proxy;
 pub mod rbac;
 mod review;
@@ -25,6 +26,7 @@ mod server;
 mod service;
 mod state;
 mod watch;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,17 +40,17 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use teleport_mattermost::access::RawData;
-use teleport_mattermost::access::{AccessMonitoringRule, AccessRequest, RequestState, User};
-use teleport_mattermost::teleport::NewReview;
-use teleport_mattermost::teleport::client::review_submission;
-use teleport_mattermost::teleport::convert;
-use teleport_mattermost::teleport::wire::proto::auth_service_server::AuthServiceServer;
-use teleport_mattermost::teleport::wire::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_server::AccessMonitoringRulesServiceServer;
-use teleport_mattermost::teleport::wire::teleport::users::v1::users_service_server::UsersServiceServer;
+use teleport_mattermost_proto::proto::auth_service_server::AuthServiceServer;
+use teleport_mattermost_proto::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_server::AccessMonitoringRulesServiceServer;
+use teleport_mattermost_proto::teleport::users::v1::users_service_server::UsersServiceServer;
 
 pub use faults::{ConnRecord, Faults, Method};
+pub use model::{
+    AccessMonitoringRule, AccessRequest, NewReview, RequestKind, RequestState, ResourceId, Review,
+    RuleNotification, Threshold, User,
+};
 pub use pki::{IssuedIdentity, Validity};
+pub use plugin_data::RawData;
 pub use rbac::{SimRole, SimRule};
 pub use state::{ClusterInfo, NewRequest, ReviewAudit};
 
@@ -266,9 +268,11 @@ impl TeleportSim {
         request_id: &str,
         review: &NewReview,
     ) -> Result<AccessRequest, Status> {
-        let sub = review_submission(request_id, review, caller, time::OffsetDateTime::now_utc());
-        let out = self.shared.lock().submit_review(caller, sub)?;
-        Ok(convert::request_from_proto(&out))
+        let sub =
+            wire::review_submission(request_id, review, caller, time::OffsetDateTime::now_utc());
+        let mut st = self.shared.lock();
+        st.submit_review(caller, sub)?;
+        Ok(st.request(request_id)?.req.clone())
     }
 
     /// Every review submitted so far, oldest first.

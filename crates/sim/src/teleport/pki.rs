@@ -60,7 +60,7 @@ impl Ca {
 #[derive(Clone)]
 pub struct IssuedIdentity {
     pub user: String,
-    /// Lowercase hex, as [`teleport_mattermost::teleport::identity::CertInfo`] reports it.
+    /// Lowercase hex of the serial number's bytes (what the Auth simulator records per connection).
     pub serial: String,
     pub not_after: OffsetDateTime,
     pub key_pem: String,

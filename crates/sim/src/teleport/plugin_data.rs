@@ -1,15 +1,51 @@
 //! Plugin data storage with Teleport's semantics: one object per access request holding an
 //! entry per plugin, compare-and-swap updates (`Expect` key by key, `""` = absent or delete),
 //! and expiry one hour after the request's access expiry, checked on access.
+//!
+//! [`apply_update`] is the repository's one implementation of Teleport's update rule: the
+//! service's in-memory test stores reuse it rather than writing their own.
 
 use std::collections::{BTreeMap, HashMap};
 
 use time::OffsetDateTime;
 use tonic::Status;
 
-use teleport_mattermost::access::{KIND_ACCESS_REQUEST, RawData};
-use teleport_mattermost::teleport::convert;
-use teleport_mattermost::teleport::wire::types;
+use teleport_mattermost_proto::types;
+
+use super::model::KIND_ACCESS_REQUEST;
+use super::wire::nullable_time;
+
+/// One plugin's entry for one request: key → value (a value is never empty).
+pub type RawData = BTreeMap<String, String>;
+
+/// Teleport's `UpdatePluginData` rule: every `expect` key must match the current entry
+/// (`""` = the key is absent; with no entry at all, every expected value must be `""`), then
+/// `set` is applied (`""` deletes the key). Returns the new entry (`None` once it is empty)
+/// or the first key whose expectation failed.
+pub fn apply_update(
+    current: Option<&RawData>,
+    set: &RawData,
+    expect: &RawData,
+) -> Result<Option<RawData>, String> {
+    let value = |k: &str| current.and_then(|c| c.get(k)).map_or("", String::as_str);
+    if let Some((k, _)) = expect.iter().find(|(k, want)| value(k) != want.as_str()) {
+        return Err(k.clone());
+    }
+    let mut next = current.cloned().unwrap_or_default();
+    for (k, v) in set {
+        if v.is_empty() {
+            next.remove(k);
+        } else {
+            next.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(if next.is_empty() { None } else { Some(next) })
+}
+
+/// The `FailedPrecondition` message Teleport gives when an expectation fails.
+pub fn expectation_failed_message(key: &str) -> String {
+    format!("expectations not met for field {key:?}")
+}
 
 struct StoredData {
     entries: BTreeMap<String, RawData>,
@@ -54,7 +90,7 @@ impl PluginDataTable {
                     metadata: Some(types::Metadata {
                         name: id.clone(),
                         namespace: "default".into(),
-                        expires: convert::ts_to(d.expires),
+                        expires: nullable_time(d.expires),
                         ..Default::default()
                     }),
                     spec: Some(types::PluginDataSpecV3 {
@@ -138,36 +174,51 @@ impl PluginDataTable {
     }
 }
 
-/// Teleport's server-side update rule (`PluginDataV3.Update` with `checkExpectations`):
-/// check `expect` key by key against the current entry (`""` = absent; with no entry every
-/// expected value must be `""`), then apply `set` (`""` deletes). Returns the new entry
-/// (`None` when it ended up empty) or the first key whose expectation failed.
-pub fn apply_update(
-    current: Option<&RawData>,
-    set: &RawData,
-    expect: &RawData,
-) -> Result<Option<RawData>, String> {
-    for (k, want) in expect {
-        let have = current
-            .and_then(|c| c.get(k))
-            .map(String::as_str)
-            .unwrap_or("");
-        if have != want {
-            return Err(k.clone());
-        }
-    }
-    let mut next = current.cloned().unwrap_or_default();
-    for (k, v) in set {
-        if v.is_empty() {
-            next.remove(k);
-        } else {
-            next.insert(k.clone(), v.clone());
-        }
-    }
-    Ok((!next.is_empty()).then_some(next))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The text Teleport uses for a failed expectation.
-pub fn expectation_failed_message(key: &str) -> String {
-    format!("expectations not met for field {key:?}")
+    fn map(pairs: &[(&str, &str)]) -> RawData {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn expectations_are_checked_key_by_key_with_empty_meaning_absent() {
+        let cur = map(&[("a", "1"), ("b", "2")]);
+        let next = apply_update(
+            Some(&cur),
+            &map(&[("a", "9"), ("b", "")]),
+            &map(&[("a", "1"), ("c", "")]),
+        );
+        assert_eq!(next, Ok(Some(map(&[("a", "9")]))));
+        assert_eq!(
+            apply_update(Some(&cur), &map(&[("a", "9")]), &map(&[("b", "3")])),
+            Err("b".into())
+        );
+        // No entry: only "absent" expectations hold.
+        assert_eq!(
+            apply_update(None, &map(&[("a", "1")]), &map(&[("a", "")])),
+            Ok(Some(map(&[("a", "1")])))
+        );
+        assert_eq!(
+            apply_update(None, &map(&[("a", "1")]), &map(&[("a", "1")])),
+            Err("a".into())
+        );
+        // Deleting the last key leaves no entry.
+        assert_eq!(
+            apply_update(
+                Some(&map(&[("a", "1")])),
+                &map(&[("a", "")]),
+                &RawData::new()
+            ),
+            Ok(None)
+        );
+        assert_eq!(
+            expectation_failed_message("a"),
+            "expectations not met for field \"a\""
+        );
+    }
 }

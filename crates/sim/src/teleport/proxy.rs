@@ -15,10 +15,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alpn;
 mod hello;
 mod http;
 mod router;
 mod web_pki;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

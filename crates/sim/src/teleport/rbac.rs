@@ -4,7 +4,7 @@
 
 use tonic::Status;
 
-use teleport_mattermost::access::{AccessRequest, Threshold};
+use super::model::{AccessRequest, Threshold};
 
 /// One allow rule: verbs on resources (`*` matches any).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,11 +5,13 @@
 use time::OffsetDateTime;
 use tonic::Status;
 
+use super::model::{RequestState, Review, Threshold, version_triple};
 use super::state::{ReviewAudit, State};
-use teleport_mattermost::access::{RequestState, Review};
-use teleport_mattermost::teleport::client::ON_BEHALF_MIN_VERSION;
-use teleport_mattermost::teleport::wire::types;
-use teleport_mattermost::teleport::{convert, version_at_least};
+use super::wire;
+use teleport_mattermost_proto::types;
+
+/// The first Teleport version that accepts reviews submitted on behalf of another user.
+pub const ON_BEHALF_MIN_VERSION: (u64, u64, u64) = (18, 11, 0);
 
 impl State {
     pub fn submit_review(
@@ -18,14 +20,14 @@ impl State {
         sub: types::AccessReviewSubmission,
     ) -> Result<types::AccessRequestV3, Status> {
         let mut rev = sub.review.unwrap_or_default();
-        let proposed = RequestState::from_i32(rev.proposed_state);
+        let proposed = RequestState::from_number(rev.proposed_state);
         if proposed == RequestState::Promoted {
             return Err(Status::invalid_argument(
                 "state promoted can be only set when promoting to access list",
             ));
         }
         let on_behalf_supported =
-            version_at_least(&self.info.server_version, ON_BEHALF_MIN_VERSION);
+            version_triple(&self.info.server_version) >= ON_BEHALF_MIN_VERSION;
         if !on_behalf_supported {
             // Fields 11 and 12 do not exist before v18.11: an older server never sees them.
             rev.submitted_by.clear();
@@ -95,11 +97,11 @@ impl State {
         if stored.req.state.is_resolved() {
             return Err(Status::permission_denied(format!(
                 "the access request has been already {}",
-                stored.req.state.as_str().to_lowercase()
+                stored.req.state.name().to_lowercase()
             )));
         }
 
-        let mut review = convert::review_from_proto(&rev);
+        let mut review = wire::review_from_proto(&rev);
         if review.created.is_none() {
             review.created = Some(OffsetDateTime::now_utc());
         }
@@ -130,7 +132,7 @@ impl State {
 /// threshold reached denies, the first approval threshold reached approves, and the
 /// deciding review's reason becomes the resolve reason.
 pub(crate) fn resolution(
-    thresholds: &[teleport_mattermost::access::Threshold],
+    thresholds: &[Threshold],
     reviews: &[Review],
 ) -> Option<(RequestState, String)> {
     let mut approvals = vec![0u32; thresholds.len()];
@@ -143,7 +145,7 @@ pub(crate) fn resolution(
                 _ => {}
             }
         }
-        let hit = |counts: &[u32], need: fn(&teleport_mattermost::access::Threshold) -> u32| {
+        let hit = |counts: &[u32], need: fn(&Threshold) -> u32| {
             thresholds
                 .iter()
                 .zip(counts)
@@ -162,7 +164,6 @@ pub(crate) fn resolution(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use teleport_mattermost::access::Threshold;
 
     fn rev(state: RequestState, reason: &str) -> Review {
         Review {

@@ -17,7 +17,6 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::Connected;
 
 use super::faults::{ConnRecord, Faults};
-use teleport_mattermost::teleport::identity::CertInfo;
 
 /// Who is on the other end of a connection: request extensions carry it to the handlers.
 #[derive(Debug, Clone)]
@@ -143,13 +142,21 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// The verified client certificate's CN (the Teleport user) and serial.
+/// The verified client certificate's CN (the Teleport user) and serial (lowercase hex of
+/// its bytes, as [`super::IssuedIdentity::serial`] has it).
 fn identify(io: &TlsStream<TcpStream>, peer: SocketAddr) -> Option<ConnInfo> {
-    let cert = io.get_ref().1.peer_certificates()?.first()?;
-    let info = CertInfo::parse(cert).ok()?;
-    (!info.common_name.is_empty()).then_some(ConnInfo {
-        user: info.common_name,
-        serial: info.serial,
+    let der = io.get_ref().1.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let user = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    (!user.is_empty()).then(|| ConnInfo {
+        user,
+        serial: hex::encode(cert.raw_serial()),
         peer,
     })
 }

@@ -1,6 +1,7 @@
 //! The gRPC handlers: `proto.AuthService`,
 //! `teleport.accessmonitoringrules.v1.AccessMonitoringRulesService` and
-//! `teleport.users.v1.UsersService` (ListUsers), each identifying the caller from its certificate, applying the fault switchboard, then Teleport's RBAC.
+//! `teleport.users.v1.UsersService` (ListUsers), each identifying the caller from its
+//! certificate, applying the fault switchboard, then Teleport's RBAC.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,14 +13,14 @@ use super::pki::ClusterPki;
 use super::server::ConnInfo;
 use super::state::{State, check_plugin_data};
 use super::watch;
-use teleport_mattermost::access::{KIND_ACCESS_MONITORING_RULE, KIND_ACCESS_REQUEST};
-use teleport_mattermost::teleport::convert;
-use teleport_mattermost::teleport::wire::proto::auth_service_server::AuthService;
-use teleport_mattermost::teleport::wire::teleport::accessmonitoringrules::v1 as amr;
-use teleport_mattermost::teleport::wire::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_server::AccessMonitoringRulesService;
-use teleport_mattermost::teleport::wire::teleport::users::v1 as users;
-use teleport_mattermost::teleport::wire::teleport::users::v1::users_service_server::UsersService;
-use teleport_mattermost::teleport::wire::{proto, types};
+use super::model::{KIND_ACCESS_MONITORING_RULE, KIND_ACCESS_REQUEST};
+use super::wire;
+use teleport_mattermost_proto::proto::auth_service_server::AuthService;
+use teleport_mattermost_proto::teleport::accessmonitoringrules::v1 as amr;
+use teleport_mattermost_proto::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_server::AccessMonitoringRulesService;
+use teleport_mattermost_proto::teleport::users::v1 as users;
+use teleport_mattermost_proto::teleport::users::v1::users_service_server::UsersService;
+use teleport_mattermost_proto::{proto, types};
 
 /// Largest rule page served, whatever the client asks for.
 const MAX_RULE_PAGE: usize = 1000;
@@ -173,7 +174,7 @@ impl AuthService for AuthSim {
             .users
             .get(name)
             .ok_or_else(|| Status::not_found(format!("user {name:?} is not found")))?;
-        Ok(Response::new(convert::user_to_proto(user)))
+        Ok(Response::new(wire::user_to_proto(user)))
     }
 }
 
@@ -218,7 +219,7 @@ impl AccessMonitoringRulesService for RulesSim {
         let rules: Vec<amr::AccessMonitoringRule> = matching
             .by_ref()
             .take(page)
-            .map(convert::rule_to_proto)
+            .map(wire::rule_to_proto)
             .collect();
         let next_page_token = matching.next().map(|r| r.name.clone()).unwrap_or_default();
         Ok(Response::new(
@@ -250,7 +251,7 @@ impl UsersService for UsersSim {
         let users = names
             .iter()
             .take(page)
-            .map(|n| convert::user_to_proto(&st.users[*n]))
+            .map(|n| wire::user_to_proto(&st.users[*n]))
             .collect();
         let next_page_token = names.get(page).map(|n| n.to_string()).unwrap_or_default();
         Ok(Response::new(users::ListUsersResponse {

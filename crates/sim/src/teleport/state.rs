@@ -10,14 +10,14 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tonic::Status;
 
-use super::plugin_data::PluginDataTable;
-use super::rbac::{RoleSet, SimRole};
-use teleport_mattermost::access::{
+use super::model::{
     AccessMonitoringRule, AccessRequest, KIND_ACCESS_MONITORING_RULE, KIND_ACCESS_PLUGIN_DATA,
     KIND_ACCESS_REQUEST, RequestKind, RequestState, ResourceId, Threshold, User,
 };
-use teleport_mattermost::teleport::convert;
-use teleport_mattermost::teleport::wire::{proto, types};
+use super::plugin_data::PluginDataTable;
+use super::rbac::{RoleSet, SimRole};
+use super::wire;
+use teleport_mattermost_proto::{proto, types};
 
 /// What `Ping` reports; changeable at runtime.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ pub(crate) struct StoredRequest {
 
 impl StoredRequest {
     pub fn to_proto(&self) -> types::AccessRequestV3 {
-        convert::request_to_proto(&self.req, &self.review_indexes, self.req.expires)
+        wire::request_to_proto(&self.req, &self.review_indexes)
     }
 }
 
@@ -254,7 +254,7 @@ impl State {
         if stored.req.state.is_resolved() {
             return Err(Status::invalid_argument(format!(
                 "the access request has been already {}",
-                stored.req.state.as_str().to_lowercase()
+                stored.req.state.name().to_lowercase()
             )));
         }
         stored.req.state = state;
@@ -277,7 +277,7 @@ impl State {
         let event = proto::Event {
             r#type: proto::Operation::Put as i32,
             resource: Some(proto::event::Resource::AccessMonitoringRule(
-                convert::rule_to_proto(&rule),
+                wire::rule_to_proto(&rule),
             )),
         };
         self.rules.insert(rule.name.clone(), rule);
@@ -320,7 +320,7 @@ impl State {
     ) -> Vec<types::AccessRequestV3> {
         let see_all =
             roles.allows(KIND_ACCESS_REQUEST, "list") && roles.allows(KIND_ACCESS_REQUEST, "read");
-        let state = RequestState::from_i32(filter.state);
+        let state = RequestState::from_number(filter.state);
         let candidates: Box<dyn Iterator<Item = &StoredRequest>> = if filter.id.is_empty() {
             Box::new(self.requests.values())
         } else {

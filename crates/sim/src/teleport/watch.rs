@@ -12,10 +12,10 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use super::model::{KIND_ACCESS_REQUEST, RequestState, UnknownState};
 use super::rbac::RoleSet;
 use super::state::SimEvent;
-use teleport_mattermost::access::{KIND_ACCESS_REQUEST, RequestState};
-use teleport_mattermost::teleport::wire::{proto, types};
+use teleport_mattermost_proto::{proto, types};
 
 pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
 
@@ -106,9 +106,7 @@ fn parse_filter(kind: &str, filter: &HashMap<String, String>) -> Result<Granted,
             "state" => {
                 g.state = v
                     .parse()
-                    .map_err(|e: teleport_mattermost::access::UnknownState| {
-                        Status::invalid_argument(e.to_string())
-                    })?
+                    .map_err(|e: UnknownState| Status::invalid_argument(e.to_string()))?
             }
             other => {
                 return Err(Status::invalid_argument(format!(

@@ -1,5 +1,5 @@
 //! The cluster-name encoding of Teleport's ALPN routing: `teleport-auth@` followed by the
-//! lowercase hex of the cluster name and `.teleport.cluster.local` (spec teleport-proxy §0).
+//! lowercase hex of the cluster name and `.teleport.cluster.local` (docs/teleport-proxy.md, "TLS routing to Auth").
 
 use crate::teleport::tls::SERVER_NAME;
 
@@ -43,7 +43,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encodes_a_cloud_tenant_like_the_spec_example() {
+    fn encodes_a_cloud_tenant_like_teleports_own_example() {
         assert_eq!(
             encode_cluster_name("tenant.teleport.sh"),
             "74656e616e742e74656c65706f72742e7368.teleport.cluster.local"

@@ -61,6 +61,8 @@ pub enum Peer<'a> {
     RoutedAuth { cluster: &'a str },
     /// The Proxy's (or its load balancer's) public web certificate.
     ProxyWeb { host: &'a str },
+    /// Mattermost's HTTPS certificate (`mattermost.url`).
+    Mattermost { host: &'a str },
 }
 
 /// The rustls error inside an I/O error from tokio-rustls, if any.
@@ -82,6 +84,30 @@ pub fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a r
         };
     }
     None
+}
+
+/// Why an HTTPS call to `peer` failed: reqwest's error with its causes (refused, name not
+/// found, timed out...), a TLS failure explained instead of quoted.
+pub fn http_failure(e: &reqwest::Error, peer: Peer<'_>) -> String {
+    if let Some(tls) = find_rustls(e) {
+        let io = io::Error::new(io::ErrorKind::InvalidData, tls.clone());
+        return explain_tls(&io, peer);
+    }
+    let mut out = String::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    let mut last = String::new();
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !last.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        last = text;
+        cur = err.source();
+    }
+    out
 }
 
 /// A sentence for a failed TLS handshake with `peer`.
@@ -114,6 +140,12 @@ pub fn explain_tls(e: &io::Error, peer: Peer<'_>) -> String {
         ),
         (R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }), Peer::ProxyWeb { host }) => {
             format!("the proxy's web certificate is not valid for {host}")
+        }
+        (R::InvalidCertificate(C::UnknownIssuer | C::BadSignature), Peer::Mattermost { host }) => format!(
+            "Mattermost's certificate for {host} is not signed by a CA this system trusts: install its CA in the system trust store"
+        ),
+        (R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }), Peer::Mattermost { host }) => {
+            format!("Mattermost's certificate is not valid for {host}: check the host name in `mattermost.url`")
         }
         (R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }), _) => {
             "the server's certificate is not valid for teleport.cluster.local, so it is not a Teleport Auth Service".into()

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::cluster::REVERSE_TUNNEL_ALPN;
-use super::error::{DialError, Peer, explain_tls, find_rustls, rustls_error};
+use super::error::{DialError, Peer, explain_tls, http_failure, rustls_error};
 
 /// `/webapi/find` answers are small; anything larger is not a Teleport Proxy.
 const MAX_FIND_BODY: usize = 1024 * 1024;
@@ -225,30 +225,13 @@ pub fn host_of(addr: &str) -> &str {
 
 /// reqwest's error with its causes (a TLS reason is explained, not just quoted).
 fn describe_reqwest(e: &reqwest::Error, addr: &str) -> String {
-    let mut out = format!("GET https://{addr}/webapi/find failed");
-    if let Some(tls) = find_rustls(e) {
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls.clone());
-        out.push_str(": ");
-        out.push_str(&explain_tls(
-            &io,
-            Peer::ProxyWeb {
-                host: host_of(addr),
-            },
-        ));
-        return out;
-    }
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    let mut last = String::new();
-    while let Some(err) = cur {
-        let text = err.to_string();
-        if !last.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        last = text;
-        cur = err.source();
-    }
-    out
+    let peer = Peer::ProxyWeb {
+        host: host_of(addr),
+    };
+    format!(
+        "GET https://{addr}/webapi/find failed: {}",
+        http_failure(e, peer)
+    )
 }
 
 #[cfg(test)]

@@ -13,12 +13,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::{Ctx, UpgradeRecord};
-use teleport_mattermost::teleport::proxy::upgrade::{
-    SUBPROTOCOL_ALPN, SUBPROTOCOL_ALPN_PING, UPGRADE_PATH, accept_key,
+use super::ws::{
+    self, OP_CLOSE, PongHook, SUBPROTOCOL_ALPN, SUBPROTOCOL_ALPN_PING, UPGRADE_PATH, accept_key,
 };
-use teleport_mattermost::teleport::proxy::ws::frame::{self, OP_CLOSE};
-use teleport_mattermost::teleport::proxy::ws::{Role, WsStream};
+use super::{Ctx, UpgradeRecord};
 
 type Body = Full<Bytes>;
 
@@ -178,22 +176,21 @@ fn upgrade(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
         };
         let Some(chosen) = chosen else {
             // An unknown sub-protocol: a close frame with status 1003 (unsupported data).
-            let mut out = bytes::BytesMut::new();
-            frame::encode(OP_CLOSE, true, &frame::close_payload(1003), None, &mut out);
             let mut io = upgraded;
-            let _ = io.write_all(&out).await;
+            let _ = io
+                .write_all(&ws::server_frame(OP_CLOSE, &ws::close_payload(1003)))
+                .await;
             return;
         };
-        let mut ws = WsStream::new(upgraded, Role::Server, &[]);
-        if chosen == SUBPROTOCOL_ALPN_PING {
+        let pings = (chosen == SUBPROTOCOL_ALPN_PING).then(|| {
             let rec = ctx.clone();
-            ws = ws
-                .with_pings(ctx.opts.ping_interval, b"teleport")
-                .on_pong(Box::new(move |p| rec.records().pongs.push(p.to_vec())));
-        }
+            let hook: PongHook = Box::new(move |p| rec.records().pongs.push(p.to_vec()));
+            (ctx.opts.ping_interval, hook)
+        });
+        let stream = ws::serve(upgraded, pings);
         tokio::select! {
             _ = stop.cancelled() => {}
-            _ = super::router::route(ctx, Box::new(ws), true) => {}
+            _ = super::router::route(ctx, Box::new(stream), true) => {}
         }
     });
     let mut resp = Response::builder()

@@ -8,16 +8,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::alpn::{AUTH_PREFIX, H2, HTTP1, REVERSE_TUNNEL, cluster_of};
 use super::hello::{Rewind, read_hello};
 use super::{Ctx, Front, HelloRecord, Route};
-use teleport_mattermost::teleport::connect::BoxedIo;
-use teleport_mattermost::teleport::proxy::cluster::{
-    AUTH_ALPN_PREFIX, H2_ALPN, REVERSE_TUNNEL_ALPN, decode_cluster_name,
-};
+
+/// A connection the router can take: TCP, or the stream inside a connection upgrade.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+pub(crate) type BoxedIo = Box<dyn Io>;
 
 /// A plaintext fatal alert record: `no_application_protocol` (120).
 const ALERT_NO_APPLICATION_PROTOCOL: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x78];
@@ -56,7 +58,7 @@ pub(crate) fn route(
             Route::Auth => forward(&ctx, io).await,
             Route::Closed(why) => tracing::debug!("proxy sim: closing: {why}"),
             Route::ReverseTunnel => {
-                let cfg = ctx.pki.config(&[REVERSE_TUNNEL_ALPN]);
+                let cfg = ctx.pki.config(&[REVERSE_TUNNEL]);
                 // The handshake completes; the SSH server behind it is not simulated.
                 let _ =
                     tokio::time::timeout(HELLO_TIMEOUT, TlsAcceptor::from(cfg).accept(io)).await;
@@ -69,9 +71,9 @@ pub(crate) fn route(
             }
             Route::Web => {
                 let alpn: &[&str] = match front {
-                    Front::Direct => &[H2_ALPN, "http/1.1"],
+                    Front::Direct => &[H2, HTTP1],
                     Front::StripAlpn => &[],
-                    Front::Http1Only => &["http/1.1"],
+                    Front::Http1Only => &[HTTP1],
                 };
                 let accept = TlsAcceptor::from(ctx.pki.config(alpn)).accept(io);
                 match tokio::time::timeout(HELLO_TIMEOUT, accept).await {
@@ -89,7 +91,7 @@ pub(crate) fn decide(front: Front, alpn: &[String], cluster: &str) -> Route {
     match front {
         Front::StripAlpn => return Route::Web,
         Front::Http1Only => {
-            return if alpn.is_empty() || alpn.iter().any(|p| p == "http/1.1") {
+            return if alpn.is_empty() || alpn.iter().any(|p| p == HTTP1) {
                 Route::Web
             } else {
                 Route::Refused
@@ -98,25 +100,22 @@ pub(crate) fn decide(front: Front, alpn: &[String], cluster: &str) -> Route {
         Front::Direct => {}
     }
     for p in alpn {
-        if p.starts_with(AUTH_ALPN_PREFIX) {
+        if p.starts_with(AUTH_PREFIX) {
             // The auth handler reads the first protocol, whichever one matched.
             let first = &alpn[0];
-            return match first
-                .strip_prefix(AUTH_ALPN_PREFIX)
-                .map(decode_cluster_name)
-            {
+            return match first.strip_prefix(AUTH_PREFIX).map(cluster_of) {
                 Some(Ok(c)) if c == cluster => Route::Auth,
                 Some(Ok(c)) => Route::Closed(format!("cluster {c:?} is not served here")),
                 Some(Err(e)) => Route::Closed(e),
                 None => Route::Closed(format!(
-                    "the first ALPN protocol {first:?} is not {AUTH_ALPN_PREFIX}"
+                    "the first ALPN protocol {first:?} is not {AUTH_PREFIX}"
                 )),
             };
         }
-        if p == REVERSE_TUNNEL_ALPN {
+        if p == REVERSE_TUNNEL {
             return Route::ReverseTunnel;
         }
-        if p == H2_ALPN || p == "http/1.1" {
+        if p == H2 || p == HTTP1 {
             return Route::Web;
         }
     }
@@ -142,8 +141,8 @@ async fn forward(ctx: &Ctx, mut client: Rewind<BoxedIo>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::alpn::auth_alpn;
     use super::*;
-    use teleport_mattermost::teleport::proxy::cluster::auth_alpn;
 
     fn v(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -155,9 +154,9 @@ mod tests {
         let d = |l: &[&str]| decide(Front::Direct, &v(l), "c.test");
         assert_eq!(d(&[&auth, "h2"]), Route::Auth);
         assert_eq!(d(&["h2", &auth]), Route::Web);
-        assert_eq!(d(&[REVERSE_TUNNEL_ALPN]), Route::ReverseTunnel);
+        assert_eq!(d(&[REVERSE_TUNNEL]), Route::ReverseTunnel);
         assert_eq!(d(&[]), Route::Web);
-        assert_eq!(d(&["http/1.1"]), Route::Web);
+        assert_eq!(d(&[HTTP1]), Route::Web);
         assert_eq!(d(&["foo"]), Route::Refused);
         assert!(matches!(d(&["foo", &auth]), Route::Closed(_)));
         assert!(
