@@ -175,9 +175,11 @@ fn start(path: &std::path::Path, debug: bool) -> ExitCode {
     if let Err(e) = teleport_mattermost::logging::init(&cfg.log, debug) {
         return fatal(&*e);
     }
-    for w in &cfg.warnings {
+    for w in cfg.warnings.iter().chain(&cfg.skipped_recipients) {
         tracing::warn!("{w}");
     }
+    let addr_key = cfg.teleport_addr_key;
+    let logs_to_stderr = cfg.log.output == teleport_mattermost::config::LogOutput::Stderr;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,8 +206,14 @@ fn start(path: &std::path::Path, debug: bool) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "Terminating with fatal error");
-            fatal(&*e)
+            // Messages deep in the service say `teleport.addr`; name the key the operator wrote.
+            let msg = format!("{e:#}").replace("teleport.addr", addr_key);
+            tracing::error!("Terminating with fatal error: {msg}");
+            // Printed once: the log line is on stderr already unless the log goes elsewhere.
+            if !logs_to_stderr {
+                eprintln!("teleport-mattermost: {msg}");
+            }
+            ExitCode::FAILURE
         }
     }
 }

@@ -673,10 +673,11 @@ async fn a_burst_survives_watch_cuts_and_mattermost_errors_without_loss_or_dupli
 async fn a_periodic_resync_reconciles_again_while_connected() {
     use teleport_mattermost_sim::teleport::Method;
     let w = World::start().await;
-    let svc = w.service("[bridge]\nresync_interval = \"200ms\"\n").await;
+    // One second is the shortest interval the config accepts.
+    let svc = w.service("[bridge]\nresync_interval = \"1s\"\n").await;
     let listings = || w.tp.faults().calls(Method::GetAccessRequestsV2);
     let first = listings();
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
     assert!(
         listings() >= first + 2,
         "listings: {first} then {}",

@@ -278,3 +278,111 @@ async fn offline_checks_the_config_and_identity_without_the_network() {
     let out = run(path).await.unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Upstream's own test config routes `"*"` to `"fallback"`: neither a channel, an e-mail nor a
+/// @username. The service starts without it (see `cli`); `check` fails naming it.
+pub(crate) const UPSTREAM_RECIPIENTS: &str =
+    "[role_to_recipients]\n\"*\" = [\"fallback\"]\n\"editor\" = [\"team-llama/channel-llama\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_recipient_fails_check_naming_the_entry_and_the_fix() {
+    let w = World::start().await;
+    let (code, out) = check(&w, w.config_text(UPSTREAM_RECIPIENTS), false).await;
+    assert_eq!(code, 1, "{out}");
+    has(
+        &out,
+        "✘ `role_to_recipients.\"*\"` entry \"fallback\" is skipped: it is neither team/channel, an e-mail, nor @username; write \"team/channel\", an e-mail address or \"@username\", or remove it",
+    );
+    // The rest is checked as usual.
+    has(&out, "✔ recipient team-llama/channel-llama");
+    let (code, out) = check(&w, w.config_text(UPSTREAM_RECIPIENTS), true).await;
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["status"] == "fail"
+                && l["check"] == "config"
+                && l["detail"].as_str().unwrap().contains("\"fallback\"")),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_name_the_deprecated_key_in_use_and_read_plainly() {
+    let w = World::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = w.config_text("").replace(
+        &format!("addr = \"{}\"", w.tp.addr()),
+        &format!("auth_server = \"{closed}\""),
+    );
+    let (code, out) = check(&w, text, false).await;
+    assert_eq!(code, 1, "{out}");
+    has(
+        &out,
+        "! `teleport.auth_server` is deprecated: rename it to `teleport.addr`",
+    );
+    has(&out, "— fix: check `teleport.auth_server` (Auth :3025");
+    assert!(
+        out.lines()
+            .filter(|l| !l.contains("deprecated"))
+            .all(|l| !l.contains("teleport.addr`")),
+        "{out}"
+    );
+    for wording in ["fix: fix", "see the key named above"] {
+        assert!(!out.contains(wording), "{wording:?} in:\n{out}");
+    }
+}
+
+const TOKEN: &str = "tokenabcdefghijklmnopqrstuvwxyz01";
+
+/// Runs `check` (text and `--json`) on a config whose secret keys are broken in the ways that
+/// used to print them; returns both outputs.
+async fn both(w: &World, text: String) -> [String; 2] {
+    let (code, plain) = check(w, text.clone(), false).await;
+    assert_eq!(code, 1, "{plain}");
+    let (code, json) = check(w, text, true).await;
+    assert_eq!(code, 1, "{json}");
+    [plain, json]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_never_prints_a_secret_value_or_url_credentials() {
+    let w = World::start().await;
+    let good = w.config_text("");
+    let token_line = format!("token = \"{}\"", w.mm.bot_token());
+    // A syntax error on the token line (the closing quote is missing).
+    let syntax = good.replace(&token_line, &format!("token = \"{TOKEN}"));
+    for out in both(&w, syntax).await {
+        assert!(!out.contains(&TOKEN[..12]), "the token leaked: {out}");
+        assert!(
+            out.contains("not valid TOML at line 7, column 43 (key `mattermost.token`)"),
+            "{out}"
+        );
+    }
+    // A wrong type, in the file and in the signing secret.
+    let typed = good.replace(
+        &token_line,
+        "token = 1234567890\n[review]\nsigning_secret = 987654321",
+    );
+    for out in both(&w, typed).await {
+        assert!(!out.contains("1234567890"), "the token leaked: {out}");
+        assert!(out.contains("`mattermost.token`"), "{out}");
+    }
+    // Credentials in the Mattermost URL: refused, never shown.
+    let url = w.mm.url().to_string();
+    let with_user = good.replace(&url, &url.replacen("http://", "http://admin:pa55word@", 1));
+    for out in both(&w, with_user).await {
+        assert!(!out.contains("pa55word") && !out.contains("admin"), "{out}");
+        assert!(
+            out.contains("`mattermost.url` carries credentials"),
+            "{out}"
+        );
+    }
+}

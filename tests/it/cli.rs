@@ -163,6 +163,12 @@ async fn start_fails_with_exit_1_and_the_fix_when_the_token_is_wrong() {
     assert!(err.contains("API health check failed"), "{err}");
     assert!(err.contains("set `mattermost.token`"), "{err}");
     assert!(!err.contains("wrong-token"), "the token leaked: {err}");
+    // Printed once: the log line on stderr, not again as a bare message.
+    assert_eq!(
+        err.matches("API health check failed").count(),
+        1,
+        "the fatal error is printed more than once:\n{err}"
+    );
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -231,5 +237,77 @@ async fn start_with_debug_logs_the_start_up_milestones_in_order() {
             .find(m)
             .unwrap_or_else(|| panic!("{m:?} missing after byte {from}:\n{log}"));
         from += at + m.len();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_test_config_starts_with_a_warning_naming_the_entry() {
+    let w = crate::harness::World::start().await;
+    let http = teleport_mattermost_sim::process::free_port().unwrap();
+    let config = w.dir.path().join("tm.toml");
+    let log = w.dir.path().join("tm.log");
+    std::fs::write(
+        &config,
+        w.config_text(crate::check::UPSTREAM_RECIPIENTS).replace(
+            "listen_addr = \"127.0.0.1:0\"",
+            &format!("listen_addr = \"{http}\""),
+        ),
+    )
+    .unwrap();
+    let mut svc = teleport_mattermost_sim::process::ServiceProcess::spawn_with_env(
+        std::path::Path::new(BIN),
+        &config,
+        http,
+        &[],
+        &[],
+        Some(&log),
+    )
+    .unwrap();
+    svc.wait_ready(crate::harness::WAIT).await.unwrap();
+    svc.terminate(Duration::from_secs(20)).await.unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warning = text
+        .lines()
+        .find(|l| l.contains("\"fallback\""))
+        .unwrap_or_else(|| panic!("no warning names the entry:\n{text}"));
+    assert!(
+        warning.contains("WARN")
+            && warning.contains("is skipped")
+            && warning.contains("write \"team/channel\""),
+        "{warning}"
+    );
+}
+
+#[test]
+fn start_never_prints_a_secret_from_a_broken_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(fixture_config(dir.path(), "127.0.0.1:0")).unwrap();
+    let secret = "sekr1tsekr1tsekr1tsekr1tsekr1tsekr1t";
+    for (broken, names) in [
+        (
+            good.replace("token = \"tok\"", &format!("token = \"{secret}")),
+            "not valid TOML at line 5, column 46 (key `mattermost.token`): invalid basic string",
+        ),
+        (
+            format!("{good}[review]\nsigning_secret = \"{secret}\nenabled = true\n"),
+            "(key `review.signing_secret`)",
+        ),
+        (
+            good.replace("token = \"tok\"", "token = 4242424242"),
+            "`mattermost.token` in ",
+        ),
+    ] {
+        let path = dir.path().join("broken.toml");
+        std::fs::write(&path, &broken).unwrap();
+        let out = run(&["start", "--config", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(names), "{err}");
+        assert!(
+            !err.contains("sekr1t") && !err.contains("4242424242"),
+            "leaked: {err}"
+        );
+        assert!(!err.contains("\n in "), "a dangling `in file`: {err}");
+        assert_eq!(err.lines().count(), 2, "printed once: {err}");
     }
 }

@@ -88,7 +88,7 @@ async fn service_posts_and_rotates(w: &World, addr: &str) -> Service {
         config_via(
             w,
             addr,
-            "refresh_identity = true\nrefresh_identity_interval = \"50ms\"",
+            "refresh_identity = true\nrefresh_identity_interval = \"1s\"",
         ),
         Options::default(),
     )

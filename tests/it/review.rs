@@ -74,6 +74,18 @@ pub(crate) async fn raw_click(
     user: &str,
     ctx: Value,
 ) -> (u16, Value) {
+    raw_click_as(svc, w, post, user, ctx, "application/json").await
+}
+
+/// [`raw_click`] sent with another content type (Mattermost always sends JSON).
+pub(crate) async fn raw_click_as(
+    svc: &Service,
+    w: &World,
+    post: &SimPost,
+    user: &str,
+    ctx: Value,
+    content_type: &str,
+) -> (u16, Value) {
     let user_id = mm(w, user);
     let body = json!({
         "user_id": user_id,
@@ -90,7 +102,8 @@ pub(crate) async fn raw_click(
     });
     let r = reqwest::Client::new()
         .post(svc.url("action"))
-        .json(&body)
+        .header("content-type", content_type)
+        .body(body.to_string())
         .timeout(WAIT)
         .send()
         .await

@@ -293,6 +293,7 @@ async fn callbacks_answer_503_during_start_up_and_404_when_review_is_off() {
     let http = reqwest::Client::new();
     let r = http
         .post(starting.url("action"))
+        .header("content-type", "application/json")
         .body("{}")
         .send()
         .await
@@ -301,6 +302,7 @@ async fn callbacks_answer_503_during_start_up_and_404_when_review_is_off() {
     starting.ready().await;
     let r = http
         .post(starting.url("action"))
+        .header("content-type", "application/json")
         .body("{}")
         .send()
         .await

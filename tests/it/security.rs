@@ -44,11 +44,8 @@ fn pem_windows(pem: &str) -> Vec<String> {
     out
 }
 
-async fn secrets_never_reach_the_log(env: &[(&str, &str)]) {
-    let w = World::start().await;
-    let issued = w.tp.write_identity(PLUGIN_USER, &w.identity).unwrap();
-    let http = free_port().unwrap();
-    let log = w.dir.path().join("service.log");
+/// A config for the service as a child process: review enabled, logging to `log` at debug.
+fn process_config(w: &World, http: std::net::SocketAddr, log: &Path) -> std::path::PathBuf {
     let config = w.dir.path().join("service.toml");
     std::fs::write(
         &config,
@@ -65,6 +62,15 @@ async fn secrets_never_reach_the_log(env: &[(&str, &str)]) {
         ),
     )
     .unwrap();
+    config
+}
+
+async fn secrets_never_reach_the_log(env: &[(&str, &str)]) {
+    let w = World::start().await;
+    let issued = w.tp.write_identity(PLUGIN_USER, &w.identity).unwrap();
+    let http = free_port().unwrap();
+    let log = w.dir.path().join("service.log");
+    let config = process_config(&w, http, &log);
     let mut svc =
         ServiceProcess::spawn_with_env(Path::new(BIN), &config, http, &["-d"], env, Some(&log))
             .unwrap();
@@ -439,6 +445,127 @@ async fn a_flood_of_bad_signatures_does_not_slow_health_checks() {
     assert!(quantile(&lat, 0.9) < Duration::from_millis(500), "p90");
     assert!(w.tp.review_audit().is_empty());
     svc.stop().await.unwrap();
+}
+
+// ---- content types and refusal logs ------------------------------------------------------
+
+#[tokio::test]
+async fn a_valid_click_in_another_content_type_is_refused_with_415_and_submits_nothing() {
+    use crate::review::{context, raw_click, raw_click_as, request, root_with_buttons};
+    let w = World::start().await;
+    let svc = w.review_service().await;
+    let id = request(&w, REQUESTER, 1);
+    let post = root_with_buttons(&w, &id).await;
+    // `text/plain` is what a browser may send cross-site without a preflight.
+    for content_type in [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let ctx = context(&post, "approve");
+        let (status, body) = raw_click_as(&svc, &w, &post, REVIEWER1, ctx, content_type).await;
+        assert_eq!(status, 415, "{content_type}: {body}");
+    }
+    let client = reqwest::Client::new();
+    let send = |route: &str, content_type: &str| {
+        client
+            .post(svc.url(route))
+            .header("content-type", content_type)
+            .body("{}")
+            .send()
+    };
+    assert_eq!(send("dialog", "text/plain").await.unwrap().status(), 415);
+    assert_eq!(
+        send("command", "application/json").await.unwrap().status(),
+        415
+    );
+    assert!(w.tp.review_audit().is_empty(), "a review was submitted");
+    let metrics = svc.metrics.render();
+    assert!(
+        metrics.contains(
+            "teleport_mattermost_callbacks_refused_total{reason=\"content_type\",route=\"action\"} 4"
+        ),
+        "{metrics}"
+    );
+    // The very same click as JSON goes through.
+    let (status, body) = raw_click(&svc, &w, &post, REVIEWER1, context(&post, "approve")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(w.tp.review_audit().len(), 1);
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_callbacks_writes_a_bounded_number_of_log_lines() {
+    let w = World::start().await;
+    let http = free_port().unwrap();
+    let log = w.dir.path().join("service.log");
+    let config = process_config(&w, http, &log);
+    let mut svc =
+        ServiceProcess::spawn_with_env(Path::new(BIN), &config, http, &[], &[], Some(&log))
+            .unwrap();
+    svc.wait_ready(WAIT).await.unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://{http}");
+    const EACH: usize = 150;
+    // Three kinds: forged signatures, wrong slash command tokens, wrong content types.
+    let forged = serde_json::json!({"user_id": "u", "post_id": "p", "channel_id": "c",
+        "context": {"request_id": "r", "action": "approve", "channel_id": "c", "exp": 9999999999i64, "sig": "AAAA"}});
+    let floods = [
+        ("action", "application/json", forged.to_string(), 401),
+        (
+            "command",
+            "application/x-www-form-urlencoded",
+            "token=wrong&text=pending".to_string(),
+            401,
+        ),
+        ("dialog", "text/plain", "{}".to_string(), 415),
+    ];
+    for i in 0..EACH {
+        for (route, content_type, body, status) in &floods {
+            let r = client
+                .post(format!("{base}/mattermost/{route}"))
+                .header("content-type", *content_type)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), *status, "{route} {i}");
+        }
+    }
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("teleport_mattermost_callbacks_refused_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(
+        counted,
+        3 * EACH as u64,
+        "every refusal is counted:\n{metrics}"
+    );
+    svc.terminate(Duration::from_secs(20)).await.unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let refusals: Vec<&str> = text.lines().filter(|l| l.contains("refused")).collect();
+    println!("{} refusals → {} log lines", 3 * EACH, refusals.len());
+    // One line per route and reason (a summary only after a minute).
+    assert_eq!(refusals.len(), 3, "{refusals:#?}");
+    for route in ["action", "command", "dialog"] {
+        assert!(
+            refusals
+                .iter()
+                .any(|l| l.contains(&format!("http.route=\"{route}\""))
+                    || l.contains(&format!("http.route={route}"))),
+            "no line for {route}: {refusals:#?}"
+        );
+    }
 }
 
 // ---- signed button contexts and dialog states -------------------------------------------

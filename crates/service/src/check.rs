@@ -62,6 +62,27 @@ impl Report {
         });
     }
 
+    /// The config's own findings: each already names its key and the fix. Warnings pass,
+    /// skipped recipients fail (the service starts without them, but nobody gets those posts).
+    fn config_findings(&mut self, cfg: &Config) {
+        for w in &cfg.warnings {
+            self.lines.push(Line {
+                status: Status::Warn,
+                check: "config",
+                detail: w.clone(),
+                fix: None,
+            });
+        }
+        for s in &cfg.skipped_recipients {
+            self.lines.push(Line {
+                status: Status::Fail,
+                check: "config",
+                detail: s.clone(),
+                fix: None,
+            });
+        }
+    }
+
     fn fail(&mut self, check: &'static str, detail: impl Into<String>, fix: impl Into<String>) {
         self.lines.push(Line {
             status: Status::Fail,
@@ -82,8 +103,9 @@ impl Report {
             let line = match (&l.status, &l.fix) {
                 (Status::Pass, _) => format!("✔ {}", l.detail),
                 (Status::Warn, Some(f)) => format!("! {} — {f}", l.detail),
+                (Status::Warn, None) => format!("! {}", l.detail),
                 (Status::Fail, Some(f)) => format!("✘ {} — fix: {f}", l.detail),
-                (_, None) => format!("✘ {}", l.detail),
+                (Status::Fail, None) => format!("✘ {}", l.detail),
             };
             out.push_str(&line);
             out.push('\n');
@@ -95,9 +117,7 @@ impl Report {
 /// Runs every check against the live systems. Never panics; each problem becomes a line.
 pub async fn run(cfg: &Config) -> Report {
     let mut r = Report::default();
-    for w in &cfg.warnings {
-        r.warn("config", w.clone(), "see the key named above");
-    }
+    r.config_findings(cfg);
     let teleport = teleport_checks(cfg, &mut r).await;
     mattermost_checks(cfg, &mut r).await;
     review_checks(cfg, teleport.as_ref(), &mut r).await;
@@ -108,9 +128,7 @@ pub async fn run(cfg: &Config) -> Report {
 /// files (readable, parseable, unexpired). For CI pipelines and pre-install hooks.
 pub fn run_offline(cfg: &Config) -> Report {
     let mut r = Report::default();
-    for w in &cfg.warnings {
-        r.warn("config", w.clone(), "see the key named above");
-    }
+    r.config_findings(cfg);
     identity_checks(cfg, &mut r);
     r
 }
@@ -167,14 +185,18 @@ async fn teleport_checks(cfg: &Config, r: &mut Report) -> Option<(TeleportClient
     let client = match TeleportClient::connect(&cfg.teleport, &signals, TpOptions::default()) {
         Ok(c) => c,
         Err(e) => {
-            r.fail("teleport", e.to_string(), "fix the identity");
+            r.fail(
+                "teleport",
+                e.to_string(),
+                "export a fresh identity with tbot or `tctl auth sign --format=file`",
+            );
             return None;
         }
     };
     let ping = match tokio::time::timeout(STEP_TIMEOUT, client.ping()).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
-            r.fail("teleport", format!("Teleport not reachable at {}: {e}", cfg.teleport.addr), "check `teleport.addr` (Auth :3025, Proxy :443/:3080) and that the identity was issued by this cluster");
+            r.fail("teleport", format!("Teleport not reachable at {}: {e}", cfg.teleport.addr), format!("check `{}` (Auth :3025, Proxy :443/:3080) and that the identity was issued by this cluster", cfg.teleport_addr_key));
             return None;
         }
         Err(_) => {
@@ -185,7 +207,7 @@ async fn teleport_checks(cfg: &Config, r: &mut Report) -> Option<(TeleportClient
                     cfg.teleport.addr,
                     STEP_TIMEOUT.as_secs()
                 ),
-                "check `teleport.addr` and the network path",
+                format!("check `{}` and the network path", cfg.teleport_addr_key),
             );
             return None;
         }
@@ -314,7 +336,7 @@ async fn mattermost_checks(cfg: &Config, r: &mut Report) {
         match MattermostClient::new(MmOptions::from_config(&cfg.mattermost), &Metrics::new()) {
             Ok(c) => c,
             Err(e) => {
-                r.fail("mattermost", e.to_string(), "fix `mattermost.url`");
+                r.fail("mattermost", e.to_string(), "correct `mattermost.url`");
                 return;
             }
         };
@@ -388,7 +410,7 @@ async fn recipient_check(
             },
             Err(e) => Err((
                 format!("recipient {recipient}: {e}"),
-                "fix the team/channel name (as in the channel's URL) or add the bot to the team"
+                "use the team and channel names as in the channel's URL, or add the bot to the team"
                     .into(),
             )),
         },
@@ -399,7 +421,7 @@ async fn recipient_check(
             .map_err(|e| {
                 (
                     format!("recipient {recipient}: {e}"),
-                    "fix the e-mail, or use @username if e-mails are hidden".into(),
+                    "correct the e-mail address, or use @username if e-mails are hidden".into(),
                 )
             }),
         Recipient::Username(name) => client
@@ -409,7 +431,7 @@ async fn recipient_check(
             .map_err(|e| {
                 (
                     format!("recipient {recipient}: {e}"),
-                    "fix the username".into(),
+                    "correct the username (as shown in the user's profile)".into(),
                 )
             }),
     };

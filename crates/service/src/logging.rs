@@ -71,3 +71,107 @@ fn is_tty(output: &LogOutput) -> bool {
         LogOutput::File(_) => false,
     }
 }
+
+/// Bounds the log lines of something an outsider can repeat at will (refused callbacks): the
+/// first occurrence per key is logged, then at most one summary per interval with how many
+/// were not. Counting every occurrence is the metrics' job.
+#[derive(Debug)]
+pub struct Throttle {
+    interval: std::time::Duration,
+    /// Per key; a handful of routes and reasons, so a list searched without allocating.
+    windows: Mutex<Vec<((String, String), Window)>>,
+}
+
+#[derive(Debug)]
+struct Window {
+    since: std::time::Instant,
+    quiet: u64,
+}
+
+/// What to log for one occurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The first of its kind: log it in full.
+    First,
+    /// The interval is over: log one line for these occurrences (this one included).
+    Summary(u64),
+    /// Counted for the next summary.
+    Quiet,
+}
+
+impl Throttle {
+    pub fn new(interval: std::time::Duration) -> Self {
+        Self {
+            interval,
+            windows: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn interval(&self) -> std::time::Duration {
+        self.interval
+    }
+
+    /// [`Throttle::note`] for a line that carries its own count: how many occurrences the
+    /// line due now stands for (1 for the first), or `None` while quiet.
+    pub fn due(&self, key: (&str, &str)) -> Option<u64> {
+        match self.note(key) {
+            Verdict::First => Some(1),
+            Verdict::Summary(n) => Some(n),
+            Verdict::Quiet => None,
+        }
+    }
+
+    pub fn note(&self, key: (&str, &str)) -> Verdict {
+        self.note_at(key, std::time::Instant::now())
+    }
+
+    fn note_at(&self, (a, b): (&str, &str), now: std::time::Instant) -> Verdict {
+        let mut windows = crate::sync::lock(&self.windows);
+        let Some((_, w)) = windows.iter_mut().find(|((x, y), _)| x == a && y == b) else {
+            let window = Window {
+                since: now,
+                quiet: 0,
+            };
+            windows.push(((a.into(), b.into()), window));
+            return Verdict::First;
+        };
+        w.quiet += 1;
+        if now.duration_since(w.since) < self.interval {
+            return Verdict::Quiet;
+        }
+        let n = std::mem::take(&mut w.quiet);
+        w.since = now;
+        Verdict::Summary(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_flood_logs_the_first_then_one_summary_per_interval_and_key() {
+        let t = Throttle::new(Duration::from_secs(60));
+        let start = Instant::now();
+        let key = ("action", "bad_signature");
+        assert_eq!(t.note_at(key, start), Verdict::First);
+        for i in 1..1000 {
+            let at = start + Duration::from_millis(i);
+            assert_eq!(t.note_at(key, at), Verdict::Quiet);
+        }
+        // Another key has its own first line.
+        assert_eq!(
+            t.note_at(("dialog", "bad_signature"), start),
+            Verdict::First
+        );
+        let later = start + Duration::from_secs(61);
+        assert_eq!(t.note_at(key, later), Verdict::Summary(1000));
+        assert_eq!(t.note_at(key, later), Verdict::Quiet);
+        assert_eq!(
+            t.note_at(key, later + Duration::from_secs(60)),
+            Verdict::Summary(2)
+        );
+    }
+}

@@ -41,6 +41,12 @@ pub struct Config {
     pub bridge: BridgeConfig,
     /// Things that work but deserve attention (deprecated keys, overridden tables).
     pub warnings: Vec<String>,
+    /// Recipient entries that are neither a channel, an e-mail nor a @username: skipped (as
+    /// upstream skips them at lookup) so the service starts; `check` fails on each.
+    pub skipped_recipients: Vec<String>,
+    /// The key `teleport.addr` was read from: `teleport.auth_server` when the config uses
+    /// that deprecated name, so messages name what the operator wrote.
+    pub teleport_addr_key: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -222,13 +228,22 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let source = path.display().to_string();
-        if let Err(e) = std::fs::metadata(path) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(ConfigError {
+                    source,
+                    problems: vec![format!(
+                        "cannot read the config file: {e}; write one with `teleport-mattermost configure > {}` and edit it",
+                        path.display()
+                    )],
+                });
+            }
+        };
+        if let Err(problem) = validate::syntax(&text) {
             return Err(ConfigError {
                 source,
-                problems: vec![format!(
-                    "cannot read the config file: {e}; write one with `teleport-mattermost configure > {}` and edit it",
-                    path.display()
-                )],
+                problems: vec![problem],
             });
         }
         let figment = Figment::new()
@@ -239,6 +254,12 @@ impl Config {
 
     /// Loads a config from TOML text (tests, `demo`), with no environment overrides.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        if let Err(problem) = validate::syntax(text) {
+            return Err(ConfigError {
+                source: "TOML text".into(),
+                problems: vec![problem],
+            });
+        }
         let figment = Figment::new().merge(Toml::string(text));
         validate::from_figment(&figment).map_err(|problems| ConfigError {
             source: "TOML text".into(),

@@ -320,11 +320,242 @@ fn role_to_recipients_takes_a_string_or_a_list() {
         &f.problems(&bad),
         "is a number: use a string or a list of strings",
     );
-    let bad = format!(
-        "{}[role_to_recipients]\neditor = [\"fallback\"]\n",
+}
+
+#[test]
+fn malformed_recipients_are_skipped_with_the_entry_and_the_fix_named() {
+    let f = Fixture::new();
+    // Upstream's own test config: the Go plugin starts with it and skips "fallback".
+    let toml = format!(
+        "{}[role_to_recipients]\n\"*\" = [\"fallback\"]\neditor = [\"team/chan\", \"placeholder\"]\n",
         f.minimal()
     );
-    has(&f.problems(&bad), "recipient \"fallback\" is not valid");
+    let c = f.load(&toml).unwrap();
+    assert!(c.role_to_recipients["*"].is_empty());
+    assert_eq!(c.role_to_recipients["editor"].len(), 1);
+    assert_eq!(c.skipped_recipients.len(), 2, "{:#?}", c.skipped_recipients);
+    let fallback = &c.skipped_recipients[0];
+    assert_eq!(
+        fallback,
+        "`role_to_recipients.\"*\"` entry \"fallback\" is skipped: it is neither team/channel, an e-mail, nor @username; write \"team/channel\", an e-mail address or \"@username\", or remove it"
+    );
+    assert!(c.skipped_recipients[1].contains("\"placeholder\""));
+    let good = f.load(&f.minimal()).unwrap();
+    assert!(good.skipped_recipients.is_empty());
+}
+
+const SECRET: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+fn never_shows(problems: &[String], secret: &str) {
+    for p in problems {
+        assert!(!p.contains(secret), "a problem shows the secret: {p}");
+    }
+}
+
+#[test]
+fn a_syntax_error_on_a_secret_line_names_line_column_and_key_but_never_the_value() {
+    let f = Fixture::new();
+    for (section, key) in [
+        ("mattermost", "token"),
+        ("review", "signing_secret"),
+        ("review", "command_token"),
+    ] {
+        let toml = with_key(&f, section, &format!("{key} = \"{SECRET}"));
+        let problems = f.problems(&toml);
+        never_shows(&problems, SECRET);
+        never_shows(&problems, &SECRET[..8]);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        let p = &problems[0];
+        assert!(
+            p.starts_with("not valid TOML at line ")
+                && p.contains(&format!("(key `{section}.{key}`)")),
+            "{p}"
+        );
+        assert!(!p.contains('\n'), "one line, no dangling `in file`: {p:?}");
+    }
+    // The same through `from_toml` (demo, tests).
+    let e = Config::from_toml(&format!("[mattermost]\ntoken = \"{SECRET}\n")).unwrap_err();
+    never_shows(&e.problems, SECRET);
+    assert_eq!(
+        e.problems,
+        ["not valid TOML at line 2, column 46 (key `mattermost.token`): invalid basic string"]
+    );
+}
+
+#[test]
+fn a_wrong_type_names_the_key_and_the_type_never_the_value() {
+    let f = Fixture::new();
+    let toml = f
+        .minimal()
+        .replace("token = \"secret-token\"", "token = 1234567890");
+    let problems = f.problems(&toml);
+    never_shows(&problems, "1234567890");
+    assert_eq!(
+        problems,
+        [format!(
+            "`mattermost.token` in {} is an integer: write a string",
+            f.dir.path().join("config.toml").display()
+        )]
+    );
+    // From the environment too.
+    let env = vec![(
+        "TELEPORT_MATTERMOST_REVIEW__SIGNING_SECRET".to_string(),
+        "1234567890".to_string(),
+    )];
+    let e = Config::load(&f.write(&f.minimal()), env).unwrap_err();
+    never_shows(&e.problems, "1234567890");
+    has(
+        &e.problems,
+        "`review.signing_secret` in environment variable TELEPORT_MATTERMOST_REVIEW__SIGNING_SECRET is an integer: write a string",
+    );
+}
+
+#[test]
+fn a_mattermost_url_with_credentials_is_refused_without_showing_them() {
+    let f = Fixture::new();
+    for url in [
+        "https://admin:hunter2pw@mm.example.com",
+        "https://admin@mm.example.com/x",
+    ] {
+        let toml = f.minimal().replace("https://mm.example.com", url);
+        let problems = f.problems(&toml);
+        never_shows(&problems, "hunter2pw");
+        never_shows(&problems, "admin");
+        has(
+            &problems,
+            "`mattermost.url` carries credentials (user:password@) in \"https://***@mm.example.com",
+        );
+    }
+}
+
+#[test]
+fn every_duration_key_has_a_range_named_in_the_problem() {
+    let f = Fixture::new();
+    for (section, key, documented, range) in [
+        (
+            "teleport",
+            "refresh_identity_interval",
+            "from 1s to 24h. Default: \"1m\"",
+            "from 1s to 24h; the default is 1m",
+        ),
+        (
+            "mattermost",
+            "timeout",
+            "from 1s to 5m. Default: \"10s\"",
+            "from 1s to 5m; the default is 10s",
+        ),
+        (
+            "bridge",
+            "resync_interval",
+            "from 1s to 24h. Default: \"5m\"",
+            "from 1s to 24h; the default is 5m",
+        ),
+    ] {
+        for bad in ["1ns", "999ms", "25h"] {
+            let toml = with_key(&f, section, &format!("{key} = \"{bad}\""));
+            has(
+                &f.problems(&toml),
+                &format!("`{section}.{key}` is {bad}, out of range: use a duration {range}"),
+            );
+        }
+        // One second is the floor everywhere (reminders later need it too).
+        f.load(&with_key(&f, section, &format!("{key} = \"1s\"")))
+            .unwrap();
+        // The example `configure` prints documents the range.
+        assert!(
+            EXAMPLE.contains(documented),
+            "the example does not document {section}.{key}: {documented}"
+        );
+    }
+    let toml = with_key(&f, "bridge", "concurrency = 0");
+    has(
+        &f.problems(&toml),
+        "`bridge.concurrency` is 0, out of range: use a number from 1 to 10000; the default is 128",
+    );
+    assert!(EXAMPLE.contains("from 1 to 10000. Default: 128"));
+}
+
+/// The minimal config with `line` added to `[section]`.
+fn with_key(f: &Fixture, section: &str, line: &str) -> String {
+    let base = f.minimal();
+    let header = format!("[{section}]\n");
+    if base.contains(&header) {
+        base.replace(&header, &format!("{header}{line}\n"))
+    } else {
+        format!("{base}{header}{line}\n")
+    }
+}
+
+#[test]
+fn log_output_must_be_a_stream_or_a_file_in_an_existing_directory() {
+    let f = Fixture::new();
+    let missing = f.dir.path().join("no-such-dir").join("tm.log");
+    let toml = with_key(
+        &f,
+        "log",
+        &format!("output = {:?}", missing.display().to_string()),
+    );
+    has(
+        &f.problems(&toml),
+        &format!(
+            "`log.output` is {}, in a directory that does not exist",
+            missing.display()
+        ),
+    );
+    let dir = f.dir.path().display().to_string();
+    has(
+        &f.problems(&with_key(&f, "log", &format!("output = {dir:?}"))),
+        "a directory: name a file in it",
+    );
+    let file = f.dir.path().join("tm.log");
+    let c = f
+        .load(&with_key(
+            &f,
+            "log",
+            &format!("output = {:?}", file.display().to_string()),
+        ))
+        .unwrap();
+    assert_eq!(c.log.output, LogOutput::File(file));
+    for stream in ["stdout", "stderr"] {
+        f.load(&with_key(&f, "log", &format!("output = {stream:?}")))
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_blank_user_id_trait_is_refused() {
+    let f = Fixture::new();
+    has(
+        &f.problems(&with_key(&f, "review", "user_id_trait = \"  \"")),
+        "`review.user_id_trait` is blank: name the Teleport user trait",
+    );
+}
+
+#[test]
+fn problems_name_the_key_the_operator_wrote() {
+    let f = Fixture::new();
+    let toml = with_key(&f, "teleport", "auth_server = \"no-port\"");
+    let problems = f.problems(&toml);
+    has(
+        &problems,
+        "`teleport.auth_server` is \"no-port\"; write host:port",
+    );
+    assert!(
+        problems.iter().all(|p| !p.contains("teleport.addr`")),
+        "{problems:#?}"
+    );
+    let c = f
+        .load(&with_key(
+            &f,
+            "teleport",
+            "auth_server = \"auth.example.com:3025\"",
+        ))
+        .unwrap();
+    assert_eq!(c.teleport_addr_key, "teleport.auth_server");
+    assert_eq!(
+        f.load(&f.minimal()).unwrap().teleport_addr_key,
+        "teleport.addr"
+    );
 }
 
 #[test]

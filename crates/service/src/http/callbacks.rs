@@ -74,8 +74,15 @@ impl Callbacks {
             .with_state(self.clone())
     }
 
-    /// The checks every callback passes before its body is read.
-    fn gate(&self, route: &'static str, req: &Request) -> Result<&ReviewService, Closed> {
+    /// The checks every callback passes before its body is read: enabled, from an allowed
+    /// source, in the content type Mattermost sends (`None`: any, for the command's GET),
+    /// and the service ready.
+    fn gate(
+        &self,
+        route: &'static str,
+        req: &Request,
+        content_type: Option<&'static str>,
+    ) -> Result<&ReviewService, Closed> {
         let i = &self.inner;
         if !i.enabled {
             return Err(Closed::Disabled);
@@ -87,9 +94,15 @@ impl Callbacks {
                 .map(|c| c.0.ip());
             if !peer.is_some_and(|ip| i.allowed.iter().any(|n| n.contains(ip))) {
                 self.refused(route, "source");
-                tracing::warn!(http.route = route, peer = ?peer, "refused a callback from outside `http.callback_allowed_sources`");
+                tracing::debug!(http.route = route, peer = ?peer, "refused a callback from outside `http.callback_allowed_sources`");
                 return Err(Closed::Source);
             }
+        }
+        if let Some(expected) = content_type
+            && !has_content_type(req, expected)
+        {
+            self.refused(route, "content_type");
+            return Err(Closed::ContentType(expected));
         }
         i.service.get().ok_or_else(|| {
             self.refused(route, "not_ready");
@@ -104,11 +117,26 @@ impl Callbacks {
     }
 }
 
+/// Whether the request's media type (parameters such as `charset` aside) is `expected`. A
+/// browser may send `text/plain` cross-site without a preflight: only Mattermost's type passes.
+fn has_content_type(req: &Request, expected: &str) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(expected))
+}
+
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
 /// Why a callback route is closed to this request.
 #[derive(Debug, Clone, Copy)]
 enum Closed {
     Disabled,
     Source,
+    /// Not the content type Mattermost sends (the expected one).
+    ContentType(&'static str),
     Starting,
 }
 
@@ -121,6 +149,11 @@ impl IntoResponse for Closed {
             )
                 .into_response(),
             Closed::Source => (StatusCode::FORBIDDEN, "forbidden\n").into_response(),
+            Closed::ContentType(expected) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("send {expected}\n"),
+            )
+                .into_response(),
             Closed::Starting => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "starting: not connected to Teleport and Mattermost yet; try again in a few seconds\n",
@@ -176,7 +209,7 @@ async fn signed_json(cb: Callbacks, route: JsonRoute, req: Request) -> Response 
         JsonRoute::Action => "action",
         JsonRoute::Dialog => "dialog",
     };
-    let svc = match cb.gate(name, &req) {
+    let svc = match cb.gate(name, &req, Some(JSON)) {
         Ok(s) => s,
         Err(closed) => return closed.into_response(),
     };
@@ -193,7 +226,9 @@ async fn signed_json(cb: Callbacks, route: JsonRoute, req: Request) -> Response 
 
 /// Mattermost sends the form as the body (POST) or the query string (GET).
 async fn command(State(cb): State<Callbacks>, req: Request) -> Response {
-    let svc = match cb.gate("command", &req) {
+    // The GET form is the query string: no body, no content type.
+    let content_type = (req.method() != Method::GET).then_some(FORM);
+    let svc = match cb.gate("command", &req, content_type) {
         Ok(s) => s,
         Err(closed) => return closed.into_response(),
     };
@@ -233,9 +268,15 @@ mod tests {
     use crate::metrics::Metrics;
 
     fn request(path: &str, peer: &str) -> Request {
+        let content_type = if path.ends_with("command") {
+            FORM
+        } else {
+            JSON
+        };
         let mut r = Request::builder()
             .method("POST")
             .uri(path)
+            .header(header::CONTENT_TYPE, content_type)
             .body(Body::from("{}"))
             .unwrap();
         r.extensions_mut()
@@ -319,6 +360,46 @@ mod tests {
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
 
+    #[tokio::test]
+    async fn other_content_types_get_415_before_start_up_and_are_counted() {
+        let metrics = Metrics::new();
+        let cb = Callbacks::enabled(vec![], ReviewMetrics::new(&metrics));
+        let send = |path: &str, content_type: Option<&str>| {
+            let mut b = Request::builder().method("POST").uri(path);
+            if let Some(t) = content_type {
+                b = b.header(header::CONTENT_TYPE, t);
+            }
+            cb.router().oneshot(b.body(Body::from("{}")).unwrap())
+        };
+        for (path, bad) in [
+            ("/mattermost/action", Some("text/plain")),
+            ("/mattermost/action", None),
+            (
+                "/mattermost/dialog",
+                Some("application/x-www-form-urlencoded"),
+            ),
+            ("/mattermost/command", Some("application/json")),
+            (
+                "/mattermost/command",
+                Some("multipart/form-data; boundary=x"),
+            ),
+        ] {
+            let status = send(path, bad).await.unwrap().status();
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path} {bad:?}");
+        }
+        // Parameters and case do not matter; the right type goes on to the readiness check.
+        for (path, good) in [
+            ("/mattermost/action", "Application/JSON; charset=utf-8"),
+            ("/mattermost/command", "application/x-www-form-urlencoded"),
+        ] {
+            let status = send(path, Some(good)).await.unwrap().status();
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path} {good}");
+        }
+        assert!(metrics.render().contains(
+            "teleport_mattermost_callbacks_refused_total{reason=\"content_type\",route=\"action\"} 2"
+        ));
+    }
+
     #[test]
     fn the_openapi_description_covers_every_callback_route() {
         let spec = include_str!("../../../../openapi/openapi.yaml");
@@ -333,5 +414,9 @@ mod tests {
             );
         }
         assert!(spec.contains("application/x-www-form-urlencoded"));
+        assert!(
+            spec.contains("\"415\":"),
+            "openapi/openapi.yaml does not document 415"
+        );
     }
 }

@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::IpNet;
+use crate::logging::Throttle;
 use crate::metrics::Metrics;
 use crate::signals::Deadline;
 
@@ -134,9 +135,8 @@ async fn serve(
     let tracker = TaskTracker::new();
     let closing = CancellationToken::new();
     let drop_now = CancellationToken::new();
-    let mut full = RateLimited::default();
-    let mut outside_full = RateLimited::default();
-    let mut accept_errors = RateLimited::default();
+    // What an outsider can repeat at will is logged once, then summarised every 10 s.
+    let logged = Throttle::new(Duration::from_secs(10));
     let stop = deadline.reached();
     tokio::pin!(stop);
     let at = loop {
@@ -151,12 +151,12 @@ async fn serve(
                         drop(tcp);
                         if outsider {
                             metrics.refused.with_label_values(&["outside_budget"]).inc();
-                            if let Some(n) = outside_full.hit() {
+                            if let Some(n) = logged.due(("accept", "outside_budget")) {
                                 tracing::warn!(open = limits.outside_connections.min(cap), refused = n, peer = %peer, "HTTP connections from outside `http.callback_allowed_sources` reached their share; closing new ones at accept (count since the last such line in `refused`)");
                             }
                         } else {
                             metrics.refused.with_label_values(&["cap"]).inc();
-                            if let Some(n) = full.hit() {
+                            if let Some(n) = logged.due(("accept", "cap")) {
                                 tracing::warn!(open = cap, refused = n, peer = %peer, "HTTP connection limit reached; closing new connections at accept until some end (count since the last such line in `refused`)");
                             }
                         }
@@ -174,7 +174,7 @@ async fn serve(
                     }));
                 }
                 Err(e) => {
-                    if let Some(n) = accept_errors.hit() {
+                    if let Some(n) = logged.due(("accept", "error")) {
                         tracing::warn!(error = %e, errors = n, "HTTP accept failed");
                     }
                     // Out of files (or similar): give closing connections time to free some
@@ -327,7 +327,7 @@ impl Clock {
     }
 
     fn state(&self) -> MutexGuard<'_, ClockState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// The instant the connection is due to close if nothing happens, and why.
@@ -437,28 +437,6 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// One log line per interval for an event that can repeat thousands of times a second.
-#[derive(Default)]
-struct RateLimited {
-    last: Option<Instant>,
-    count: u64,
-}
-
-impl RateLimited {
-    const INTERVAL: Duration = Duration::from_secs(10);
-
-    /// Counts an occurrence; returns the count to log when a line is due.
-    fn hit(&mut self) -> Option<u64> {
-        self.count += 1;
-        let now = Instant::now();
-        if self.last.is_some_and(|t| now < t + Self::INTERVAL) {
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.count))
-    }
-}
-
 #[derive(Clone)]
 struct ConnMetrics {
     refused: IntCounterVec,
@@ -496,15 +474,5 @@ mod tests {
         assert_eq!(connection_cap(1024, Some(1024)), 512);
         assert_eq!(connection_cap(1024, Some(524_288)), 1024);
         assert_eq!(connection_cap(1024, None), 1024);
-    }
-
-    #[test]
-    fn a_repeated_event_is_logged_once_per_interval_with_its_count() {
-        let mut r = RateLimited::default();
-        assert_eq!(r.hit(), Some(1));
-        assert_eq!(r.hit(), None);
-        assert_eq!(r.hit(), None);
-        r.last = r.last.map(|t| t - RateLimited::INTERVAL);
-        assert_eq!(r.hit(), Some(3));
     }
 }

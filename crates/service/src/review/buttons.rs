@@ -145,8 +145,9 @@ impl ButtonCallbacks {
                 .iter()
                 .any(|m| m.channel_id == ctx.channel_id && m.post_id == click.post_id);
         if !ours {
+            // Counted and logged (throttled) by the metrics; the details only at debug.
             self.metrics.refused("action", "foreign_post");
-            tracing::warn!(
+            tracing::debug!(
                 request_id = %ctx.request_id,
                 mattermost.post_id = %click.post_id,
                 "refused a click on a post that is not a root post of its request"

@@ -3,6 +3,7 @@
 
 use prometheus::{IntCounterVec, Opts};
 
+use crate::logging::{Throttle, Verdict};
 use crate::metrics::Metrics;
 
 /// Where a review came from (`source` label).
@@ -23,10 +24,15 @@ impl Source {
     }
 }
 
+/// Refused callbacks are logged once per route and reason, then summarised this often: an
+/// outsider can send them at will, and each must not cost a log line.
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct ReviewMetrics {
     reviews: IntCounterVec,
     refused: IntCounterVec,
+    refusal_log: std::sync::Arc<Throttle>,
 }
 
 impl ReviewMetrics {
@@ -51,6 +57,7 @@ impl ReviewMetrics {
         Self {
             reviews: metrics.register(&reviews),
             refused: metrics.register(&refused),
+            refusal_log: std::sync::Arc::new(Throttle::new(REFUSAL_LOG_INTERVAL)),
         }
     }
 
@@ -60,7 +67,41 @@ impl ReviewMetrics {
             .inc();
     }
 
+    /// Counts a refused callback; logs the first per route and reason, then one summary
+    /// per interval.
     pub fn refused(&self, route: &str, reason: &str) {
         self.refused.with_label_values(&[route, reason]).inc();
+        match self.refusal_log.note((route, reason)) {
+            Verdict::First => tracing::warn!(
+                http.route = route,
+                reason,
+                "refused a Mattermost callback: {}; further refusals of this kind are counted in teleport_mattermost_callbacks_refused_total and summarised every {}s",
+                why(reason),
+                self.refusal_log.interval().as_secs()
+            ),
+            Verdict::Summary(n) => tracing::warn!(
+                http.route = route,
+                reason,
+                count = n,
+                "refused {n} more Mattermost callbacks ({}) in the last {}s or so",
+                why(reason),
+                self.refusal_log.interval().as_secs()
+            ),
+            Verdict::Quiet => {}
+        }
+    }
+}
+
+/// What a refusal reason means, for the log.
+fn why(reason: &str) -> &'static str {
+    match reason {
+        "source" => "the peer is outside `http.callback_allowed_sources`",
+        "content_type" => "the content type is not the one Mattermost sends",
+        "not_ready" => "the service is still starting",
+        "bad_token" => "wrong slash command token",
+        "other_user" => "a dialog state replayed by another user",
+        "expired" => "an expired signature",
+        "foreign_post" => "a click on a post that is not a root post of its request",
+        _ => "bad or missing signature",
     }
 }

@@ -42,17 +42,13 @@ pub enum CallbackError {
     Forbidden(&'static str),
 }
 
-/// Counts and logs a callback refused as unauthenticated; the caller learns nothing more.
+/// Counts (and logs, throttled) a callback refused as unauthenticated; the caller learns
+/// nothing more.
 pub(crate) fn unauthorized(
     metrics: &ReviewMetrics,
     route: &str,
     reason: &'static str,
 ) -> CallbackError {
     metrics.refused(route, reason);
-    tracing::warn!(
-        http.route = route,
-        reason,
-        "refused an unauthenticated Mattermost callback (bad or expired signature, wrong token, or another user's dialog)"
-    );
     CallbackError::Unauthorized
 }

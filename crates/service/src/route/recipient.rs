@@ -1,5 +1,6 @@
 //! A recipient as written in the config or an access monitoring rule: `team/channel`,
-//! an e-mail address (DM) or `@username` (DM). Parsed once so a typo fails at start-up.
+//! an e-mail address (DM) or `@username` (DM). Parsed once: a malformed entry is skipped with
+//! a warning at start-up (as upstream skips it at lookup) and `check` fails naming it.
 
 use std::fmt;
 

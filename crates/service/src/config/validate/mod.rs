@@ -17,19 +17,19 @@ pub fn from_figment(figment: &Figment) -> Result<Config, Vec<String>> {
     let mut problems = Vec::new();
     let dict: Dict = match figment.extract() {
         Ok(d) => d,
-        Err(e) => return Err(e.into_iter().map(|e| e.to_string()).collect()),
+        Err(e) => return Err(e.into_iter().map(|e| describe(&e)).collect()),
     };
     unknown_keys(figment, &dict, &mut problems);
     let raw: RawConfig = match figment.extract() {
         Ok(r) => r,
         Err(e) => {
-            problems.extend(e.into_iter().map(|e| e.to_string()));
+            problems.extend(e.into_iter().map(|e| describe(&e)));
             return Err(problems);
         }
     };
     let mut p = Problems {
         problems,
-        warnings: Vec::new(),
+        ..Problems::default()
     };
     let config = build(&mut p, raw);
     if p.problems.is_empty() {
@@ -37,6 +37,86 @@ pub fn from_figment(figment: &Figment) -> Result<Config, Vec<String>> {
     } else {
         Err(p.problems)
     }
+}
+
+/// A figment error in our words: the key, where it was written and what was expected, never
+/// the value (figment's own text prints it, and the key may hold a secret).
+fn describe(e: &figment::Error) -> String {
+    use figment::error::{Actual, Kind};
+    let key = e.path.join(".");
+    let origin = match &e.metadata {
+        Some(md) => match &md.source {
+            Some(Source::File(p)) => format!(" in {}", p.display()),
+            _ => {
+                let keys: Vec<&str> = e.path.iter().map(String::as_str).collect();
+                format!(
+                    " in {} {}",
+                    md.name,
+                    md.interpolate(&Profile::Default, &keys)
+                )
+            }
+        },
+        None => String::new(),
+    };
+    let found = |a: &Actual| match a {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a number",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Seq => "a list",
+        Actual::Map => "a table",
+        _ => "a value of another type",
+    };
+    match &e.kind {
+        Kind::InvalidType(a, expected) | Kind::InvalidValue(a, expected) => {
+            format!("`{key}`{origin} is {}: write {expected}", found(a))
+        }
+        Kind::Message(m) => format!("`{key}`{origin}: {}", m.trim_end()),
+        other => format!("`{key}`{origin}: {other}"),
+    }
+}
+
+/// A TOML syntax error as line, column and the key on that line, never the line itself:
+/// the line may hold a token or secret (`token = "abc…` without its closing quote).
+pub fn syntax(text: &str) -> Result<(), String> {
+    let Err(e) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let offset = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = &text[..offset];
+    let line_no = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let mut table = None;
+    for l in text.lines().take(line_no - 1) {
+        let l = l.trim();
+        if l.starts_with('[') && !l.starts_with("[[") {
+            table = l.trim_matches(['[', ']']).split(']').next().map(str::trim);
+        }
+    }
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c))
+        })
+        .map(|k| match table {
+            Some(t) => format!(" (key `{t}.{k}`)"),
+            None => format!(" (key `{k}`)"),
+        })
+        .unwrap_or_default();
+    let why: Vec<&str> = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    Err(format!(
+        "not valid TOML at line {line_no}, column {column}{key}: {}",
+        why.join("; ")
+    ))
 }
 
 fn unknown_keys(figment: &Figment, dict: &Dict, problems: &mut Vec<String>) {
@@ -95,7 +175,7 @@ fn origin(figment: &Figment, path: &[&str]) -> String {
 }
 
 fn build(p: &mut Problems, raw: RawConfig) -> Config {
-    let teleport = sections::teleport(p, raw.teleport);
+    let (teleport, teleport_addr_key) = sections::teleport(p, raw.teleport);
     let mattermost = sections::mattermost(p, &raw.mattermost);
     let role_to_recipients =
         sections::role_to_recipients(p, raw.role_to_recipients, raw.mattermost.recipients);
@@ -112,5 +192,7 @@ fn build(p: &mut Problems, raw: RawConfig) -> Config {
         review,
         bridge,
         warnings: std::mem::take(&mut p.warnings),
+        skipped_recipients: std::mem::take(&mut p.skipped_recipients),
+        teleport_addr_key,
     }
 }

@@ -12,6 +12,8 @@ use url::Url;
 pub(super) struct Problems {
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+    /// Recipient entries that are skipped (see [`super::sections`]).
+    pub skipped_recipients: Vec<String>,
 }
 
 /// Empty strings count as unset, as in the upstream Go config.
@@ -54,14 +56,24 @@ impl Problems {
         }
     }
 
+    /// An http(s) URL without user info: credentials in a URL would be printed wherever the
+    /// URL is, and they replace the bot's Bearer token on the way to Mattermost.
     pub fn http_url(&mut self, key: &str, raw: &str) -> Option<Url> {
+        let shown = without_userinfo(raw);
         match Url::parse(raw) {
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                self.problem(
+                    key,
+                    format!("carries credentials (user:password@) in {shown:?}: remove them; Mattermost is called with the bot token only"),
+                );
+                None
+            }
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
             Ok(u) => {
                 self.problem(
                     key,
                     format!(
-                        "is {raw:?} with scheme {:?}: use an http:// or https:// URL",
+                        "is {shown:?} with scheme {:?}: use an http:// or https:// URL",
                         u.scheme()
                     ),
                 );
@@ -70,37 +82,46 @@ impl Problems {
             Err(e) => {
                 self.problem(
                     key,
-                    format!("is {raw:?}, not a URL ({e}): write e.g. https://host.example.com"),
+                    format!("is {shown:?}, not a URL ({e}): write e.g. https://host.example.com"),
                 );
                 None
             }
         }
     }
 
-    pub fn duration(&mut self, key: &str, v: Option<Value>) -> Option<Duration> {
-        match v? {
-            Value::String(_, s) if s.trim().is_empty() => None,
+    /// A duration within `range`; the default when unset, and after a problem.
+    pub fn duration(&mut self, key: &str, v: Option<Value>, range: &Range) -> Duration {
+        let Some(v) = v else {
+            return range.default;
+        };
+        let d = match v {
+            Value::String(_, s) if s.trim().is_empty() => return range.default,
             Value::String(_, s) => match humantime::parse_duration(s.trim()) {
-                Ok(d) if !d.is_zero() => Some(d),
-                _ => {
+                Ok(d) => d,
+                Err(_) => {
                     self.problem(
                         key,
-                        format!("is {s:?}: write a duration such as \"30s\" or \"5m\""),
+                        format!("is {s:?}, not a duration: write e.g. \"30s\" or \"5m\" ({range})"),
                     );
-                    None
+                    return range.default;
                 }
             },
             other => {
                 self.problem(
                     key,
                     format!(
-                        "is a {}: write a duration string such as \"30s\" or \"5m\"",
+                        "is a {}: write a duration string such as \"30s\" ({range})",
                         kind(&other)
                     ),
                 );
-                None
+                return range.default;
             }
+        };
+        if d < range.min || d > range.max {
+            self.problem(key, format!("is {}, out of range: {range}", show(d)));
+            return range.default;
         }
+        d
     }
 
     pub fn pem_certs(
@@ -147,6 +168,38 @@ impl Problems {
     }
 }
 
+/// The sane values of a duration key, as `configure`'s example documents them.
+pub(crate) struct Range {
+    pub min: Duration,
+    pub max: Duration,
+    pub default: Duration,
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "use a duration from {} to {}; the default is {}",
+            show(self.min),
+            show(self.max),
+            show(self.default)
+        )
+    }
+}
+
+/// `90s` as "90s", `5m` as "5m", `24h` as "24h"; below a second in milliseconds or less.
+pub(crate) fn show(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_nanos() != 0 || s == 0 {
+        return humantime::format_duration(d).to_string();
+    }
+    match s {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 pub(super) fn list(keys: &[&str]) -> String {
     keys.iter()
         .map(|k| format!("`{k}`"))
@@ -154,7 +207,19 @@ pub(super) fn list(keys: &[&str]) -> String {
         .join(", ")
 }
 
-fn kind(v: &Value) -> &'static str {
+/// `https://user:pw@host/x` as `https://***@host/x`, for messages: never the credentials.
+pub(super) fn without_userinfo(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let authority_end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    match raw[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_string(),
+    }
+}
+
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::String(..) => "string",
         Value::Char(..) => "character",

@@ -18,7 +18,17 @@ pub(super) fn review(
     public_addr: Option<Url>,
 ) -> Option<EnabledReview> {
     let enabled = r.enabled.unwrap_or(false);
-    let user_id_trait = set(r.user_id_trait).unwrap_or_else(|| DEFAULT_USER_ID_TRAIT.into());
+    let user_id_trait = match r.user_id_trait {
+        None => DEFAULT_USER_ID_TRAIT.into(),
+        Some(t) if t.trim().is_empty() => {
+            p.problem(
+                "review.user_id_trait",
+                format!("is blank: name the Teleport user trait holding each reviewer's Mattermost user id, or remove the key for the default {DEFAULT_USER_ID_TRAIT:?}"),
+            );
+            DEFAULT_USER_ID_TRAIT.into()
+        }
+        Some(t) => t.trim().to_string(),
+    };
     let require_reason = match set(r.require_reason).map(|s| s.to_lowercase()).as_deref() {
         None | Some("deny") => RequireReason::Deny,
         Some("never") => RequireReason::Never,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use figment::value::Value;
 use url::Url;
 
-use super::problems::{Problems, list, set};
+use super::problems::{Problems, Range, list, set};
 use crate::config::raw::{RawBridge, RawHttp, RawLog, RawMattermost, RawTeleport};
 use crate::config::{
     BridgeConfig, Credentials, HttpConfig, IpNet, LogConfig, LogFormat, LogOutput,
@@ -19,24 +19,45 @@ use crate::route::Recipient;
 
 const DEFAULT_ADDR: &str = "localhost:3025";
 const DEFAULT_LISTEN: &str = "0.0.0.0:8081";
-const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
-const DEFAULT_MM_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONCURRENCY: usize = 128;
-const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+const MAX_CONCURRENCY: i64 = 10_000;
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+/// Re-reading the identity file: more often than every second burns CPU for nothing.
+pub(crate) const REFRESH_IDENTITY_INTERVAL: Range = Range {
+    min: secs(1),
+    max: secs(24 * 3600),
+    default: secs(60),
+};
+/// One Mattermost API call.
+pub(crate) const MATTERMOST_TIMEOUT: Range = Range {
+    min: secs(1),
+    max: secs(5 * 60),
+    default: secs(10),
+};
+/// A full reconciliation lists every request from Teleport: at most once a second.
+pub(crate) const RESYNC_INTERVAL: Range = Range {
+    min: secs(1),
+    max: secs(24 * 3600),
+    default: secs(300),
+};
 
-pub(super) fn teleport(p: &mut Problems, t: RawTeleport) -> TeleportConfig {
-    let addr = match (set(t.addr), set(t.auth_server)) {
-        (Some(a), _) => a,
+/// The Teleport settings, and the key the address was read from (`teleport.addr`, or the
+/// deprecated `teleport.auth_server`): messages name the key the operator wrote.
+pub(super) fn teleport(p: &mut Problems, t: RawTeleport) -> (TeleportConfig, &'static str) {
+    let (addr_key, addr) = match (set(t.addr), set(t.auth_server)) {
+        (Some(a), _) => ("teleport.addr", a),
         (None, Some(a)) => {
             p.warnings
                 .push("`teleport.auth_server` is deprecated: rename it to `teleport.addr`".into());
-            a
+            ("teleport.auth_server", a)
         }
-        (None, None) => DEFAULT_ADDR.to_string(),
+        (None, None) => ("teleport.addr", DEFAULT_ADDR.to_string()),
     };
     if !addr.contains(':') || addr.contains("://") {
         p.problem(
-            "teleport.addr",
+            addr_key,
             format!(
                 "is {addr:?}; write host:port, e.g. auth.example.com:3025 or tenant.teleport.sh:443"
             ),
@@ -94,22 +115,22 @@ pub(super) fn teleport(p: &mut Problems, t: RawTeleport) -> TeleportConfig {
             "requires that `teleport.identity` be set",
         );
     }
-    let interval = p
-        .duration(
-            "teleport.refresh_identity_interval",
-            t.refresh_identity_interval,
-        )
-        .unwrap_or(DEFAULT_REFRESH);
+    let interval = p.duration(
+        "teleport.refresh_identity_interval",
+        t.refresh_identity_interval,
+        &REFRESH_IDENTITY_INTERVAL,
+    );
     let proxy_ca = set(t.proxy_ca)
         .map(|path| p.pem_certs("teleport.proxy_ca", &path))
         .unwrap_or_default();
-    TeleportConfig {
+    let config = TeleportConfig {
         addr,
         credentials: credentials.unwrap_or(Credentials::IdentityFile(PathBuf::new())),
         refresh_identity: refresh,
         refresh_identity_interval: interval,
         proxy_ca,
-    }
+    };
+    (config, addr_key)
 }
 
 pub(super) fn mattermost(p: &mut Problems, m: &RawMattermost) -> MattermostConfig {
@@ -139,9 +160,7 @@ pub(super) fn mattermost(p: &mut Problems, m: &RawMattermost) -> MattermostConfi
         }
         Some(u) => p.http_url("mattermost.url", &u),
     };
-    let timeout = p
-        .duration("mattermost.timeout", m.timeout.clone())
-        .unwrap_or(DEFAULT_MM_TIMEOUT);
+    let timeout = p.duration("mattermost.timeout", m.timeout.clone(), &MATTERMOST_TIMEOUT);
     MattermostConfig {
         url: url.unwrap_or_else(|| Url::parse("http://invalid").expect("static URL")),
         token: token.unwrap_or_else(|| secrecy::SecretString::from(String::new())),
@@ -175,12 +194,18 @@ pub(super) fn role_to_recipients(
     out
 }
 
+/// Entries that are no recipient (upstream's own test config has `"*" = ["fallback"]`, and
+/// placeholders stand in where access monitoring rules route) are skipped, as upstream skips
+/// them at lookup: a deployment switching binaries must still start. `check` fails on them.
 fn recipients(p: &mut Problems, key: &str, raw: &[String]) -> Vec<Recipient> {
     let mut out = Vec::new();
     for r in raw {
         match Recipient::parse(r) {
             Ok(r) => out.push(r),
-            Err(e) => p.problem(key, format!("has a bad entry: {e}")),
+            Err(e) => p.skipped_recipients.push(format!(
+                "`{key}` entry {r:?} is skipped: {why}; write \"team/channel\", an e-mail address or \"@username\", or remove it",
+                why = e.why
+            )),
         }
     }
     out
@@ -191,7 +216,11 @@ pub(super) fn log(p: &mut Problems, l: RawLog) -> LogConfig {
     let output = match output_raw.as_deref().map(str::to_lowercase).as_deref() {
         None | Some("stderr") | Some("error") | Some("2") => LogOutput::Stderr,
         Some("stdout") | Some("out") | Some("1") => LogOutput::Stdout,
-        Some(_) => LogOutput::File(PathBuf::from(output_raw.unwrap_or_default())),
+        Some(_) => {
+            let path = PathBuf::from(output_raw.unwrap_or_default());
+            log_directory(p, &path);
+            LogOutput::File(path)
+        }
     };
     let severity = match set(l.severity).map(|s| s.to_lowercase()).as_deref() {
         None | Some("info") => tracing::Level::INFO,
@@ -222,6 +251,32 @@ pub(super) fn log(p: &mut Problems, l: RawLog) -> LogConfig {
         output,
         severity,
         format,
+    }
+}
+
+/// A log file is created at start-up, so its directory must exist already.
+fn log_directory(p: &mut Problems, path: &std::path::Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        p.problem(
+            "log.output",
+            format!(
+                "is {}, in a directory that does not exist ({}): use \"stdout\", \"stderr\" or a file in an existing directory",
+                path.display(),
+                dir.display()
+            ),
+        );
+    } else if path.is_dir() {
+        p.problem(
+            "log.output",
+            format!(
+                "is {}, a directory: name a file in it, or use \"stdout\" or \"stderr\"",
+                path.display()
+            ),
+        );
     }
 }
 
@@ -256,18 +311,20 @@ pub(super) fn http(p: &mut Problems, h: RawHttp) -> (HttpConfig, Option<Url>) {
 pub(super) fn bridge(p: &mut Problems, b: RawBridge) -> BridgeConfig {
     let concurrency = match b.concurrency {
         None => DEFAULT_CONCURRENCY,
-        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => n as usize,
         Some(n) => {
             p.problem(
                 "bridge.concurrency",
-                format!("is {n}; use a number from 1 to 10000 (default {DEFAULT_CONCURRENCY})"),
+                format!("is {n}, out of range: use a number from 1 to {MAX_CONCURRENCY}; the default is {DEFAULT_CONCURRENCY}"),
             );
             DEFAULT_CONCURRENCY
         }
     };
-    let resync_interval = p
-        .duration("bridge.resync_interval", b.resync_interval)
-        .unwrap_or(DEFAULT_RESYNC);
+    let resync_interval = p.duration(
+        "bridge.resync_interval",
+        b.resync_interval,
+        &RESYNC_INTERVAL,
+    );
     BridgeConfig {
         concurrency,
         resync_interval,
