@@ -18,7 +18,9 @@ use teleport_mattermost_sim::playground::{self, Playground};
 use teleport_mattermost_sim::teleport::fixtures::{
     self, PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2,
 };
-use teleport_mattermost_sim::teleport::{NewRequest, SimOptions, Threshold};
+use teleport_mattermost_sim::teleport::{
+    NewRequest, SimAccessList, SimOptions, SimRole, Threshold,
+};
 use teleport_mattermost_sim::world::{World, WorldOptions};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -103,6 +105,13 @@ impl Stage {
         })
         .await
         .context("starting the simulators")?;
+        // The plugin may also list access lists (review reminders).
+        let tp = &world.tp;
+        tp.add_role(SimRole::new("access-list-reader").allow(&["access_list"], &["list", "read"]));
+        if let Some(mut plugin) = tp.user(PLUGIN_USER) {
+            plugin.roles.push("access-list-reader".into());
+            tp.upsert_user(plugin);
+        }
         // The service's own address must be in its config (buttons call back to it).
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -117,7 +126,8 @@ impl Stage {
         let text = world.config_text(&format!(
             "[role_to_recipients]\n\"*\" = [\"{}\"]\n\n\
              [http]\nlisten_addr = \"127.0.0.1:{port}\"\npublic_addr = \"{service}\"\n\n\
-             [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"always\"",
+             [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"always\"\n\n\
+             [access_lists]\ninterval = \"1s\"\n",
             world.channel_path,
         ));
         let config_path = world.dir.path().join("teleport-mattermost.toml");
@@ -327,7 +337,27 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
         short_id(&second)
     ));
 
-    println!("\n⑥ Metrics, from {}/metrics", s.service);
+    println!("\n⑥ an access list is due for review in 10 days: its owner is reminded");
+    let due = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    s.tp.upsert_access_list(
+        SimAccessList::new("prod-admins", &[REVIEWER1], due)
+            .title("Production admins")
+            .members(7),
+    );
+    let (bot, owner) = (s.mm.bot_id().to_string(), s.user(REVIEWER1).to_string());
+    let reminder =
+        s.mm.wait_for(WAIT, move |sim| {
+            let dm = sim.dm_channel(&bot, &owner)?;
+            sim.posts_in(&dm)
+                .into_iter()
+                .find(|p| p.message.contains("Access list review reminder"))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}: the access list owner was not reminded"))?;
+    s.say("direct message to @reviewer1, the list's owner (once a week until it is reviewed):");
+    s.show(&reminder.message);
+
+    println!("\n⑦ Metrics, from {}/metrics", s.service);
     let metrics = reqwest::get(format!("{}/metrics", s.service))
         .await?
         .text()
@@ -338,6 +368,7 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
             || l.starts_with("teleport_mattermost_events_total")
             || l.starts_with("teleport_mattermost_watch_up")
             || l.starts_with("teleport_mattermost_reviews_total")
+            || l.starts_with("teleport_mattermost_access_list_reminders_total")
     }) {
         println!("          {line}");
     }

@@ -1,11 +1,13 @@
 //! One integration-test binary (link time on 2 cores): the real service and simulators over
 //! real sockets on port 0.
 
+mod access_lists;
 mod bridge;
 mod chaos;
 mod check;
 mod cli;
 mod dashboard;
+mod delivery;
 mod demo;
 mod edge;
 mod harness;

@@ -714,3 +714,84 @@ fn get_user_request_and_user_v2_fields() {
     let u = convert::user_from_proto(&types::UserV2::decode(bytes.as_slice()).unwrap());
     assert_eq!(u.roles, vec!["reviewer".to_string(), "dev".to_string()]);
 }
+
+#[test]
+fn list_access_lists_request_fields_1_2() {
+    use teleport_mattermost::teleport::wire::teleport::accesslist::v1 as al;
+    assert_wire(
+        &al::ListAccessListsRequest {
+            page_size: 200,
+            next_token: "list-200".into(),
+        },
+        vec![(1, i(200)), (2, s("list-200"))],
+    );
+}
+
+#[test]
+fn a_go_encoded_access_list_page_decodes_to_owners_due_date_and_window() {
+    use teleport_mattermost::access::AccessList;
+    use teleport_mattermost::teleport::client::access_list_from_proto;
+    use teleport_mattermost::teleport::wire::teleport::accesslist::v1 as al;
+    let due = datetime!(2026-12-20 00:00 UTC).unix_timestamp() as u64;
+    // ListAccessListsResponse: access_lists = 1, next_token = 2. AccessList: header = 1
+    // (ResourceHeader: kind 1, sub_kind 2, version 3, metadata 4 → name 1), spec = 2,
+    // status = 3 (member_count 1). Spec: description 1, owners 2 (name 1, description 2,
+    // ineligible_status 3, membership_kind 4), audit 3 (next_audit_date 2, recurrence 3,
+    // notifications 4 → start 1), grants 6 (unread), title 8.
+    let list = m(vec![
+        (
+            1,
+            m(vec![
+                (1, s("access_list")),
+                (3, s("v1")),
+                (4, m(vec![(1, s("prod-admins")), (2, s("default"))])),
+            ]),
+        ),
+        (
+            2,
+            m(vec![
+                (1, s("who may administer production")),
+                (
+                    2,
+                    m(vec![
+                        (1, s("alice@example.com")),
+                        (2, s("lead")),
+                        (3, i(1)),
+                        (4, i(1)),
+                    ]),
+                ),
+                (2, m(vec![(1, s("nested-list")), (4, i(2))])),
+                (2, m(vec![(1, s("bob"))])),
+                (
+                    3,
+                    m(vec![
+                        (2, m(vec![(1, i(due))])),
+                        (3, m(vec![(1, i(3)), (2, i(15))])),
+                        (4, m(vec![(1, m(vec![(1, i(14 * 86_400))]))])),
+                    ]),
+                ),
+                (6, m(vec![(1, s("prod-admin"))])),
+                (8, s("Production admins")),
+            ]),
+        ),
+        (3, m(vec![(1, i(7)), (2, i(1))])),
+    ]);
+    let bytes = encode(&[(1, list), (2, s("next-page"))]);
+    let page = al::ListAccessListsResponse::decode(bytes.as_slice()).unwrap();
+    assert_eq!(page.next_token, "next-page");
+    assert_eq!(
+        access_list_from_proto(&page.access_lists[0]),
+        AccessList {
+            name: "prod-admins".into(),
+            title: "Production admins".into(),
+            owners: vec!["alice@example.com".into(), "bob".into()],
+            next_audit_date: Some(datetime!(2026-12-20 00:00 UTC)),
+            notify_before: std::time::Duration::from_secs(14 * 86_400),
+            member_count: Some(7),
+        }
+    );
+    // Go's zero time for an unset review date reads as "no date".
+    let undated = encode(&[(2, m(vec![(3, m(vec![(2, go_zero())]))]))]);
+    let l = al::AccessList::decode(undated.as_slice()).unwrap();
+    assert_eq!(access_list_from_proto(&l).next_audit_date, None);
+}

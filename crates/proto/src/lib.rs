@@ -14,7 +14,7 @@ pub mod types {
     tonic::include_proto!("types");
 }
 
-/// `package teleport.*`: access monitoring rules, users and the v1 resource header.
+/// `package teleport.*`: access monitoring rules, access lists, users and the v1 resource header.
 pub mod teleport {
     pub mod header {
         pub mod v1 {
@@ -24,6 +24,11 @@ pub mod teleport {
     pub mod accessmonitoringrules {
         pub mod v1 {
             tonic::include_proto!("teleport.accessmonitoringrules.v1");
+        }
+    }
+    pub mod accesslist {
+        pub mod v1 {
+            tonic::include_proto!("teleport.accesslist.v1");
         }
     }
     pub mod users {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::access_lists::{self, Clock, ReminderMetrics, Reminders};
 use crate::bridge::metrics::BridgeMetrics;
 use crate::bridge::post_render::{Buttons, PostRenderer};
 use crate::bridge::processor::Processor;
@@ -43,6 +44,8 @@ pub struct Options {
     pub replica: Option<String>,
     /// The HTTP listener's connection deadlines and budgets (tests shorten them).
     pub http: http::serve::Limits,
+    /// The wall clock of the access list reminder windows (tests move it).
+    pub clock: Clock,
 }
 
 impl Options {
@@ -180,6 +183,21 @@ impl Application {
                 );
             }
         }
+        Reminders::spawn(
+            access_lists::Parts {
+                teleport: teleport.clone(),
+                mattermost: mattermost.clone(),
+                config: cfg.access_lists.clone(),
+                proxy_base: PostRenderer::link_base(&ping.proxy_public_addr, true),
+                user_id_trait: self.review.as_ref().map_or_else(
+                    || crate::config::DEFAULT_USER_ID_TRAIT.to_string(),
+                    |r| r.config.user_id_trait.clone(),
+                ),
+                clock: self.options.clock.clone(),
+                metrics: ReminderMetrics::new(&metrics),
+            },
+            shutdown.clone(),
+        );
         let processor = Arc::new(Processor {
             store: teleport.plugin_data(PLUGIN_NAME),
             chat: mattermost.clone(),
@@ -188,6 +206,7 @@ impl Application {
             owner: self.options.replica.clone().unwrap_or_else(replica_name),
             notify_requester: cfg.mattermost.notify_requester,
             metrics: bridge_metrics.clone(),
+            health: self.state.readiness.clone(),
         });
         let histogram = bridge_metrics.event_seconds.clone();
         let queue = KeyedQueue::new(

@@ -1,6 +1,7 @@
 //! `teleport-mattermost check`: a live self-test, one line per check with the fix for each
 //! failure — config, identity, Teleport reachability and the plugin role's permissions,
-//! Mattermost token and bot, every configured recipient, and in-chat review prerequisites.
+//! Mattermost token and bot, every configured recipient, in-chat review prerequisites, and
+//! access list reminders (on or off and why, owners they cannot reach).
 //! Permission probes use a random request id, so they never change anything.
 
 use std::time::Duration;
@@ -9,6 +10,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::access::KIND_ACCESS_LIST;
+use crate::access_lists::{self, Listing, ReminderMetrics, Reminders, Stop};
 use crate::config::Config;
 use crate::mattermost::{ClientOptions as MmOptions, MattermostClient, MattermostError};
 use crate::metrics::Metrics;
@@ -121,6 +124,7 @@ pub async fn run(cfg: &Config) -> Report {
     let teleport = teleport_checks(cfg, &mut r).await;
     mattermost_checks(cfg, &mut r).await;
     review_checks(cfg, teleport.as_ref(), &mut r).await;
+    access_list_checks(cfg, teleport.as_ref(), &mut r).await;
     r
 }
 
@@ -509,5 +513,98 @@ async fn review_checks(
             "add `review_requests: {submit_for_users: [\"*\"]}` to the plugin's role (or use the preset role access-plugin-with-review)",
         ),
         _ => r.pass("review", format!("Teleport {} accepts reviews submitted for users", ping.server_version)),
+    }
+}
+
+/// Access list reminders: on, off and why, the owners they cannot reach, and the right to
+/// write their plugin data (probed on a list that cannot exist: nothing is written).
+async fn access_list_checks(
+    cfg: &Config,
+    teleport: Option<&(TeleportClient, PingInfo)>,
+    r: &mut Report,
+) {
+    const CHECK: &str = "access lists";
+    if cfg.access_lists.enabled == Some(false) {
+        r.pass(
+            CHECK,
+            "review reminders are off (`access_lists.enabled = false`)",
+        );
+        return;
+    }
+    let Some((client, ping)) = teleport else {
+        return;
+    };
+    let Ok(mattermost) =
+        MattermostClient::new(MmOptions::from_config(&cfg.mattermost), &Metrics::new())
+    else {
+        return;
+    };
+    let reminders = Reminders::new(access_lists::Parts {
+        teleport: client.clone(),
+        mattermost,
+        config: cfg.access_lists.clone(),
+        proxy_base: None,
+        user_id_trait: cfg
+            .review
+            .as_ref()
+            .map_or(crate::config::DEFAULT_USER_ID_TRAIT, |r| &r.user_id_trait)
+            .to_string(),
+        clock: Default::default(),
+        metrics: ReminderMetrics::new(&Metrics::new()),
+    });
+    let list_fix = "add `resources [access_list], verbs [list, read]` to the plugin's role";
+    match reminders.survey().await {
+        Err(Listing::Stop(Stop::Unsupported)) => r.pass(
+            CHECK,
+            format!(
+                "Teleport {} has no access list API: review reminders are off",
+                ping.server_version
+            ),
+        ),
+        Err(Listing::Stop(Stop::NotAllowed(m))) => r.warn(
+            CHECK,
+            format!("review reminders are off: the role may not list access lists ({m})"),
+            list_fix,
+        ),
+        Err(Listing::Failed(e)) => {
+            r.fail(CHECK, format!("listing access lists failed: {e}"), list_fix)
+        }
+        Ok(s) => {
+            r.pass(
+                CHECK,
+                format!(
+                    "review reminders are on: {} lists, {} owners reachable in Mattermost",
+                    s.lists, s.reachable
+                ),
+            );
+            for (list, owner) in &s.unreachable {
+                r.warn(
+                    CHECK,
+                    format!("owner {owner:?} of access list {list:?} cannot be reached in Mattermost"),
+                    "give the owner a Mattermost account with that e-mail, or set their Teleport trait to their Mattermost user id",
+                );
+            }
+            let probe =
+                std::collections::BTreeMap::from([("check".to_string(), "probe".to_string())]);
+            match client
+                .update_plugin_data_of(
+                    KIND_ACCESS_LIST,
+                    PLUGIN_NAME,
+                    &probe_id(),
+                    probe,
+                    Default::default(),
+                )
+                .await
+            {
+                Ok(()) | Err(TeleportError::NotFound(_)) => {
+                    r.pass(CHECK, "may update plugin data on access lists")
+                }
+                Err(e) => r.fail(
+                    CHECK,
+                    format!("may not update plugin data on access lists: {e}"),
+                    "add `resources [access_plugin_data], verbs [update]` to the plugin's role",
+                ),
+            }
+        }
     }
 }

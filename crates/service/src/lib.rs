@@ -17,9 +17,12 @@
 //! - [`teleport`]: Teleport Auth client (identity files, mTLS, typed gRPC calls, watch events).
 //! - [`access`]: access-request domain types and the plugin data's encoding (written with
 //!   compare-and-swap by the bridge's processor through its one `Store` port).
+//! - [`access_lists`]: access list review reminders to the lists' owners (plugin data on
+//!   the list, written through the same `Store` port).
 //! - [`mattermost`]: REST v4 client (retries, typed errors, recipient cache) and post rendering.
 
 pub mod access;
+pub mod access_lists;
 pub mod app;
 pub mod bridge;
 pub mod check;

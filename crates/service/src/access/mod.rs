@@ -2,10 +2,12 @@
 //! requests and reviews, access monitoring rules, users, and the plugin data kept per request
 //! (its encoding; the bridge's processor writes it with compare-and-swap).
 
+mod access_list;
 pub mod plugin_data;
 mod request;
 mod rule;
 
+pub use access_list::{AccessList, KIND_ACCESS_LIST};
 pub use plugin_data::{DecodeError, PluginData, RawData, Resolution, SentMessage};
 pub use request::{
     AccessRequest, RequestKind, RequestState, ResourceId, Review, Threshold, UnknownState,

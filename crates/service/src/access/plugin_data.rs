@@ -294,7 +294,7 @@ fn json_if_any(m: &BTreeMap<String, Vec<String>>) -> String {
 /// JSON exactly as Go's `json.Marshal` writes it: compact, map keys sorted (a BTreeMap is),
 /// and `<`, `>`, `&`, U+2028, U+2029 escaped. These characters can only occur inside
 /// strings, so replacing them in the output is safe.
-fn go_json<T: Serialize + ?Sized>(v: &T) -> String {
+pub(crate) fn go_json<T: Serialize + ?Sized>(v: &T) -> String {
     let s = serde_json::to_string(v).unwrap_or_default();
     if !s.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
         return s;

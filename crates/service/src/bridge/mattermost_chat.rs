@@ -1,7 +1,7 @@
 //! The bridge's chat port over the Mattermost client.
 
-use super::ports::{Body, Chat, NewPost, PortError};
-use crate::mattermost::model::{self, Props};
+use super::ports::{Body, Chat, Found, Marker, NewPost, Place, PortError};
+use crate::mattermost::model::{self, PostList, Props};
 use crate::mattermost::{MattermostClient, MattermostError};
 use crate::route::Recipient;
 
@@ -12,11 +12,15 @@ fn port_error(e: MattermostError) -> PortError {
             reason: "Mattermost rate limit".into(),
             after: Some(wait),
         },
+        MattermostError::Transport { ref error, .. } if !error.is_connect() => {
+            PortError::Uncertain(e.to_string())
+        }
         e if e.is_transient() => PortError::Retry {
             reason: e.to_string(),
             after: None,
         },
         MattermostError::NotFound { .. } => PortError::NotFound,
+        e @ MattermostError::Unauthorized { .. } => PortError::Unauthorized(e.to_string()),
         e => PortError::Fatal(e.to_string()),
     }
 }
@@ -33,13 +37,12 @@ impl Chat for MattermostClient {
     async fn resolve(&self, recipient: &Recipient) -> Result<Option<String>, PortError> {
         match MattermostClient::resolve(self, recipient).await {
             Ok(r) => Ok(Some(r.channel_id)),
-            Err(e) if e.is_transient() => Err(port_error(e)),
-            // A missing user or channel, or one the bot may not use, is skipped (upstream
-            // posted to an empty channel id instead); the error text names the fix.
-            Err(e) => {
-                tracing::warn!(recipient = %recipient, error = %e, "recipient does not resolve; skipping it");
-                Ok(None)
-            }
+            // A missing user or channel, or one the bot may not use, stays owed and is tried
+            // again at the next resync (upstream posted to an empty channel id instead); the
+            // error text names the fix. A 404 is reported as a refusal, not as "the request
+            // is gone".
+            Err(e @ MattermostError::NotFound { .. }) => Err(PortError::Fatal(e.to_string())),
+            Err(e) => Err(port_error(e)),
         }
     }
 
@@ -52,10 +55,24 @@ impl Chat for MattermostClient {
             props: props(p.body.props)?,
             pending_post_id: Some(p.idempotency_key),
         };
-        self.create_post(&post)
+        // A timeout is not re-sent blindly: the processor keeps its claim and looks for the
+        // post before creating it again.
+        self.create_post_unless_sent(&post)
             .await
             .map(|p| p.id)
             .map_err(port_error)
+    }
+
+    async fn find(&self, place: Place<'_>) -> Result<Vec<Found>, PortError> {
+        let list = match place {
+            Place::ChannelSince { channel_id, since } => {
+                self.channel_posts_since(channel_id, since).await
+            }
+            Place::Thread { root_id } => self.thread(root_id).await,
+        }
+        .map_err(port_error)?;
+        let bot = self.bot_id().await.map_err(port_error)?;
+        Ok(marked(list, &bot))
     }
 
     async fn update(&self, _channel_id: &str, post_id: &str, body: Body) -> Result<(), PortError> {
@@ -74,6 +91,20 @@ impl Chat for MattermostClient {
     async fn react(&self, post_id: &str, emoji: &str) -> Result<(), PortError> {
         self.add_reaction(post_id, emoji).await.map_err(port_error)
     }
+}
+
+/// The bot's live posts in a listing that carry a marker.
+fn marked(list: PostList, bot_id: &str) -> Vec<Found> {
+    list.posts
+        .into_values()
+        .filter(|p| p.user_id == bot_id && p.delete_at == 0)
+        .filter_map(|p| {
+            Some(Found {
+                marker: Marker::of_props(&p.props)?,
+                post_id: p.id,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

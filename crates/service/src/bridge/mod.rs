@@ -7,6 +7,7 @@
 pub mod claim;
 pub mod mattermost_chat;
 pub mod metrics;
+pub mod owed;
 pub mod ports;
 pub mod post_render;
 pub mod processor;

@@ -13,8 +13,8 @@ pub enum PortError {
     /// Compare-and-swap lost: someone else wrote first.
     #[error("compare-and-swap conflict")]
     Conflict,
-    /// The access request no longer exists.
-    #[error("access request not found")]
+    /// The resource (access request, access list) no longer exists.
+    #[error("resource not found")]
     NotFound,
     /// Temporary (unavailable, timeout, 5xx, 429); `after` is the server's requested wait.
     #[error("temporary failure: {reason}")]
@@ -22,13 +22,23 @@ pub enum PortError {
         reason: String,
         after: Option<Duration>,
     },
+    /// Sent, but no answer came (a timeout, a lost connection): it may have taken effect.
+    /// Retried later; a create is looked for before it is sent again.
+    #[error("no answer, the outcome is unknown: {0}")]
+    Uncertain(String),
+    /// Mattermost refused the bot token (401): nothing works until the token is fixed (or
+    /// a proxy in front of Mattermost recovers), so the work is retried with backoff and the
+    /// service reports itself not ready meanwhile.
+    #[error("{0}")]
+    Unauthorized(String),
     /// Retrying will not help (permission, bad request, too large).
     #[error("{0}")]
     Fatal(String),
 }
 
-/// Teleport plugin data of one access request, for this plugin: the service's one
-/// plugin-data port (the processor's compare-and-swap writes go through it).
+/// Teleport plugin data of one resource (an access request, or an access list for the
+/// review reminders), for this plugin: the service's one plugin-data port (every
+/// compare-and-swap write goes through it).
 pub trait Store: Send + Sync + 'static {
     /// The plugin's entry for the request; `None` when it has none.
     fn get(
@@ -73,6 +83,88 @@ pub struct NewPost {
     pub idempotency_key: String,
 }
 
+/// Post props key of the [`Marker`].
+pub const MARKER_KEY: &str = "teleport_mattermost";
+
+/// Which post of which request a post is: written into every post's props (and kept by every
+/// update), so a replica that takes over interrupted work can recognise posts its
+/// predecessor made but never recorded, and adopt them instead of posting again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Marker {
+    pub request_id: String,
+    /// The channel the post is for.
+    pub channel_id: String,
+    #[serde(flatten)]
+    pub kind: MarkerKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MarkerKind {
+    Root,
+    /// The thread reply for the request's `review`-th review (from 0).
+    Reply {
+        review: u32,
+    },
+    /// The direct message telling the requester the outcome.
+    Requester,
+}
+
+impl Marker {
+    pub fn new(request_id: &str, channel_id: &str, kind: MarkerKind) -> Self {
+        Self {
+            request_id: request_id.into(),
+            channel_id: channel_id.into(),
+            kind,
+        }
+    }
+
+    /// The marker as the props member `"teleport_mattermost":{...}`.
+    fn member(&self) -> String {
+        let value = serde_json::to_string(self).expect("a marker is plain data");
+        format!("\"{MARKER_KEY}\":{value}")
+    }
+
+    /// `body` with this marker added to its props (spliced into the JSON text: the props
+    /// are large and only ever an object).
+    pub fn mark(&self, mut body: Body) -> Body {
+        let member = self.member();
+        body.props = Some(match body.props.as_deref().map(str::trim_start) {
+            Some(props) if props.starts_with('{') => {
+                let rest = props[1..].trim_start();
+                if rest.starts_with('}') {
+                    format!("{{{member}}}")
+                } else {
+                    format!("{{{member},{rest}")
+                }
+            }
+            _ => format!("{{{member}}}"),
+        });
+        body
+    }
+
+    /// The marker in a post's props, if it has one.
+    pub fn of_props(props: &serde_json::Value) -> Option<Self> {
+        serde_json::from_value(props.get(MARKER_KEY)?.clone()).ok()
+    }
+}
+
+/// A post found by [`Chat::find`]: the bot's own, with its marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub post_id: String,
+    pub marker: Marker,
+}
+
+/// Where [`Chat::find`] looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place<'a> {
+    /// Posts of a channel created or changed since this time (Unix milliseconds).
+    ChannelSince { channel_id: &'a str, since: u64 },
+    /// The replies in a thread.
+    Thread { root_id: &'a str },
+}
+
 pub trait Chat: Send + Sync + 'static {
     /// The channel id for a recipient; `Ok(None)` when it does not exist (skipped with a warning).
     fn resolve(
@@ -81,6 +173,9 @@ pub trait Chat: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
     /// Creates a post and returns its id.
     fn post(&self, post: NewPost) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// The bot's marked posts in a place (only when taking over interrupted work: never on
+    /// the common path).
+    fn find(&self, place: Place<'_>) -> impl Future<Output = Result<Vec<Found>, PortError>> + Send;
     /// Replaces a post's message and props.
     fn update(
         &self,

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use super::claim::{self, Claim, Phase};
 use super::fakes::{FakeChat, FakeRender, FakeStore};
 use super::metrics::BridgeMetrics;
+use super::owed;
+use super::ports::PortError;
 use super::processor::Processor;
 use super::queue::Outcome;
 use super::work::Work;
@@ -36,6 +38,7 @@ fn processor(owner: &str, store: &FakeStore, chat: &FakeChat) -> P {
         owner: owner.into(),
         notify_requester: true,
         metrics: BridgeMetrics::new(&crate::metrics::Metrics::new()),
+        health: Default::default(),
     }
 }
 
@@ -299,7 +302,10 @@ async fn a_request_resolved_before_it_was_seen_is_not_posted() {
 async fn a_fresh_claim_of_another_replica_is_waited_for_briefly() {
     let (store, chat) = (FakeStore::default(), chat());
     let mut m = PluginData::default().encode();
-    m.insert(claim::KEY.into(), Claim::new("other", Phase::Post).encode());
+    m.insert(
+        claim::KEY.into(),
+        Claim::new("other", Phase::Post, claim::now_ms()).encode(),
+    );
     store.data.lock().unwrap().insert(ID.into(), m);
     let p = processor("a", &store, &chat);
     match p.handle(ID, request(RequestState::Pending, &[])).await {
@@ -327,6 +333,7 @@ async fn a_takeover_after_a_crash_completes_without_duplicates() {
             owner: "dead".into(),
             until: 1,
             phase: Phase::Post,
+            since: None,
         }
         .encode(),
     );
@@ -360,8 +367,16 @@ async fn a_failed_post_keeps_progress_and_the_retry_posts_only_what_is_missing()
         1,
         "the successful post is recorded"
     );
-    let claim = Claim::parse(&store.get_now(ID).unwrap()[claim::KEY]).unwrap();
-    assert_eq!((claim.owner.as_str(), claim.phase), ("a", Phase::Post));
+    let raw = store.get_now(ID).unwrap();
+    assert_eq!(
+        owed::decode(raw.get(owed::KEY)),
+        ["team/missing", "reviewer1@example.com"],
+        "what was not posted stays owed"
+    );
+    assert!(
+        !raw.contains_key(claim::KEY),
+        "a 500 made no post: the claim is released and the rest is owed"
+    );
     assert!(matches!(
         p.handle(ID, request(RequestState::Pending, &[])).await,
         Outcome::Done
@@ -549,6 +564,7 @@ async fn a_stale_claim_with_nothing_left_to_do_is_just_released() {
             owner: "dead".into(),
             until: 1,
             phase: Phase::Update,
+            since: None,
         }
         .encode(),
     );
@@ -600,4 +616,232 @@ fn the_fake_applies_teleports_update_rule() {
     // An entry that ends up empty is removed.
     let clear = RawData::from([("a".into(), "".into()), ("b".into(), "".into())]);
     assert_eq!(apply_update(Some(&cur), &clear, &RawData::new()), Ok(None));
+}
+
+// What was not posted stays owed (refusals, a refused token) and a takeover adopts what its
+// predecessor posted without recording it.
+
+fn owed_now(store: &FakeStore) -> Vec<String> {
+    owed::decode(store.get_now(ID).unwrap().get(owed::KEY))
+}
+
+#[tokio::test]
+async fn a_refused_channel_does_not_hold_up_the_others_and_is_posted_once_fixed() {
+    let (store, chat) = (FakeStore::default(), chat());
+    chat.refusing.lock().unwrap().insert(
+        "ch-dm-r1".into(),
+        PortError::Fatal("not a member: run /invite @teleport".into()),
+    );
+    let p = processor("a", &store, &chat);
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert_eq!(chat.roots().len(), 1, "the other channel is posted at once");
+    assert_eq!(owed_now(&store), ["team/missing", "reviewer1@example.com"]);
+    // A review arrives while the channel is still refused: replied under the one root.
+    let reviewed = request(
+        RequestState::Pending,
+        &[("reviewer2", RequestState::Approved)],
+    );
+    assert!(matches!(
+        p.handle(ID, reviewed.clone()).await,
+        Outcome::Done
+    ));
+    assert_eq!(chat.replies().len(), 1);
+    assert_eq!(stored(&store).reviews_count, 1);
+    // Fixed: the next event (a resync) posts the missing root, with the earlier reply.
+    chat.refusing.lock().unwrap().clear();
+    assert!(matches!(
+        p.handle(ID, reviewed.clone()).await,
+        Outcome::Done
+    ));
+    let roots = chat.roots();
+    assert_eq!(roots.len(), 2);
+    assert_eq!(stored(&store).messages.len(), 2);
+    let late = roots.iter().find(|r| r.channel_id == "ch-dm-r1").unwrap();
+    assert_eq!(
+        chat.replies()
+            .iter()
+            .filter(|r| r.root_id.as_deref() == Some(late.id.as_str()))
+            .count(),
+        1,
+        "the late root gets the reply the others got"
+    );
+    assert_eq!(owed_now(&store), ["team/missing"]);
+    // Resolved: final, and nothing is owed any more.
+    let approved = request(
+        RequestState::Approved,
+        &[("reviewer2", RequestState::Approved)],
+    );
+    assert!(matches!(p.handle(ID, approved).await, Outcome::Done));
+    assert!(owed_now(&store).is_empty());
+    assert_eq!(stored(&store).resolution, Resolution::Approved);
+    assert_eq!(
+        *chat.finds.lock().unwrap(),
+        0,
+        "no listing on the common path"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_token_is_retried_reported_and_cleared_by_the_next_success() {
+    let (store, chat) = (FakeStore::default(), chat());
+    for ch in ["ch-team", "ch-dm-r1"] {
+        chat.refusing.lock().unwrap().insert(
+            ch.into(),
+            PortError::Unauthorized("Mattermost rejected the bot token (401)".into()),
+        );
+    }
+    let p = processor("a", &store, &chat);
+    p.health.set(true);
+    match p.handle(ID, request(RequestState::Pending, &[])).await {
+        Outcome::Retry { reason, .. } => assert!(reason.contains("401"), "{reason}"),
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    assert!(chat.posts.lock().unwrap().is_empty());
+    assert_eq!(
+        owed_now(&store),
+        ["team/missing", "team/channel", "reviewer1@example.com"]
+    );
+    assert!(p.health.reason().unwrap().contains("401"));
+    assert_eq!(p.metrics.token_rejected.get(), 1);
+    // The token works again: a later event (the queue's retry) posts everything.
+    chat.refusing.lock().unwrap().clear();
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert_eq!(chat.roots().len(), 2);
+    assert_eq!(p.metrics.token_rejected.get(), 0);
+    assert!(p.health.is_ready());
+}
+
+/// Replica "dead" did its work, then died before recording what `forget` takes back,
+/// leaving its claim in `phase`; Mattermost no longer remembers the pending_post_ids.
+fn died_before_recording(
+    store: &FakeStore,
+    chat: &FakeChat,
+    phase: Phase,
+    forget: impl FnOnce(&mut PluginData),
+) {
+    let mut m = store.get_now(ID).unwrap();
+    let mut data = PluginData::decode(&m).unwrap();
+    forget(&mut data);
+    m.extend(data.encode());
+    let c = Claim {
+        owner: "dead".into(),
+        until: 1,
+        phase,
+        since: Some(claim::now_ms() - 1000),
+    };
+    m.insert(claim::KEY.into(), c.encode());
+    store.data.lock().unwrap().insert(ID.into(), m);
+    *chat.no_dedup.lock().unwrap() = true;
+}
+
+/// Replica "dead" posted both roots, then died before recording them.
+async fn dead_after_posting(store: &FakeStore, chat: &FakeChat) {
+    let dead = processor("dead", store, chat);
+    dead.handle(ID, request(RequestState::Pending, &[])).await;
+    died_before_recording(store, chat, Phase::Post, |d| d.messages.clear());
+}
+
+#[tokio::test]
+async fn a_takeover_adopts_unrecorded_roots_instead_of_posting_again() {
+    let (store, chat) = (FakeStore::default(), chat());
+    dead_after_posting(&store, &chat).await;
+    let p = processor("b", &store, &chat);
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert_eq!(chat.roots().len(), 2, "{:?}", chat.roots());
+    let posted: Vec<String> = chat.roots().iter().map(|r| r.id.clone()).collect();
+    let mut recorded: Vec<String> = stored(&store)
+        .messages
+        .iter()
+        .map(|m| m.post_id.clone())
+        .collect();
+    recorded.sort();
+    assert_eq!(recorded, posted);
+    assert_eq!(p.metrics.adopted.with_label_values(&["root"]).get(), 2);
+    // Updated on resolution: the marker survives the update.
+    p.handle(ID, request(RequestState::Approved, &[])).await;
+    assert_eq!(chat.updates.lock().unwrap().len(), 2);
+    assert!(chat.roots().iter().all(|r| r.marker().is_some()));
+}
+
+#[tokio::test]
+async fn a_retry_after_a_partly_failed_reply_adopts_the_replies_that_went_out() {
+    let (store, chat) = (FakeStore::default(), chat());
+    let p = processor("a", &store, &chat);
+    p.handle(ID, request(RequestState::Pending, &[])).await;
+    *chat.no_dedup.lock().unwrap() = true;
+    chat.failing.lock().unwrap().insert("ch-dm-r1".into(), 1);
+    let reviewed = request(
+        RequestState::Pending,
+        &[("reviewer2", RequestState::Approved)],
+    );
+    assert!(matches!(
+        p.handle(ID, reviewed.clone()).await,
+        Outcome::Retry { .. }
+    ));
+    assert_eq!(chat.replies().len(), 1);
+    assert!(matches!(p.handle(ID, reviewed).await, Outcome::Done));
+    assert_eq!(
+        chat.replies().len(),
+        2,
+        "one reply per root: {:?}",
+        chat.replies()
+    );
+    assert_eq!(p.metrics.adopted.with_label_values(&["reply"]).get(), 1);
+    assert_eq!(stored(&store).reviews_count, 1);
+}
+
+#[tokio::test]
+async fn a_takeover_of_a_resolution_adopts_the_requester_message() {
+    let (store, chat) = (FakeStore::default(), chat());
+    let p = processor("dead", &store, &chat);
+    p.handle(ID, request(RequestState::Pending, &[])).await;
+    p.handle(ID, request(RequestState::Approved, &[])).await;
+    // It died after telling the requester, before recording the resolution.
+    died_before_recording(&store, &chat, Phase::Update, |d| {
+        d.resolution = Resolution::Unresolved
+    });
+    let b = processor("b", &store, &chat);
+    assert!(matches!(
+        b.handle(ID, request(RequestState::Approved, &[])).await,
+        Outcome::Done
+    ));
+    let dms = chat
+        .roots()
+        .into_iter()
+        .filter(|p| p.channel_id == "ch-dm-req")
+        .count();
+    assert_eq!(dms, 1);
+    assert_eq!(b.metrics.adopted.with_label_values(&["requester"]).get(), 1);
+    assert_eq!(stored(&store).resolution, Resolution::Approved);
+}
+
+#[tokio::test]
+async fn a_post_without_an_answer_is_looked_for_before_it_is_sent_again() {
+    let (store, chat) = (FakeStore::default(), chat());
+    *chat.no_dedup.lock().unwrap() = true;
+    // The post is made, but its answer never comes.
+    chat.answer_lost.lock().unwrap().insert("ch-dm-r1".into());
+    let p = processor("a", &store, &chat);
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Retry { .. }
+    ));
+    let claim = Claim::parse(&store.get_now(ID).unwrap()[claim::KEY]).unwrap();
+    assert_eq!((claim.owner.as_str(), claim.phase), ("a", Phase::Post));
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert_eq!(chat.roots().len(), 2, "adopted, not posted again");
+    assert_eq!(stored(&store).messages.len(), 2);
+    assert_eq!(p.metrics.adopted.with_label_values(&["root"]).get(), 1);
 }

@@ -21,7 +21,7 @@ fn port_error(e: TeleportError) -> PortError {
 impl Store for PluginDataClient {
     async fn get(&self, request_id: &str) -> Result<Option<RawData>, PortError> {
         self.client
-            .get_plugin_data(&self.plugin, request_id)
+            .get_plugin_data_of(self.kind, &self.plugin, request_id)
             .await
             .map_err(port_error)
     }
@@ -33,7 +33,7 @@ impl Store for PluginDataClient {
         expect: RawData,
     ) -> Result<(), PortError> {
         self.client
-            .update_plugin_data(&self.plugin, request_id, set, expect)
+            .update_plugin_data_of(self.kind, &self.plugin, request_id, set, expect)
             .await
             .map_err(port_error)
     }

@@ -39,6 +39,7 @@ pub struct Config {
     /// In-chat review: present only when `review.enabled = true` and valid.
     pub review: Option<EnabledReview>,
     pub bridge: BridgeConfig,
+    pub access_lists: AccessListsConfig,
     /// Things that work but deserve attention (deprecated keys, overridden tables).
     pub warnings: Vec<String>,
     /// Recipient entries that are neither a channel, an e-mail nor a @username: skipped (as
@@ -148,6 +149,17 @@ pub struct BridgeConfig {
     /// How often, while connected, every request is reconciled again: heals what bounded
     /// retries gave up on (Teleport replays nothing).
     pub resync_interval: Duration,
+}
+
+/// `[access_lists]`: review reminders to access list owners.
+#[derive(Debug, Clone)]
+pub struct AccessListsConfig {
+    /// `None`: on when the cluster serves access lists and the plugin's role may list them.
+    pub enabled: Option<bool>,
+    /// How often the lists are looked at (default 3 h, as upstream).
+    pub interval: Duration,
+    /// Also sent every reminder, once per weekly window (channels, e-mails, `@usernames`).
+    pub recipients: Vec<Recipient>,
 }
 
 /// An IPv4 or IPv6 network in CIDR form, for the callback allow-list.

@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub review: RawReview,
     #[serde(default)]
     pub bridge: RawBridge,
+    #[serde(default)]
+    pub access_lists: RawAccessLists,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +102,14 @@ pub struct RawBridge {
     pub resync_interval: Option<Value>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAccessLists {
+    pub enabled: Option<bool>,
+    pub interval: Option<Value>,
+    #[serde(default)]
+    pub recipients: Vec<String>,
+}
+
 /// Every key the service understands, by section; anything else is refused by name.
 /// `role_to_recipients` is a free-form table (role name → recipients).
 pub const SECTIONS: &[(&str, &[&str])] = &[
@@ -139,6 +149,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("bridge", &["concurrency", "resync_interval"]),
+    ("access_lists", &["enabled", "interval", "recipients"]),
 ];
 
 pub const FREE_TABLES: &[&str] = &["role_to_recipients"];

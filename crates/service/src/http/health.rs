@@ -1,4 +1,4 @@
-//! `/healthz` (the process answers), `/readyz` (the Teleport watch is established) and
+//! `/healthz` (the process answers), `/readyz` (the Teleport watch is established and Mattermost takes the bot token) and
 //! `/metrics` (Prometheus text).
 
 use axum::extract::State;
@@ -12,13 +12,12 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    if state.readiness.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (
+    match state.readiness.reason() {
+        None => (StatusCode::OK, "ready\n".to_string()),
+        Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the watch on Teleport is not established\n",
-        )
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

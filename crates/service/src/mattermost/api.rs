@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::client::{Call, MattermostClient, Retry};
 use super::error::{MattermostError, Target, UserKey};
 use super::model::{
-    Channel, NewPost, NewReaction, OpenDialog, Post, PostPatch, PostUpdate, Team, User,
+    Channel, NewPost, NewReaction, OpenDialog, Post, PostList, PostPatch, PostUpdate, Team, User,
 };
 
 /// Mattermost remembers a `pending_post_id` for 30 s; retries of one create stop a little
@@ -176,8 +176,19 @@ impl MattermostClient {
 
     /// `POST /posts`. Carries a `pending_post_id` (generated here unless given), the same on
     /// every retry, so a retry after a timeout returns the post already made instead of
-    /// posting twice.
+    /// posting twice (while Mattermost remembers the id: 30 s, in one node's memory).
     pub async fn create_post(&self, post: &NewPost) -> Result<Post, MattermostError> {
+        self.create(post, Retry::Always).await
+    }
+
+    /// `POST /posts`, not sent again once it may have reached the server (a timeout): for a
+    /// caller that looks for the post itself before creating it again, so as not to depend on
+    /// Mattermost's `pending_post_id` cache. Connect errors, 429 and 5xx are still retried.
+    pub async fn create_post_unless_sent(&self, post: &NewPost) -> Result<Post, MattermostError> {
+        self.create(post, Retry::IfNotSent).await
+    }
+
+    async fn create(&self, post: &NewPost, retry: Retry) -> Result<Post, MattermostError> {
         // Copied only when a key must be added: the body (props with buttons) is large.
         let mut post = std::borrow::Cow::Borrowed(post);
         if post.pending_post_id.is_none() {
@@ -197,7 +208,7 @@ impl MattermostClient {
                 id: post.channel_id.clone(),
                 display: None,
             },
-            retry: Retry::Always,
+            retry,
             give_up_after: Some(CREATE_POST_DEDUP_WINDOW),
         })
         .await
@@ -241,6 +252,38 @@ impl MattermostClient {
         self.json(self.get(
             "get_post",
             &["posts", post_id],
+            Target::Post(post_id.into()),
+        ))
+        .await
+    }
+
+    /// `GET /channels/{id}/posts?since=<ms>`: every post of the channel created or changed
+    /// after `since` (Unix milliseconds), deleted ones included, at most 1000 (the server's
+    /// limit for this form; it takes no paging parameters).
+    pub async fn channel_posts_since(
+        &self,
+        channel_id: &str,
+        since: u64,
+    ) -> Result<PostList, MattermostError> {
+        let mut call = self.get(
+            "get_channel_posts_since",
+            &["channels", channel_id, "posts"],
+            Target::ChannelId {
+                id: channel_id.into(),
+                display: None,
+            },
+        );
+        call.url
+            .query_pairs_mut()
+            .append_pair("since", &since.to_string());
+        self.json(call).await
+    }
+
+    /// `GET /posts/{id}/thread`: the thread's root and every reply.
+    pub async fn thread(&self, post_id: &str) -> Result<PostList, MattermostError> {
+        self.json(self.get(
+            "get_post_thread",
+            &["posts", post_id, "thread"],
             Target::Post(post_id.into()),
         ))
         .await

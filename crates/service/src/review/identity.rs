@@ -97,6 +97,12 @@ impl Snapshot {
         }
     }
 
+    /// The Mattermost user ids Teleport user `name` is bound to through the trait (empty
+    /// when unbound or unknown): how access list owners are reached when they have one.
+    pub fn chat_ids(&self, name: &str) -> &[String] {
+        self.bound.get(name).map(Vec::as_slice).unwrap_or_default()
+    }
+
     fn age(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.loaded)
     }

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access_lists;
 pub mod faults;
 pub mod fixtures;
 pub mod model;
@@ -43,7 +44,9 @@ use tonic::Status;
 use teleport_mattermost_proto::proto::auth_service_server::AuthServiceServer;
 use teleport_mattermost_proto::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_server::AccessMonitoringRulesServiceServer;
 use teleport_mattermost_proto::teleport::users::v1::users_service_server::UsersServiceServer;
+use teleport_mattermost_proto::teleport::accesslist::v1::access_list_service_server::AccessListServiceServer;
 
+pub use access_lists::SimAccessList;
 pub use faults::{ConnRecord, Faults, Method};
 pub use model::{
     AccessMonitoringRule, AccessRequest, NewReview, RequestKind, RequestState, ResourceId, Review,
@@ -68,6 +71,8 @@ pub struct SimOptions {
     pub identity_ttl: Duration,
     /// Events a watcher may fall behind before its stream ends with `Unavailable`.
     pub watch_buffer: usize,
+    /// Serve `AccessListService`; off, its calls end `Unimplemented` (a cluster without it).
+    pub access_lists: bool,
 }
 
 impl Default for SimOptions {
@@ -79,6 +84,7 @@ impl Default for SimOptions {
             proxy_public_addr: "teleport.sim.test:443".into(),
             identity_ttl: Duration::from_secs(12 * 3600),
             watch_buffer: 65_536,
+            access_lists: true,
         }
     }
 }
@@ -130,7 +136,10 @@ impl TeleportSim {
             .add_service(AccessMonitoringRulesServiceServer::new(RulesSim(
                 shared.clone(),
             )))
-            .add_service(UsersServiceServer::new(UsersSim(shared.clone())));
+            .add_service(UsersServiceServer::new(UsersSim(shared.clone())))
+            .add_optional_service(opts.access_lists.then(|| {
+                AccessListServiceServer::new(access_lists::AccessListsSim(shared.clone()))
+            }));
         let stop = shared.shutdown.clone();
         let server = tokio::spawn(async move {
             if let Err(e) = router

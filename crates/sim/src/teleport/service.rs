@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::access_lists::{KIND_ACCESS_LIST, check_plugin_data_rights};
 use super::faults::{Faults, Method};
 use super::pki::ClusterPki;
 use super::server::ConnInfo;
@@ -136,6 +137,12 @@ impl AuthService for AuthSim {
     ) -> Result<Response<proto::PluginDataSeq>, Status> {
         let who = self.0.enter(Method::GetPluginData, &req).await?;
         let f = req.get_ref();
+        if f.kind == KIND_ACCESS_LIST {
+            let mut st = self.0.lock();
+            check_plugin_data_rights(&st.role_set(&who.user)?, false)?;
+            let plugin_data = st.access_lists.get_plugin_data(f);
+            return Ok(Response::new(proto::PluginDataSeq { plugin_data }));
+        }
         check_kind(&f.kind)?;
         let mut st = self.0.lock();
         check_plugin_data(&st.role_set(&who.user)?, &["list", "read"])?;
@@ -150,6 +157,12 @@ impl AuthService for AuthSim {
     ) -> Result<Response<()>, Status> {
         let who = self.0.enter(Method::UpdatePluginData, &req).await?;
         let p = req.get_ref();
+        if p.kind == KIND_ACCESS_LIST {
+            let mut st = self.0.lock();
+            check_plugin_data_rights(&st.role_set(&who.user)?, true)?;
+            st.access_lists.update_plugin_data(p)?;
+            return Ok(Response::new(()));
+        }
         check_kind(&p.kind)?;
         let mut st = self.0.lock();
         check_plugin_data(&st.role_set(&who.user)?, &["update"])?;

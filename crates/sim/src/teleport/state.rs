@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tonic::Status;
 
+use super::access_lists::AccessListTable;
 use super::model::{
     AccessMonitoringRule, AccessRequest, KIND_ACCESS_MONITORING_RULE, KIND_ACCESS_PLUGIN_DATA,
     KIND_ACCESS_REQUEST, RequestKind, RequestState, ResourceId, Threshold, User,
@@ -108,6 +109,7 @@ pub(crate) struct State {
     pub plugin_data: PluginDataTable,
     pub rules: BTreeMap<String, AccessMonitoringRule>,
     pub audit: Vec<ReviewAudit>,
+    pub access_lists: AccessListTable,
     events: broadcast::Sender<Arc<SimEvent>>,
 }
 
@@ -121,6 +123,7 @@ impl State {
             plugin_data: PluginDataTable::default(),
             rules: BTreeMap::new(),
             audit: Vec::new(),
+            access_lists: AccessListTable::default(),
             events,
         }
     }

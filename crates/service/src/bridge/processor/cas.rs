@@ -5,18 +5,40 @@
 use super::{BUSY_WAIT, FRESH, Held, Processor, retry, target};
 use crate::access::{PluginData, RawData, Resolution};
 use crate::bridge::claim::{self, Claim, Phase};
+use crate::bridge::owed;
 use crate::bridge::ports::{Chat, PortError, Store};
 use crate::bridge::queue::Outcome;
 use crate::bridge::render::Renderer;
 use crate::bridge::work::{Work, reviews};
 
-fn encode(data: &PluginData, claim: Option<&Claim>) -> RawData {
+fn encode(data: &PluginData, claim: Option<&Claim>, owed: &[String]) -> RawData {
     let mut m = data.encode();
     m.insert(
         claim::KEY.into(),
         claim.map(Claim::encode).unwrap_or_default(),
     );
+    m.insert(owed::KEY.into(), owed::encode(owed));
     m
+}
+
+fn held(
+    data: PluginData,
+    written: RawData,
+    phase: Phase,
+    since: u64,
+    recover: Option<u64>,
+    owed: Vec<String>,
+) -> Held {
+    Held {
+        data,
+        written,
+        phase,
+        renewed: std::time::Instant::now(),
+        since,
+        recover,
+        owed,
+        late: Default::default(),
+    }
 }
 
 /// `Expect` for a write of `set` over `stored`: the values exactly as read (not re-encoded,
@@ -46,10 +68,13 @@ fn initial_data(work: &Work) -> Option<PluginData> {
 }
 
 /// Whether `data` lags behind `work` (something to post or update).
-fn behind(work: &Work, data: &PluginData) -> bool {
+fn behind(work: &Work, data: &PluginData, owed: &[String]) -> bool {
     if data.resolution != Resolution::Unresolved {
         // A resolved request is final: repeated events and a later deletion are no-ops.
         return false;
+    }
+    if !owed.is_empty() && matches!(work, Work::Put(..)) {
+        return true;
     }
     let new_reviews = reviews(work).len() > data.reviews_count as usize;
     let resolved = target(work) != Resolution::Unresolved;
@@ -71,16 +96,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 // is nothing to post, as upstream, so a first start does not post history.
                 return Ok(None);
             };
-            let c = Claim::new(&self.owner, Phase::Post);
-            let set = encode(&data, Some(&c));
+            let c = Claim::new(&self.owner, Phase::Post, now);
+            let set = encode(&data, Some(&c), &[]);
             let expect = set.keys().map(|k| (k.clone(), String::new())).collect();
             return match self.store.update(id, set.clone(), expect).await {
-                Ok(()) => Ok(Some(Held {
-                    data,
-                    written: set,
-                    phase: Phase::Post,
-                    renewed: std::time::Instant::now(),
-                })),
+                Ok(()) => Ok(Some(held(data, set, Phase::Post, now, None, Vec::new()))),
                 Err(PortError::Conflict) => Err(Acquire::Again),
                 Err(e) => Err(Acquire::Stop(retry(e))),
             };
@@ -88,6 +108,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let data =
             PluginData::decode(&stored).map_err(|e| Acquire::Stop(Outcome::Fail(e.to_string())))?;
         let held_claim = stored.get(claim::KEY).and_then(|c| Claim::parse(c));
+        let owed = owed::decode(stored.get(owed::KEY));
         if let Some(c) = &held_claim
             && c.owner != self.owner
             && !c.expired(now)
@@ -101,13 +122,17 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 after: wait,
             }));
         }
-        let phase = held_claim.as_ref().map_or(Phase::Update, |c| c.phase);
-        if phase == Phase::Update && !behind(work, &data) {
+        let phase = match &held_claim {
+            Some(c) => c.phase,
+            None if !owed.is_empty() && matches!(work, Work::Put(..)) => Phase::Post,
+            None => Phase::Update,
+        };
+        if phase == Phase::Update && !behind(work, &data, &owed) {
             if held_claim.is_none() {
                 return Ok(None);
             }
             // A stale claim with nothing left to do: just release it.
-            let set = encode(&data, None);
+            let set = encode(&data, None, &owed);
             let expect = as_stored(&stored, &set);
             return match self.store.update(id, set, expect).await {
                 Ok(()) | Err(PortError::NotFound) => Ok(None),
@@ -115,19 +140,18 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 Err(e) => Err(Acquire::Stop(retry(e))),
             };
         }
+        // A claim still there means its holder was interrupted (it died, stalled, or could
+        // not record its progress): what it posted since the claim began may be unrecorded.
+        let recover = held_claim.as_ref().map(Claim::began);
         if held_claim.is_some() {
-            tracing::info!(request_id = %id, "taking over an expired claim on this request");
+            tracing::info!(request_id = %id, "taking over an interrupted claim on this request");
         }
-        let c = Claim::new(&self.owner, phase);
-        let set = encode(&data, Some(&c));
+        let since = recover.unwrap_or(now);
+        let c = Claim::new(&self.owner, phase, since);
+        let set = encode(&data, Some(&c), &owed);
         let expect = as_stored(&stored, &set);
         match self.store.update(id, set.clone(), expect).await {
-            Ok(()) => Ok(Some(Held {
-                data,
-                written: set,
-                phase,
-                renewed: std::time::Instant::now(),
-            })),
+            Ok(()) => Ok(Some(held(data, set, phase, since, recover, owed))),
             Err(PortError::Conflict) => Err(Acquire::Again),
             Err(e) => Err(Acquire::Stop(retry(e))),
         }
@@ -160,8 +184,8 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         held: &mut Held,
         claim: Option<Phase>,
     ) -> Result<(), PortError> {
-        let c = claim.map(|p| Claim::new(&self.owner, p));
-        let set = encode(&held.data, c.as_ref());
+        let c = claim.map(|p| Claim::new(&self.owner, p, held.since));
+        let set = encode(&held.data, c.as_ref(), &held.owed);
         self.store
             .update(id, set.clone(), held.written.clone())
             .await?;

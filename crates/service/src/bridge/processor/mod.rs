@@ -5,22 +5,30 @@
 //!
 //! - this module: the phases in order ([`Processor::handle`]);
 //! - [`cas`]: the plugin-data side (take, renew and release the claim, record progress);
-//! - [`posts`]: the Mattermost side (root posts, root updates, the requester's DM).
+//! - [`posts`]: the Mattermost side (root posts, root updates, the requester's DM);
+//! - [`recover`]: after an interrupted holder, adopting the posts it made but never recorded.
+//!
+//! What could not be posted stays owed (the `owed_recipients` key, [`super::owed`]): a
+//! refusal for one recipient (403, 404) does not hold up the others, and the next event or
+//! resync posts it; a refused token (401) is retried with backoff and reported by `/readyz`.
 
 mod cas;
 mod posts;
+mod recover;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
 
 use super::claim::{self, Phase};
 use super::metrics::BridgeMetrics;
-use super::ports::{Chat, NewPost, PortError, Store};
+use super::ports::{Chat, Marker, MarkerKind, NewPost, PortError, Store};
 use super::queue::Outcome;
 use super::render::Renderer;
 use super::work::{Summary, Work, resolution_of, reviews};
 use crate::access::{PluginData, RawData, Resolution};
+use crate::health::Readiness;
 use crate::route::Routing;
 use cas::Acquire;
 
@@ -40,13 +48,10 @@ async fn bounded<T>(
     tokio::time::timeout(CALL_BUDGET, call)
         .await
         .unwrap_or_else(|_| {
-            Err(PortError::Retry {
-                reason: format!(
-                    "a Mattermost call took longer than {}s",
-                    CALL_BUDGET.as_secs()
-                ),
-                after: None,
-            })
+            Err(PortError::Uncertain(format!(
+                "a Mattermost call took longer than {}s",
+                CALL_BUDGET.as_secs()
+            )))
         })
 }
 
@@ -63,6 +68,8 @@ pub struct Processor<S, C, R> {
     /// `[mattermost] notify_requester`: DM the requester the outcome.
     pub notify_requester: bool,
     pub metrics: BridgeMetrics,
+    /// Told when Mattermost refuses the bot token, and when it takes it again.
+    pub health: Readiness,
 }
 
 /// The claim we hold and the plugin data as we last wrote it (the next write's `Expect`).
@@ -72,11 +79,25 @@ struct Held {
     phase: Phase,
     /// When the claim was last written (renewed).
     renewed: std::time::Instant,
+    /// When the work under the claim began (carried over from an interrupted claim).
+    since: u64,
+    /// A claim was found when this one was taken: its holder was interrupted and may have
+    /// posted without recording it. Posts since this time are looked for before posting.
+    recover: Option<u64>,
+    /// Recipients still lacking their root post.
+    owed: Vec<String>,
+    /// Channels whose root was posted in this run after replies were already made under
+    /// the other roots: they get those replies too.
+    late: BTreeSet<String>,
 }
 
 fn retry(e: PortError) -> Outcome {
     match e {
         PortError::Retry { reason, after } => Outcome::Retry { reason, after },
+        PortError::Unauthorized(reason) | PortError::Uncertain(reason) => Outcome::Retry {
+            reason,
+            after: None,
+        },
         PortError::Conflict => Outcome::Retry {
             reason: "plugin data changed concurrently".into(),
             after: None,
@@ -95,6 +116,27 @@ fn target(work: &Work) -> Resolution {
 }
 
 impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
+    /// One Mattermost call, bounded by [`CALL_BUDGET`]; a refused token is reported to
+    /// readiness and the metric, and any success clears that report.
+    async fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, PortError>>,
+    ) -> Result<T, PortError> {
+        let r = bounded(call).await;
+        match &r {
+            Err(PortError::Unauthorized(why)) => {
+                self.metrics.token_rejected.set(1);
+                self.health.set_mattermost_problem(Some(why.clone()));
+            }
+            Ok(_) if self.metrics.token_rejected.get() != 0 => {
+                self.metrics.token_rejected.set(0);
+                self.health.set_mattermost_problem(None);
+            }
+            _ => {}
+        }
+        r
+    }
+
     pub async fn handle(&self, id: &str, work: Work) -> Outcome {
         for _ in 0..CAS_ROUNDS {
             let held = match self.acquire(id, &work).await {
@@ -127,27 +169,64 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let all = reviews(work);
         let from = held.data.reviews_count as usize;
         let mut roots_changed = false;
-        if all.len() > from && !held.data.messages.is_empty() {
-            for i in from..all.len() {
+        let backlog = !held.late.is_empty() && from > 0;
+        if (all.len() > from || backlog) && !held.data.messages.is_empty() {
+            // Replies an interrupted holder made but did not count are adopted, not re-sent.
+            let made = match held.recover {
+                Some(_) => match self.replies_made(id, &held.data.messages).await {
+                    Ok(made) => made,
+                    Err(e) => {
+                        let phase = held.phase;
+                        return self.save_then(id, &mut held, Some(phase), retry(e)).await;
+                    }
+                },
+                None => BTreeSet::new(),
+            };
+            for i in 0..all.len() {
+                let (due, adopted): (Vec<_>, Vec<_>) = held
+                    .data
+                    .messages
+                    .iter()
+                    .filter(|m| i >= from || held.late.contains(&m.channel_id))
+                    .cloned()
+                    .partition(|m| !made.contains(&(m.channel_id.clone(), i as u32)));
+                if !adopted.is_empty() {
+                    self.metrics
+                        .adopted
+                        .with_label_values(&["reply"])
+                        .inc_by(adopted.len() as u64);
+                    tracing::info!(request_id = %id, review = i, replies = adopted.len(), "adopted thread replies an interrupted replica made but did not record");
+                }
+                if due.is_empty() {
+                    held.data.reviews_count = held.data.reviews_count.max(i as u32 + 1);
+                    continue;
+                }
                 if let Err(o) = self.renew(id, &mut held).await {
                     return o;
                 }
                 let body = self.render.reply(&summary, &all[..=i]);
-                let posts = held.data.messages.iter().map(|m| {
-                    bounded(self.chat.post(NewPost {
+                let posts = due.iter().map(|m| {
+                    let marker =
+                        Marker::new(id, &m.channel_id, MarkerKind::Reply { review: i as u32 });
+                    self.call(self.chat.post(NewPost {
                         channel_id: m.channel_id.clone(),
                         root_id: Some(m.post_id.clone()),
-                        body: body.clone(),
+                        body: marker.mark(body.clone()),
                         idempotency_key: format!("tm:{id}:review:{i}:{}", m.channel_id),
                     }))
                 });
                 for r in join_all(posts).await {
                     match r {
                         Ok(_) => self.metrics.sent("reply", true),
-                        Err(e @ PortError::Retry { .. }) => {
+                        Err(
+                            e @ (PortError::Retry { .. }
+                            | PortError::Uncertain(_)
+                            | PortError::Unauthorized(_)),
+                        ) => {
                             self.metrics.sent("reply", false);
-                            // Replies before `i` are recorded; the retry posts the rest
-                            // (re-sent ones of `i` are deduplicated by Mattermost).
+                            // Replies before `i` are recorded; the retry posts the rest. The
+                            // claim is kept, so the retry first looks for the replies of `i`
+                            // that did go out (and Mattermost drops re-sent ones for 30 s).
                             return self
                                 .save_then(id, &mut held, Some(Phase::Update), retry(e))
                                 .await;
@@ -158,9 +237,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                         }
                     }
                 }
-                held.data.reviews_count = i as u32 + 1;
+                held.data.reviews_count = held.data.reviews_count.max(i as u32 + 1);
             }
-            roots_changed = true;
+            held.late.clear();
+            roots_changed = all.len() > from;
         }
         let resolution = target(work);
         let resolving =
@@ -177,17 +257,23 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             if let Work::Put(r, _) = work {
                 held.data.resolve_reason = r.resolve_reason.clone();
             }
+            // A resolved request is final: what could not be posted is no longer owed.
+            held.owed.clear();
         }
         if resolving || roots_changed {
             let mut final_summary = summary.clone();
             final_summary.status = held.data.resolution;
             if let Err(o) = self.update_roots(id, &final_summary, &held).await {
-                // Not recorded as resolved yet, so the retry updates the posts again.
+                // Not recorded as resolved yet, so the retry updates the posts again. Nothing
+                // was created since the last record: the claim is released (a retry that
+                // finds a claim would look for unrecorded posts first).
                 held.data.resolution = Resolution::Unresolved;
-                return self.save_then(id, &mut held, Some(Phase::Update), o).await;
+                return self.save_then(id, &mut held, None, o).await;
             }
-            if resolving {
-                self.notify_requester(id, &final_summary, &held).await;
+            if resolving && let Err(o) = self.notify_requester(id, &final_summary, &held).await {
+                held.data.resolution = Resolution::Unresolved;
+                let phase = held.phase;
+                return self.save_then(id, &mut held, Some(phase), o).await;
             }
         }
         // Reactions only once the progress is saved and the claim released: cosmetic calls

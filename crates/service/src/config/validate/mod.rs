@@ -183,6 +183,7 @@ fn build(p: &mut Problems, raw: RawConfig) -> Config {
     let (http, public_addr) = sections::http(p, raw.http);
     let review = review::review(p, raw.review, public_addr);
     let bridge = sections::bridge(p, raw.bridge);
+    let access_lists = sections::access_lists(p, raw.access_lists);
     Config {
         teleport,
         mattermost,
@@ -191,6 +192,7 @@ fn build(p: &mut Problems, raw: RawConfig) -> Config {
         http,
         review,
         bridge,
+        access_lists,
         warnings: std::mem::take(&mut p.warnings),
         skipped_recipients: std::mem::take(&mut p.skipped_recipients),
         teleport_addr_key,

@@ -10,10 +10,10 @@ use figment::value::Value;
 use url::Url;
 
 use super::problems::{Problems, Range, list, set};
-use crate::config::raw::{RawBridge, RawHttp, RawLog, RawMattermost, RawTeleport};
+use crate::config::raw::{RawAccessLists, RawBridge, RawHttp, RawLog, RawMattermost, RawTeleport};
 use crate::config::{
-    BridgeConfig, Credentials, HttpConfig, IpNet, LogConfig, LogFormat, LogOutput,
-    MattermostConfig, TeleportConfig, secret,
+    AccessListsConfig, BridgeConfig, Credentials, HttpConfig, IpNet, LogConfig, LogFormat,
+    LogOutput, MattermostConfig, TeleportConfig, secret,
 };
 use crate::route::Recipient;
 
@@ -41,6 +41,12 @@ pub(crate) const RESYNC_INTERVAL: Range = Range {
     min: secs(1),
     max: secs(24 * 3600),
     default: secs(300),
+};
+/// Listing every access list: upstream's 3 h by default; 1 s is for trials.
+pub(crate) const ACCESS_LIST_INTERVAL: Range = Range {
+    min: secs(1),
+    max: secs(7 * 24 * 3600),
+    default: secs(3 * 3600),
 };
 
 /// The Teleport settings, and the key the address was read from (`teleport.addr`, or the
@@ -328,5 +334,14 @@ pub(super) fn bridge(p: &mut Problems, b: RawBridge) -> BridgeConfig {
     BridgeConfig {
         concurrency,
         resync_interval,
+    }
+}
+
+pub(super) fn access_lists(p: &mut Problems, a: RawAccessLists) -> AccessListsConfig {
+    let interval = p.duration("access_lists.interval", a.interval, &ACCESS_LIST_INTERVAL);
+    AccessListsConfig {
+        enabled: a.enabled,
+        interval,
+        recipients: recipients(p, "access_lists.recipients", &a.recipients),
     }
 }

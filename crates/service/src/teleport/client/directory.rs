@@ -80,34 +80,16 @@ impl TeleportClient {
     /// Every user with roles and traits (`teleport.users.v1.UsersService/ListUsers`, pages of
     /// 500), for binding Mattermost users to Teleport users. Needs `list`+`read` on `user`.
     pub async fn list_users(&self) -> Result<Vec<User>, TeleportError> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        let started = tokio::time::Instant::now();
-        for _ in 0..USERS_MAX_PAGES {
+        self.all_pages("ListUsers", USERS_MAX_PAGES, |token| async move {
             let mut c = self.users.clone();
             let req = users::ListUsersRequest {
                 page_size: USERS_PAGE_SIZE,
-                page_token: token.clone(),
+                page_token: token,
             };
             let page = self.unary("ListUsers", c.list_users(self.req(req))).await?;
-            out.extend(page.users.iter().map(convert::user_from_proto));
-            if page.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            if page.next_page_token == token {
-                return Err(TeleportError::invalid_response(
-                    "ListUsers",
-                    "the page token does not advance",
-                ));
-            }
-            if started.elapsed() > self.opts.list_timeout {
-                return Err(TeleportError::timeout("ListUsers", self.opts.list_timeout));
-            }
-            token = page.next_page_token;
-        }
-        Err(TeleportError::invalid_response(
-            "ListUsers",
-            format!("more than {USERS_MAX_PAGES} pages"),
-        ))
+            let items = page.users.iter().map(convert::user_from_proto).collect();
+            Ok((items, page.next_page_token))
+        })
+        .await
     }
 }

@@ -1,12 +1,15 @@
 //! `TeleportClient`: the typed calls a plugin makes to the Auth Service, each with a timeout
 //! and the `version` metadata header, returning domain types and [`TeleportError`]. This
 //! module holds the connection and the call plumbing; the calls are grouped by what they
-//! touch: [`requests`] (watch, list, review), [`plugin_data`], [`directory`] (rules, users).
+//! touch: [`requests`] (watch, list, review), [`plugin_data`], [`directory`] (rules, users),
+//! [`access_lists`].
 
+mod access_lists;
 mod directory;
 mod plugin_data;
 mod requests;
 
+pub use access_lists::access_list_from_proto;
 pub use plugin_data::PluginDataClient;
 
 use std::future::Future;
@@ -27,6 +30,7 @@ use super::proxy::{AutoDialer, ConnectPath, ConnectionInfo, ProxyOptions, Reacha
 use super::tls::{RefreshPolicy, TlsIdentity, TlsSource, spawn_refresher};
 use super::wire::proto;
 use super::wire::proto::auth_service_client::AuthServiceClient;
+use super::wire::teleport::accesslist::v1::access_list_service_client::AccessListServiceClient;
 use super::wire::teleport::accessmonitoringrules::v1::access_monitoring_rules_service_client::AccessMonitoringRulesServiceClient;
 use super::wire::teleport::users::v1::users_service_client::UsersServiceClient;
 use crate::config::TeleportConfig;
@@ -76,6 +80,7 @@ pub struct TeleportClient {
     auth: AuthServiceClient<Svc>,
     rules: AccessMonitoringRulesServiceClient<Svc>,
     users: UsersServiceClient<Svc>,
+    access_lists: AccessListServiceClient<Svc>,
     tls: TlsSource,
     opts: ClientOptions,
     target: String,
@@ -101,11 +106,13 @@ impl TeleportClient {
         let auth = AuthServiceClient::with_interceptor(channel.clone(), VersionHeader);
         let rules =
             AccessMonitoringRulesServiceClient::with_interceptor(channel.clone(), VersionHeader);
-        let users = UsersServiceClient::with_interceptor(channel, VersionHeader);
+        let users = UsersServiceClient::with_interceptor(channel.clone(), VersionHeader);
+        let access_lists = AccessListServiceClient::with_interceptor(channel, VersionHeader);
         Self {
             auth,
             rules,
             users,
+            access_lists,
             tls,
             opts,
             target,
@@ -227,6 +234,45 @@ impl TeleportClient {
                 .server_features
                 .is_some_and(|f| f.advanced_access_workflows),
         })
+    }
+
+    /// Every item of a paged listing: `page(token)` answers one page and the next token
+    /// (empty after the last). Bounded by `max_pages` and the list timeout, and refused when
+    /// the token does not advance, so a misbehaving server cannot loop us forever.
+    async fn all_pages<T, F, Fut>(
+        &self,
+        what: &'static str,
+        max_pages: usize,
+        mut page: F,
+    ) -> Result<Vec<T>, TeleportError>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: Future<Output = Result<(Vec<T>, String), TeleportError>>,
+    {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        let started = tokio::time::Instant::now();
+        for _ in 0..max_pages {
+            let (items, next) = page(token.clone()).await?;
+            out.extend(items);
+            if next.is_empty() {
+                return Ok(out);
+            }
+            if next == token {
+                return Err(TeleportError::invalid_response(
+                    what,
+                    "the page token does not advance",
+                ));
+            }
+            if started.elapsed() > self.opts.list_timeout {
+                return Err(TeleportError::timeout(what, self.opts.list_timeout));
+            }
+            token = next;
+        }
+        Err(TeleportError::invalid_response(
+            what,
+            format!("more than {max_pages} pages"),
+        ))
     }
 
     /// A request carrying the call timeout as `grpc-timeout`, so the server gives up too.

@@ -1,5 +1,6 @@
-//! Plugin data over `AuthService`: one request's entry, every request's entries, and the
-//! compare-and-swap update.
+//! Plugin data over `AuthService`: one resource's entry, every request's entries, and the
+//! compare-and-swap update. Access requests by default; access lists (the review
+//! reminders) through [`TeleportClient::plugin_data_of`].
 
 use std::collections::HashMap;
 
@@ -15,9 +16,20 @@ impl TeleportClient {
         plugin: &str,
         id: &str,
     ) -> Result<Option<RawData>, TeleportError> {
+        self.get_plugin_data_of(KIND_ACCESS_REQUEST, plugin, id)
+            .await
+    }
+
+    /// `plugin`'s data for the resource `id` of `kind`; `None` when it has none.
+    pub async fn get_plugin_data_of(
+        &self,
+        kind: &str,
+        plugin: &str,
+        id: &str,
+    ) -> Result<Option<RawData>, TeleportError> {
         let mut c = self.auth.clone();
         let filter = types::PluginDataFilter {
-            kind: KIND_ACCESS_REQUEST.into(),
+            kind: kind.into(),
             resource: id.into(),
             plugin: plugin.into(),
         };
@@ -70,9 +82,22 @@ impl TeleportClient {
         set: RawData,
         expect: RawData,
     ) -> Result<(), TeleportError> {
+        self.update_plugin_data_of(KIND_ACCESS_REQUEST, plugin, id, set, expect)
+            .await
+    }
+
+    /// [`TeleportClient::update_plugin_data`] on a resource of `kind`.
+    pub async fn update_plugin_data_of(
+        &self,
+        kind: &str,
+        plugin: &str,
+        id: &str,
+        set: RawData,
+        expect: RawData,
+    ) -> Result<(), TeleportError> {
         let mut c = self.auth.clone();
         let params = types::PluginDataUpdateParams {
-            kind: KIND_ACCESS_REQUEST.into(),
+            kind: kind.into(),
             resource: id.into(),
             plugin: plugin.into(),
             set: set.into_iter().collect::<HashMap<_, _>>(),
@@ -82,10 +107,16 @@ impl TeleportClient {
             .await
     }
 
-    /// `plugin`'s data over this client: the bridge's plugin-data port.
+    /// `plugin`'s data of access requests over this client: the bridge's plugin-data port.
     pub fn plugin_data(&self, plugin: &str) -> PluginDataClient {
+        self.plugin_data_of(KIND_ACCESS_REQUEST, plugin)
+    }
+
+    /// `plugin`'s data of resources of `kind` (e.g. `access_list`), through the same port.
+    pub fn plugin_data_of(&self, kind: &'static str, plugin: &str) -> PluginDataClient {
         PluginDataClient {
             client: self.clone(),
+            kind,
             plugin: plugin.to_string(),
         }
     }
@@ -96,5 +127,7 @@ impl TeleportClient {
 #[derive(Debug, Clone)]
 pub struct PluginDataClient {
     pub(crate) client: TeleportClient,
+    /// The resource kind the data hangs on (`access_request`, `access_list`).
+    pub(crate) kind: &'static str,
     pub(crate) plugin: String,
 }
