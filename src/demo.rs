@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use teleport_mattermost::app::{Application, Options};
 use teleport_mattermost::config::Config;
+use teleport_mattermost::review::command::short_id;
 use teleport_mattermost::signals::Signals;
 use teleport_mattermost_sim::mattermost::SimPost;
 use teleport_mattermost_sim::playground::{self, Playground};
@@ -250,7 +251,8 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
         dm_root.id
     ));
 
-    let short = &id[..8];
+    // The last characters: the first ones are a timestamp the next request shares.
+    let short = short_id(&id);
     println!("\n② @reviewer1 types `/teleport approve {short} looks good`");
     let out =
         s.mm.run_slash_command(
@@ -332,7 +334,7 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
     s.post_matching(&post.id, "⌛ EXPIRED").await?;
     s.say(&format!(
         "request {} expired: its post now shows ⌛ EXPIRED",
-        &second[..8]
+        short_id(&second)
     ));
 
     println!("\n⑥ an access list is due for review in 10 days: its owner is reminded");
@@ -425,8 +427,9 @@ fn explore(s: &Stage, playground: &Playground) {
         s.user(REVIEWER1),
         s.channel_id
     );
-    println!(
-        "  teleport-mattermost check --config {}",
-        s.config_path.display()
-    );
+    // The binary that runs now: after `cargo run` there is no `teleport-mattermost` on PATH.
+    let bin = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "teleport-mattermost".into());
+    println!("  {bin} check --config {}", s.config_path.display());
 }

@@ -16,7 +16,7 @@ use time::macros::datetime;
 use crate::harness::{Service, WAIT, World};
 
 /// Reminders looked at every 50 ms, so a test sees many runs quickly.
-const FAST: &str = "[access_lists]\ninterval = \"50ms\"\n";
+const FAST: &str = "[access_lists]\ninterval = \"1s\"\n";
 /// The due date of the lists; reminders open two weeks before.
 const DUE: OffsetDateTime = datetime!(2026-12-20 00:00 UTC);
 const OPENS: OffsetDateTime = datetime!(2026-12-06 00:00 UTC);

@@ -153,6 +153,30 @@ async fn approval_updates_the_same_posts_and_tells_the_requester() {
         dm.message
     );
     assert_eq!(w.mm.post_count(), 3, "two roots and one requester DM");
+    // Each root gets the bot's ✅, added once the approval is recorded.
+    let reactions =
+        w.mm.wait_for(WAIT, |sim| {
+            Some(sim.reactions()).filter(|r| r.len() >= posts.len())
+        })
+        .await
+        .unwrap();
+    let mut reacted: Vec<(String, String, String)> = reactions
+        .into_iter()
+        .map(|r| (r.post_id, r.emoji_name, r.user_id))
+        .collect();
+    reacted.sort();
+    let mut want: Vec<(String, String, String)> = posts
+        .iter()
+        .map(|p| {
+            (
+                p.id.clone(),
+                "white_check_mark".into(),
+                w.mm.bot_id().into(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(reacted, want);
     svc.stop().await.unwrap();
 }
 
@@ -223,7 +247,7 @@ async fn review_comments_are_thread_replies_under_every_root() {
             reply.message
         );
         assert!(
-            reply.message.contains("Resolution: ✅ APPROVED"),
+            reply.message.contains("Review: ✅ approved (1 of 2)."),
             "{}",
             reply.message
         );
@@ -243,7 +267,7 @@ async fn review_comments_are_thread_replies_under_every_root() {
             .await
             .unwrap();
         assert!(
-            replies[1].message.contains("Resolution: ❌ DENIED"),
+            replies[1].message.contains("Review: ❌ denied (1 of "),
             "{}",
             replies[1].message
         );

@@ -194,6 +194,52 @@ fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// `start -d` tells the start-up story step by step, as Teleport's guide shows it for the Go
+/// plugin (docs/setup.md maps the lines): each milestone once, in this order.
+#[tokio::test]
+async fn start_with_debug_logs_the_start_up_milestones_in_order() {
+    use teleport_mattermost_sim::process::{ServiceProcess, free_port};
+    let w = crate::harness::World::start().await;
+    let http = free_port().unwrap();
+    let config = w.dir.path().join("debug.toml");
+    let text = w
+        .config_text("[role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\"]\n")
+        .replace(
+            "listen_addr = \"127.0.0.1:0\"",
+            &format!("listen_addr = \"{http}\""),
+        );
+    std::fs::write(&config, text).unwrap();
+    let log = w.dir.path().join("debug.log");
+    let mut svc = ServiceProcess::spawn(
+        std::path::Path::new(BIN),
+        &config,
+        http,
+        &["-d"],
+        Some(&log),
+    )
+    .unwrap();
+    svc.wait_ready(Duration::from_secs(20)).await.unwrap();
+    svc.terminate(Duration::from_secs(20)).await.unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    let milestones = [
+        "HTTP server listening",
+        "checking the Teleport server version",
+        "connected to Teleport",
+        "starting the Mattermost API health check",
+        "Mattermost API health check passed",
+        "starting the request watcher",
+        "request watcher connected",
+        "Plugin is ready",
+    ];
+    let mut from = 0;
+    for m in milestones {
+        let at = log[from..]
+            .find(m)
+            .unwrap_or_else(|| panic!("{m:?} missing after byte {from}:\n{log}"));
+        from += at + m.len();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_upstream_test_config_starts_with_a_warning_naming_the_entry() {
     let w = crate::harness::World::start().await;

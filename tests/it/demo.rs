@@ -20,7 +20,7 @@ fn demo_plays_the_whole_story_and_exits_0() {
     for line in [
         "teleport-mattermost at http://127.0.0.1:",
         "posted in ~access-requests:",
-        "┃ *You have new pending request to review!*",
+        "┃ *You have a new pending request to review!*",
         "┃ **Status**: ⏳ PENDING",
         "and as a direct message to the suggested reviewer @reviewer2",
         "only @reviewer1 sees:",
@@ -47,6 +47,16 @@ fn demo_plays_the_whole_story_and_exits_0() {
             "the transcript lacks {line:?}:\n{text}"
         );
     }
+    // Both requests are made within a minute: the short ids shown still tell them apart.
+    let word_after = |line_marker: &str, marker: &str| {
+        let line = text.lines().find(|l| l.contains(line_marker))?;
+        let rest = &line[line.find(marker)? + marker.len()..];
+        rest.split(' ').next().map(str::to_string)
+    };
+    let approved = word_after("/teleport approve ", "/teleport approve ").unwrap();
+    let expired = word_after(" expired: its post", "request ").unwrap();
+    assert_eq!(approved.len(), 8, "{approved}");
+    assert_ne!(approved, expired, "{text}");
     // The playground is only for `--keep-running`: the printed story stays as it was.
     assert!(!text.contains("Playground"), "{text}");
     // Well under the 10 s the README promises (a debug build on 2 cores included).
@@ -55,4 +65,35 @@ fn demo_plays_the_whole_story_and_exits_0() {
         "demo took {:?}",
         started.elapsed()
     );
+}
+
+/// `demo --keep-running` prints commands that work as printed: after `cargo run` there is no
+/// `teleport-mattermost` on PATH, so they name the binary that runs.
+#[test]
+fn keep_running_hints_name_the_running_binary() {
+    use std::io::{BufRead, BufReader};
+    let bin = env!("CARGO_BIN_EXE_teleport-mattermost");
+    let mut child = Command::new(bin)
+        .args(["demo", "--keep-running"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(" check --config ") {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = line.expect("a `check --config` hint");
+    let canonical = std::fs::canonicalize(bin).unwrap();
+    let printed = line.trim().split(" check --config ").next().unwrap();
+    assert_eq!(std::fs::canonicalize(printed).unwrap(), canonical, "{line}");
 }

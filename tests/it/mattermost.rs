@@ -741,7 +741,10 @@ async fn the_exact_bodies_sent_for_create_update_and_patch() {
     insta::assert_json_snapshot!(bodies);
     let stored = fx.sim.post(&created.id).unwrap();
     assert_eq!(stored.message, resolved.message);
-    assert!(stored.props.get("attachments").is_none(), "buttons removed");
+    let attachments = stored.props["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 1, "one attachment, replaced");
+    assert!(attachments[0].get("actions").is_none(), "buttons removed");
+    assert_eq!(attachments[0]["color"], "#2EB886", "approved shows green");
 }
 
 #[tokio::test]

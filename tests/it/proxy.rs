@@ -176,3 +176,19 @@ async fn an_identity_from_another_cluster_names_the_host_ca_through_the_proxy() 
     svc.stop().await.unwrap();
     assert!(w.tp.faults().connections().is_empty());
 }
+
+#[tokio::test]
+async fn the_service_posts_through_a_separate_mode_proxy_at_its_web_address() {
+    let w = World::start().await;
+    let proxy = proxy_for(
+        &w,
+        ProxySimOptions {
+            tls_routing_enabled: false,
+            ..front(Front::Direct)
+        },
+    )
+    .await;
+    let svc = service_posts_and_rotates(&w, &proxy.addr().to_string()).await;
+    assert!(proxy.routed_to_auth() >= 2, "{:?}", proxy.hellos());
+    svc.stop().await.unwrap();
+}

@@ -353,3 +353,67 @@ async fn an_address_nobody_listens_on_fails_at_once_without_trying_the_proxy_met
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(client.path(), None);
 }
+
+/// A proxy in separate listener mode (`tls_routing_enabled: false` in discovery).
+fn separate_mode(proxy: ProxySimOptions) -> ProxySimOptions {
+    ProxySimOptions {
+        tls_routing_enabled: false,
+        ..proxy
+    }
+}
+
+#[tokio::test]
+async fn a_separate_mode_proxy_reaches_auth_through_its_web_address() {
+    let rig = Rig::start().await;
+    let proxy = ProxySim::start(&rig.tp, separate_mode(ProxySimOptions::default()))
+        .await
+        .unwrap();
+    let client = rig.client(&proxy.addr().to_string(), trusting(&proxy));
+    client.ping().await.unwrap();
+    assert_eq!(client.path(), Some(ConnectPath::ProxyTlsRouting));
+    assert!(proxy.routed_to_auth() >= 1, "{:?}", proxy.hellos());
+}
+
+#[tokio::test]
+async fn a_failure_through_a_separate_mode_proxy_points_at_its_web_address() {
+    let rig = Rig::start().await;
+    let proxy = ProxySim::start(
+        &rig.tp,
+        separate_mode(ProxySimOptions {
+            find_cluster_name: Some("wrong.example".into()),
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let client = rig.client(&proxy.addr().to_string(), trusting(&proxy));
+    let err = client.ping().await.unwrap_err().to_string();
+    assert!(err.contains("separate listener mode"), "{err}");
+    assert!(err.contains("web address"), "{err}");
+    assert!(!err.contains("not supported"), "{err}");
+}
+
+#[tokio::test]
+async fn a_reverse_tunnel_port_fails_at_once_naming_the_web_address() {
+    let rig = Rig::start().await;
+    // What a Proxy's tunnel listener (3024) does: greet with an SSH banner.
+    let tunnel = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tunnel.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = tunnel.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"SSH-2.0-Teleport\r\n").await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            });
+        }
+    });
+    let client = rig.client(&addr, ProxyOptions::default());
+    let started = std::time::Instant::now();
+    let err = client.ping().await.unwrap_err().to_string();
+    assert!(err.contains("reverse-tunnel port"), "{err}");
+    assert!(err.contains("web address instead, 127.0.0.1:3080"), "{err}");
+    assert!(!err.contains("webapi"), "no proxy method was tried: {err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(client.path(), None);
+}

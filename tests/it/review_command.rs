@@ -164,6 +164,15 @@ async fn show_and_explain_describe_the_request_and_its_routing() {
     assert!(text.contains("Posts made for it: 2."), "{text}");
 }
 
+/// Pending requests for `editor` with these ids.
+fn create_with_ids(w: &World, ids: &[&str]) {
+    for id in ids {
+        let mut r = NewRequest::new(REQUESTER, &["editor"]);
+        r.id = Some(id.to_string());
+        w.tp.create_request(r);
+    }
+}
+
 #[tokio::test]
 async fn an_ambiguous_prefix_lists_the_candidates_and_a_full_id_is_exact() {
     let w = World::start().await;
@@ -172,11 +181,7 @@ async fn an_ambiguous_prefix_lists_the_candidates_and_a_full_id_is_exact() {
         "abcd0000-0000-7000-8000-000000000001",
         "abcd0000-0000-7000-8000-000000000002",
     ];
-    for id in ids {
-        let mut r = NewRequest::new(REQUESTER, &["editor"]);
-        r.id = Some(id.into());
-        w.tp.create_request(r);
-    }
+    create_with_ids(&w, &ids);
     let text = answer(&slash(&w, &svc, REVIEWER1, "approve abcd").await);
     assert!(text.contains("`abcd` matches 2 requests"), "{text}");
     assert!(text.contains(ids[0]) && text.contains(ids[1]), "{text}");
@@ -188,9 +193,56 @@ async fn an_ambiguous_prefix_lists_the_candidates_and_a_full_id_is_exact() {
 
     let text = answer(&slash(&w, &svc, REVIEWER1, "show ffff").await);
     assert!(
-        text.contains("No access request id starts with `ffff`"),
+        text.contains("No access request id contains `ffff`"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn two_requests_made_in_the_same_minute_are_told_apart_by_their_short_ids() {
+    use teleport_mattermost::review::command::short_id;
+    let w = World::start().await;
+    let svc = w.review_service().await;
+    // UUIDv7 ids of the same minute: the first 8 characters (the timestamp) are shared.
+    let ids = [
+        "019ae0f1-2c3d-7e4f-8a5b-6c7d8e9f0a1b",
+        "019ae0f1-9d8c-7b6a-9f4e-3d2c1b0a9f8e",
+    ];
+    create_with_ids(&w, &ids);
+    assert_ne!(short_id(ids[0]), short_id(ids[1]));
+    let text = answer(&slash(&w, &svc, REVIEWER1, "show 019ae0f1").await);
+    assert!(text.contains("`019ae0f1` matches 2 requests"), "{text}");
+    assert!(text.contains(ids[0]) && text.contains(ids[1]), "{text}");
+
+    let text = answer(&slash(&w, &svc, REVIEWER1, &format!("show {}", short_id(ids[1]))).await);
+    assert!(
+        text.contains(&format!("**Access request** `{}`", ids[1])),
+        "{text}"
+    );
+    let text = answer(
+        &slash(
+            &w,
+            &svc,
+            REVIEWER1,
+            &format!("explain {}", short_id(ids[0])),
+        )
+        .await,
+    );
+    assert!(text.contains(ids[0]) && !text.contains(ids[1]), "{text}");
+    let text = answer(
+        &slash(
+            &w,
+            &svc,
+            REVIEWER1,
+            &format!("approve {} fine", short_id(ids[1]).to_uppercase()),
+        )
+        .await,
+    );
+    assert!(text.contains("You approved"), "{text}");
+    let text = answer(&slash(&w, &svc, REVIEWER1, &format!("deny {}", short_id(ids[0]))).await);
+    assert!(!text.contains("matches 2"), "{text}");
+    assert_eq!(w.tp.review_audit().len(), 1);
+    assert_eq!(w.tp.review_audit()[0].request_id, ids[1]);
 }
 
 #[tokio::test]

@@ -44,6 +44,10 @@ impl Chat for RecordingChat {
         self.updates.lock().unwrap().push(post_id.to_string());
         Ok(())
     }
+
+    async fn react(&self, _post_id: &str, _emoji: &str) -> Result<(), PortError> {
+        Ok(())
+    }
 }
 
 /// The service's processor over the real Teleport client, posting for the requested role
@@ -62,6 +66,7 @@ pub fn processor(
         render: PostRenderer::default(),
         routing: Arc::new(routing),
         owner: "it".into(),
+        notify_requester: true,
         metrics: BridgeMetrics::new(&teleport_mattermost::metrics::Metrics::new()),
     }
 }

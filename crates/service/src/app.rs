@@ -204,6 +204,7 @@ impl Application {
             render,
             routing: routing.clone(),
             owner: self.options.replica.clone().unwrap_or_else(replica_name),
+            notify_requester: cfg.mattermost.notify_requester,
             metrics: bridge_metrics.clone(),
         });
         let histogram = bridge_metrics.event_seconds.clone();
@@ -232,6 +233,7 @@ impl Application {
         // On a worker thread, not the thread blocked on the runtime: the request tasks it
         // spawns then start on the same worker instead of waking another thread per event.
         let token = shutdown.clone();
+        tracing::debug!("starting the request watcher");
         let result = match tokio::spawn(async move { watcher.run(token).await }).await {
             Ok(r) => r.map_err(anyhow::Error::from),
             Err(e) => Err(anyhow::Error::new(e).context("the watcher task panicked")),
@@ -269,6 +271,7 @@ async fn start_up(
         attempt += 1;
         let result = async {
                 let ping = ping(teleport).await?;
+                tracing::debug!("starting the Mattermost API health check");
                 let bot = match tokio::time::timeout(INIT_TIMEOUT, mattermost.me()).await {
                     Err(_) => return Err(Start::Retry(format!("Mattermost API health check timed out after {}s ({})", INIT_TIMEOUT.as_secs(), cfg.mattermost.url))),
                     Ok(Err(e)) if e.is_transient() => return Err(Start::Retry(format!("API health check failed: {e}"))),
@@ -303,6 +306,7 @@ const START_RETRY: crate::retry::Backoff =
 
 async fn ping(teleport: &TeleportClient) -> Result<PingInfo, Start> {
     let fatal = |e: anyhow::Error| Start::Fatal(e);
+    tracing::debug!(teleport.addr = %teleport.target(), "checking the Teleport server version");
     let ping = match tokio::time::timeout(INIT_TIMEOUT, teleport.ping()).await {
         Err(_) => {
             return Err(Start::Retry(format!(

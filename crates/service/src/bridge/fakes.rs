@@ -79,6 +79,8 @@ pub struct FakeChat {
     pub channels: Arc<Mutex<BTreeMap<String, String>>>,
     pub posts: Arc<Mutex<Vec<Posted>>>,
     pub updates: Arc<Mutex<Vec<(String, String)>>>,
+    /// (post id, emoji name) of every reaction added.
+    pub reactions: Arc<Mutex<Vec<(String, String)>>>,
     /// Channels whose next posts fail with a temporary error.
     pub failing: Arc<Mutex<BTreeMap<String, u32>>>,
 }
@@ -158,6 +160,14 @@ impl Chat for FakeChat {
             .push((post_id.to_string(), body.message));
         Ok(())
     }
+
+    async fn react(&self, post_id: &str, emoji: &str) -> Result<(), PortError> {
+        self.reactions
+            .lock()
+            .unwrap()
+            .push((post_id.to_string(), emoji.to_string()));
+        Ok(())
+    }
 }
 
 pub struct FakeRender;
@@ -175,7 +185,8 @@ impl Renderer for FakeRender {
             .collect()
     }
 
-    fn reply(&self, _s: &Summary, r: &Review) -> Body {
+    fn reply(&self, _s: &Summary, reviews: &[Review]) -> Body {
+        let r = reviews.last().expect("the new review");
         Body::text(format!("reply {} {:?}", r.author, r.proposed_state))
     }
 

@@ -70,6 +70,10 @@ impl Chat for MattermostClient {
             .map(|_| ())
             .map_err(port_error)
     }
+
+    async fn react(&self, post_id: &str, emoji: &str) -> Result<(), PortError> {
+        self.add_reaction(post_id, emoji).await.map_err(port_error)
+    }
 }
 
 #[cfg(test)]

@@ -89,4 +89,10 @@ pub trait Chat: Send + Sync + 'static {
         post_id: &str,
         body: Body,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Adds the bot's reaction (an emoji name such as `white_check_mark`) to a post.
+    fn react(
+        &self,
+        post_id: &str,
+        emoji: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -140,16 +140,27 @@ impl Renderer for PostRenderer {
             .collect()
     }
 
-    fn reply(&self, _s: &Summary, review: &Review) -> Body {
-        let proposed = match review.proposed_state {
-            RequestState::Denied => Status::Denied,
-            _ => Status::Approved,
+    fn reply(&self, s: &Summary, reviews: &[Review]) -> Body {
+        let Some(review) = reviews.last() else {
+            return Body::text("");
+        };
+        let denied = review.proposed_state == RequestState::Denied;
+        let count = reviews
+            .iter()
+            .filter(|r| (r.proposed_state == RequestState::Denied) == denied)
+            .count() as u32;
+        let (proposed, needed) = if denied {
+            (Status::Denied, s.needed.map(|n| n.1))
+        } else {
+            (Status::Approved, s.needed.map(|n| n.0))
         };
         Body::text(mm::review_reply(&ReviewView {
             author: review.author.clone(),
             created: review.created.unwrap_or_else(OffsetDateTime::now_utc),
             proposed,
             reason: non_empty(&review.reason),
+            count,
+            needed,
         }))
     }
 

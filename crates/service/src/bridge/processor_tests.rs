@@ -34,6 +34,7 @@ fn processor(owner: &str, store: &FakeStore, chat: &FakeChat) -> P {
         render: FakeRender,
         routing: routing(),
         owner: owner.into(),
+        notify_requester: true,
         metrics: BridgeMetrics::new(&crate::metrics::Metrics::new()),
     }
 }
@@ -199,6 +200,71 @@ async fn resolution_updates_every_root_and_tells_the_requester_once() {
     p.handle(ID, Work::Deleted).await;
     assert_eq!(chat.updates.lock().unwrap().len(), 2);
     assert_eq!(stored(&store).resolution, Resolution::Approved);
+}
+
+/// The DMs that tell the requester the outcome.
+fn requester_dms(chat: &FakeChat) -> usize {
+    chat.roots()
+        .iter()
+        .filter(|p| p.channel_id == "ch-dm-req")
+        .count()
+}
+
+#[tokio::test]
+async fn a_resolved_request_gets_a_reaction_on_every_root_once() {
+    for (state, emoji) in [
+        (RequestState::Approved, "white_check_mark"),
+        (RequestState::Denied, "x"),
+    ] {
+        let (store, chat) = (FakeStore::default(), chat());
+        let p = processor("a", &store, &chat);
+        p.handle(ID, request(RequestState::Pending, &[])).await;
+        assert!(
+            chat.reactions.lock().unwrap().is_empty(),
+            "none while pending"
+        );
+        let resolved = request(state, &[("reviewer1", state)]);
+        p.handle(ID, resolved.clone()).await;
+        p.handle(ID, resolved).await;
+        let mut roots: Vec<String> = chat.roots().iter().take(2).map(|r| r.id.clone()).collect();
+        let mut reacted: Vec<String> = chat
+            .reactions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(post, e)| {
+                assert_eq!(e, emoji);
+                post.clone()
+            })
+            .collect();
+        roots.sort();
+        reacted.sort();
+        assert_eq!(reacted, roots, "{state:?}");
+    }
+}
+
+#[tokio::test]
+async fn notify_requester_off_sends_no_dm() {
+    let (store, chat) = (FakeStore::default(), chat());
+    let mut p = processor("a", &store, &chat);
+    p.notify_requester = false;
+    p.handle(ID, request(RequestState::Pending, &[])).await;
+    p.handle(ID, request(RequestState::Denied, &[])).await;
+    assert_eq!(stored(&store).resolution, Resolution::Denied);
+    assert_eq!(requester_dms(&chat), 0);
+}
+
+#[tokio::test]
+async fn a_request_posted_to_nobody_gets_no_dm_when_resolved() {
+    let store = FakeStore::default();
+    // No recipient resolves (the requester's DM channel does): nothing is posted.
+    let chat = FakeChat::with(&[("requester@example.com", "ch-dm-req")]);
+    let p = processor("a", &store, &chat);
+    p.handle(ID, request(RequestState::Pending, &[])).await;
+    assert!(chat.roots().is_empty());
+    p.handle(ID, request(RequestState::Approved, &[])).await;
+    assert_eq!(stored(&store).resolution, Resolution::Approved);
+    assert_eq!(requester_dms(&chat), 0, "nobody was told, so no DM either");
 }
 
 #[tokio::test]

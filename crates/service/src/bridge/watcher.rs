@@ -127,7 +127,10 @@ impl Watcher {
                 ))
             })?;
         let kinds = match first {
-            Some(Ok(WatchEvent::Init { confirmed_kinds })) => confirmed_kinds,
+            Some(Ok(WatchEvent::Init { confirmed_kinds })) => {
+                tracing::debug!("request watcher connected");
+                confirmed_kinds
+            }
             Some(Ok(other)) => {
                 return Err(TeleportError::ConnectionProblem(format!(
                     "expected INIT as the first event, got {other:?}"

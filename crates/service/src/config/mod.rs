@@ -82,6 +82,8 @@ pub struct MattermostConfig {
     pub token: SecretString,
     /// Timeout of one Mattermost API call.
     pub timeout: Duration,
+    /// Whether the requester gets a direct message with the outcome.
+    pub notify_requester: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,6 +46,7 @@ pub struct RawMattermost {
     #[serde(default)]
     pub recipients: Vec<String>,
     pub timeout: Option<Value>,
+    pub notify_requester: Option<bool>,
 }
 
 // Hand-written so the token never reaches a Debug print of the raw config.
@@ -126,7 +127,10 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "proxy_ca",
         ],
     ),
-    ("mattermost", &["url", "token", "recipients", "timeout"]),
+    (
+        "mattermost",
+        &["url", "token", "recipients", "timeout", "notify_requester"],
+    ),
     ("log", &["output", "severity", "format"]),
     (
         "http",

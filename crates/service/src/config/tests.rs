@@ -71,6 +71,14 @@ fn minimal_config_gets_the_upstream_defaults() {
     assert_eq!(c.bridge.concurrency, 128);
     assert!(c.role_to_recipients.is_empty());
     assert_eq!(c.mattermost.token.expose_secret(), "secret-token");
+    assert!(
+        c.mattermost.notify_requester,
+        "requester DMs are on by default"
+    );
+    let off = f
+        .load(&format!("{}notify_requester = false\n", f.minimal()))
+        .unwrap();
+    assert!(!off.mattermost.notify_requester);
 }
 
 #[test]
@@ -186,7 +194,7 @@ fn unknown_keys_are_all_named_with_the_file() {
     has(&problems, "unknown key `extra`");
     has(
         &problems,
-        "known keys of [mattermost]: url, token, recipients, timeout",
+        "known keys of [mattermost]: url, token, recipients, timeout, notify_requester",
     );
 }
 

@@ -5,8 +5,28 @@ use std::fmt;
 
 use super::pipeline::MAX_REASON_CHARS;
 
-/// Shortest request id prefix accepted, so a typo does not match some random request.
-pub const MIN_PREFIX: usize = 4;
+/// Shortest part of a request id accepted, so a typo does not match some random request.
+pub const MIN_ID_PART: usize = 4;
+/// Characters of the short form of a request id.
+const SHORT_ID_CHARS: usize = 8;
+
+/// The short form of a request id that tells requests apart: its last 8 characters.
+/// Teleport's ids are UUIDv7, whose first characters are a timestamp shared by every request
+/// made within about a minute; the last ones are random.
+pub fn short_id(id: &str) -> &str {
+    let start = id
+        .char_indices()
+        .rev()
+        .nth(SHORT_ID_CHARS - 1)
+        .map_or(0, |(i, _)| i);
+    &id[start..]
+}
+
+/// Whether `part` (lower case, as [`Command::parse`] gives it) names `id`: any part of the
+/// id counts, so the short form, a prefix or the full id all work.
+pub fn id_matches(id: &str, part: &str) -> bool {
+    id.to_lowercase().contains(part)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -37,7 +57,7 @@ Usage: `/teleport <command>`
 - `/teleport deny <request-id> [reason]`: deny (as your Teleport user)
 - `/teleport explain <request-id>`: who was notified and why
 - `/teleport help`: this text
-A request id may be shortened to a unique prefix of at least 4 characters.";
+A request id may be shortened to any unique part of at least 4 characters, e.g. its last 8.";
 
 fn usage(message: impl Into<String>) -> UsageError {
     UsageError {
@@ -93,12 +113,12 @@ fn request_id(verb: &str, raw: &str) -> Result<String, UsageError> {
             "`/teleport {verb}` needs a request id: `/teleport {verb} <request-id>`."
         )));
     }
-    let ok = raw.len() >= MIN_PREFIX
+    let ok = raw.len() >= MIN_ID_PART
         && raw.len() <= 64
         && raw.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
     if !ok {
         return Err(usage(format!(
-            "`{}` is not a request id: use the id from the post (hex digits and dashes, at least {MIN_PREFIX} characters).",
+            "`{}` is not a request id: use the id from the post (hex digits and dashes, at least {MIN_ID_PART} characters).",
             truncate(raw, 40)
         )));
     }
@@ -174,6 +194,19 @@ mod tests {
                 .message
                 .contains("longer than 1000")
         );
+    }
+
+    #[test]
+    fn requests_made_in_the_same_minute_have_different_short_ids() {
+        // UUIDv7: the first 8 characters are the timestamp, equal within about a minute.
+        let a = "019ae0f1-2c3d-7e4f-8a5b-6c7d8e9f0a1b";
+        let b = "019ae0f1-9d8c-7b6a-9f4e-3d2c1b0a9f8e";
+        assert_eq!(short_id(a), "8e9f0a1b");
+        assert_ne!(short_id(a), short_id(b));
+        assert!(id_matches(a, short_id(a)) && !id_matches(b, short_id(a)));
+        assert!(id_matches(a, "019ae0f1") && id_matches(b, "019ae0f1"));
+        assert!(id_matches(a, &a.to_lowercase()));
+        assert_eq!(short_id("abc"), "abc");
     }
 
     proptest! {

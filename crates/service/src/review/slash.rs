@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use super::command::{Command, USAGE};
+use super::command::{Command, USAGE, id_matches};
 use super::metrics::{ReviewMetrics, Source};
 use super::outcome::{Outcome, code, progress};
 use super::pipeline::{Attempt, Decision};
@@ -24,7 +24,7 @@ use crate::teleport::{RequestFilter, TeleportClient};
 
 /// Requests listed by `pending` at most; the rest are counted.
 const PENDING_SHOWN: usize = 20;
-/// Candidates listed for an ambiguous id prefix.
+/// Candidates listed for an ambiguous id part.
 const CANDIDATES_SHOWN: usize = 10;
 /// A full request id (a UUID), looked up directly instead of by listing.
 const FULL_ID_LEN: usize = 36;
@@ -112,19 +112,20 @@ impl SlashCommand {
         }
     }
 
-    /// The request a full id or a unique prefix names, or the text to answer instead.
-    async fn find(&self, prefix: &str) -> Result<AccessRequest, String> {
+    /// The request a full id or a unique part of one names (its short form, a prefix…), or
+    /// the text to answer instead; an ambiguous part lists the candidates.
+    async fn find(&self, part: &str) -> Result<AccessRequest, String> {
         let unavailable = |_| Outcome::Unavailable.text();
-        if prefix.len() == FULL_ID_LEN {
+        if part.len() == FULL_ID_LEN {
             return self
                 .teleport
-                .get_access_request(prefix)
+                .get_access_request(part)
                 .await
                 .map_err(unavailable)?
                 .ok_or_else(|| {
                     format!(
                         "There is no access request {} (it may have expired).",
-                        code(prefix)
+                        code(part)
                     )
                 });
         }
@@ -135,12 +136,12 @@ impl SlashCommand {
             .map_err(unavailable)?;
         let mut hits: Vec<AccessRequest> = all
             .into_iter()
-            .filter(|r| r.id.starts_with(prefix))
+            .filter(|r| id_matches(&r.id, part))
             .collect();
         match hits.len() {
             0 => Err(format!(
-                "No access request id starts with {}. `/teleport pending` lists the open ones.",
-                code(prefix)
+                "No access request id contains {}. `/teleport pending` lists the open ones.",
+                code(part)
             )),
             1 => Ok(hits.remove(0)),
             n => {
@@ -151,23 +152,23 @@ impl SlashCommand {
                     .map(|r| format!("- {} by {} ({})", code(&r.id), code(&r.user), r.state))
                     .collect();
                 Err(format!(
-                    "{} matches {n} requests; type more of the id:\n{}",
-                    code(prefix),
+                    "{} matches {n} requests; type more of the id (its last 8 characters tell requests apart):\n{}",
+                    code(part),
                     list.join("\n")
                 ))
             }
         }
     }
 
-    /// `approve`/`deny`: the prefix names the request, then the pipeline decides.
+    /// `approve`/`deny`: the part names the request, then the pipeline decides.
     async fn review_command(
         &self,
         user_id: &str,
-        prefix: &str,
+        part: &str,
         action: Action,
         reason: &str,
     ) -> CommandResponse {
-        let request = match self.find(prefix).await {
+        let request = match self.find(part).await {
             Ok(r) => r,
             Err(text) => return reply(text),
         };
@@ -248,11 +249,11 @@ impl SlashCommand {
         reply(lines.join("\n"))
     }
 
-    async fn show(&self, user_id: &str, prefix: &str) -> CommandResponse {
+    async fn show(&self, user_id: &str, part: &str) -> CommandResponse {
         if let Err(o) = self.pipeline.identify(user_id).await {
             return reply(o.text());
         }
-        let r = match self.find(prefix).await {
+        let r = match self.find(part).await {
             Ok(r) => r,
             Err(text) => return reply(text),
         };
@@ -308,11 +309,11 @@ impl SlashCommand {
         reply(lines.join("\n"))
     }
 
-    async fn explain(&self, user_id: &str, prefix: &str) -> CommandResponse {
+    async fn explain(&self, user_id: &str, part: &str) -> CommandResponse {
         if let Err(o) = self.pipeline.identify(user_id).await {
             return reply(o.text());
         }
-        let r = match self.find(prefix).await {
+        let r = match self.find(part).await {
             Ok(r) => r,
             Err(text) => return reply(text),
         };

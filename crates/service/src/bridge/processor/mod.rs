@@ -60,6 +60,8 @@ pub struct Processor<S, C, R> {
     pub routing: Arc<Routing>,
     /// This replica's name in claims.
     pub owner: String,
+    /// `[mattermost] notify_requester`: DM the requester the outcome.
+    pub notify_requester: bool,
     pub metrics: BridgeMetrics,
 }
 
@@ -126,11 +128,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let from = held.data.reviews_count as usize;
         let mut roots_changed = false;
         if all.len() > from && !held.data.messages.is_empty() {
-            for (i, review) in all.iter().enumerate().skip(from) {
+            for i in from..all.len() {
                 if let Err(o) = self.renew(id, &mut held).await {
                     return o;
                 }
-                let body = self.render.reply(&summary, review);
+                let body = self.render.reply(&summary, &all[..=i]);
                 let posts = held.data.messages.iter().map(|m| {
                     bounded(self.chat.post(NewPost {
                         channel_id: m.channel_id.clone(),
@@ -185,9 +187,16 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 return self.save_then(id, &mut held, Some(Phase::Update), o).await;
             }
             if resolving {
-                self.notify_requester(id, &final_summary).await;
+                self.notify_requester(id, &final_summary, &held).await;
             }
         }
-        self.save_then(id, &mut held, None, Outcome::Done).await
+        // Reactions only once the progress is saved and the claim released: cosmetic calls
+        // must not hold the claim (or widen the window in which a crash repeats a post).
+        let roots = resolving.then(|| held.data.messages.clone());
+        let outcome = self.save_then(id, &mut held, None, Outcome::Done).await;
+        if let Some(roots) = roots {
+            self.react_roots(id, held.data.resolution, &roots).await;
+        }
+        outcome
     }
 }

@@ -6,13 +6,16 @@ use std::collections::BTreeSet;
 use futures_util::future::join_all;
 
 use super::{Held, Processor, bounded, retry};
-use crate::access::SentMessage;
+use crate::access::{Resolution, SentMessage};
 use crate::bridge::claim::Phase;
 use crate::bridge::ports::{Chat, NewPost, PortError, Store};
 use crate::bridge::queue::Outcome;
 use crate::bridge::render::Renderer;
 use crate::bridge::work::{Summary, Work};
 use crate::route::{Env, Recipient};
+
+/// Longest a root's reaction may take: it is cosmetic, so it gets no long retries.
+const REACTION_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     pub(super) async fn post_roots(
@@ -134,9 +137,45 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
     }
 
-    /// The requester gets a DM with the outcome when their Teleport name is an e-mail.
-    pub(super) async fn notify_requester(&self, id: &str, summary: &Summary) {
-        if !crate::route::recipient::is_email(&summary.user) {
+    /// A ✅ or ❌ on every root post once the request is approved or denied. Cosmetic: a
+    /// failure (the bot may not react) is logged at debug and never holds up the request,
+    /// and a crash before it only loses the reaction.
+    pub(super) async fn react_roots(
+        &self,
+        id: &str,
+        resolution: Resolution,
+        roots: &[SentMessage],
+    ) {
+        let emoji = match resolution {
+            Resolution::Approved => "white_check_mark",
+            Resolution::Denied => "x",
+            _ => return,
+        };
+        let reactions = roots
+            .iter()
+            .map(|m| tokio::time::timeout(REACTION_BUDGET, self.chat.react(&m.post_id, emoji)));
+        for (m, r) in roots.iter().zip(join_all(reactions).await) {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(request_id = %id, post_id = %m.post_id, error = %e, "could not react to the post")
+                }
+                Err(_) => {
+                    tracing::debug!(request_id = %id, post_id = %m.post_id, "reacting to the post took too long; leaving it")
+                }
+            }
+        }
+    }
+
+    /// The requester gets a DM with the outcome when their Teleport name is an e-mail, the
+    /// DMs are on, and the request was posted to someone: as upstream, a request nobody was
+    /// told about gets no message at all.
+    pub(super) async fn notify_requester(&self, id: &str, summary: &Summary, held: &Held) {
+        if !self.notify_requester || !crate::route::recipient::is_email(&summary.user) {
+            return;
+        }
+        if held.data.messages.is_empty() {
+            tracing::debug!(request_id = %id, "request was never posted; not notifying the requester");
             return;
         }
         let recipient = Recipient::Email(summary.user.to_lowercase());

@@ -171,6 +171,7 @@ pub(super) fn mattermost(p: &mut Problems, m: &RawMattermost) -> MattermostConfi
         url: url.unwrap_or_else(|| Url::parse("http://invalid").expect("static URL")),
         token: token.unwrap_or_else(|| secrecy::SecretString::from(String::new())),
         timeout,
+        notify_requester: m.notify_requester.unwrap_or(true),
     }
 }
 

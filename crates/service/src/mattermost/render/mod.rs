@@ -87,7 +87,7 @@ impl Status {
         }
     }
 
-    /// The attachment colour for posts with buttons.
+    /// The colour of the root post's attachment: the state at a glance.
     fn color(self) -> &'static str {
         match self {
             Status::Pending => "#F2A900",
@@ -152,6 +152,10 @@ pub struct ReviewView {
     /// The state the review proposes (approved or denied).
     pub proposed: Status,
     pub reason: Option<String>,
+    /// Reviews proposing the same state so far, this one included.
+    pub count: u32,
+    /// How many such reviews resolve the request, when known.
+    pub needed: Option<u32>,
 }
 
 /// A root post ready to send: `message` for the text, `props` for attachments (an empty

@@ -15,8 +15,7 @@ const ROLES_CHARS: usize = 500;
 /// Longest escaped resource list.
 const RESOURCES_CHARS: usize = 700;
 
-/// Renders the root post: upstream's lines in upstream's order (the pending banner or an empty
-/// line, user, roles, request id, reason, status, resolution reason, link or `tsh` commands),
+/// Renders the root post: upstream's lines in upstream's order (the pending banner, user, roles, request id, reason, status, resolution reason, link or `tsh` commands),
 /// with resources, cluster, duration, review progress and access list inserted where they
 /// belong. Always at most [`MAX_POST_CHARS`] characters.
 pub fn root_post(view: &RequestView) -> RenderedPost {
@@ -38,10 +37,10 @@ pub fn root_message(view: &RequestView) -> String {
 fn build_message(view: &RequestView, with_resources: bool) -> String {
     // Written into one buffer: this runs for every post, so no String per line.
     let mut lines = Lines(String::with_capacity(1024), false);
-    lines.push(match view.status {
-        Status::Pending => format_args!("*You have new pending request to review!*"),
-        _ => format_args!(""),
-    });
+    // Upstream leaves an empty first line once the request is resolved; we drop the line.
+    if view.status == Status::Pending {
+        lines.push(format_args!("*You have a new pending request to review!*"));
+    }
     lines.push(format_args!("**User**: {}", inline(&view.user, NAME_CHARS)));
     lines.push(format_args!(
         "**Roles**: {}",
@@ -140,13 +139,12 @@ impl Lines {
     }
 }
 
-/// The props of a root post: buttons as a message attachment; `{}` without buttons so an
-/// update removes old ones. Public on its own for callers that render one message for several
-/// channels (the message does not depend on the buttons).
+/// The props of a root post: one message attachment whose colour shows the state, with the
+/// buttons while there are any (an update without them removes the old ones). Public on its
+/// own for callers that render one message for several channels (the message does not depend
+/// on the buttons).
 pub fn root_props(view: &RequestView) -> Props {
-    let Some(buttons) = view.buttons.as_ref().filter(|b| !b.is_empty()) else {
-        return Props::empty();
-    };
+    let buttons = view.buttons.as_deref().unwrap_or_default();
     let attachment = Attachment {
         // Shown in notifications; no user-supplied text, so nothing to escape.
         fallback: format!(
@@ -155,7 +153,8 @@ pub fn root_props(view: &RequestView) -> Props {
             view.status.label()
         ),
         color: view.status.color().into(),
-        text: String::new(),
+        // Fixed words only; an attachment without text or buttons would be an empty stripe.
+        text: view.status.text(),
         actions: buttons.iter().map(action).collect(),
         ..Attachment::default()
     };

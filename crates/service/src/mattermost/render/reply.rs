@@ -3,14 +3,24 @@
 use super::escape::{REASON_LIMIT, code_literal, inline, link_url, markdown_escape};
 use super::{RequestView, ReviewView, Status, rfc822};
 
-/// `<author> reviewed the request at <RFC822 time>.` / `Resolution: ✅ APPROVED.` /
-/// `Reason: ```…```.` (the last line only when there is a reason).
+/// `<author> reviewed the request at <RFC822 time>.` / `Review: ✅ approved (1 of 2).` /
+/// `Reason: ```…```.` (the last line only when there is a reason). Upstream wrote
+/// `Resolution: ✅ APPROVED.` for every review, which read as if one approval of two had
+/// resolved the request; the root post is where the resolution shows.
 pub fn review_reply(review: &ReviewView) -> String {
+    let verb = match review.proposed {
+        Status::Denied => "denied",
+        _ => "approved",
+    };
+    let progress = match review.needed {
+        Some(n) => format!("{} of {n}", review.count),
+        None => format!("{} so far", review.count),
+    };
     let mut out = format!(
-        "{} reviewed the request at {}.\nResolution: {}.",
+        "{} reviewed the request at {}.\nReview: {} {verb} ({progress}).",
         inline(&review.author, 200),
         rfc822(review.created),
-        review.proposed.text()
+        review.proposed.emoji().unwrap_or_default(),
     );
     if let Some(reason) = review.reason.as_deref().filter(|r| !r.trim().is_empty()) {
         out.push_str(&format!(

@@ -146,12 +146,53 @@ fn pending_post_with_buttons_carries_them_as_attachment_actions() {
 }
 
 #[test]
-fn a_post_without_buttons_has_empty_props_so_updates_remove_them() {
-    let view = RequestView {
-        status: Status::Approved,
-        ..pending()
+fn every_state_has_its_colour_and_first_line_and_a_post_without_buttons_has_no_actions() {
+    let colour = |status| {
+        let props = root_post(&RequestView {
+            status,
+            ..pending()
+        })
+        .props
+        .to_value();
+        let message = root_post(&RequestView {
+            status,
+            ..pending()
+        })
+        .message;
+        // Snapshots trim leading blank lines, so the first line is checked here.
+        let first = if status == Status::Pending {
+            "*You have a new pending request to review!*"
+        } else {
+            "**User**: alice@example.com"
+        };
+        assert_eq!(message.lines().next(), Some(first), "{status:?}");
+        let a = &props["attachments"][0];
+        assert!(a.get("actions").is_none(), "{a}");
+        assert_eq!(a["text"], status.text(), "{a}");
+        a["color"].as_str().unwrap().to_string()
     };
-    assert_eq!(root_post(&view).props.as_str(), "{}");
+    let all = [
+        Status::Pending,
+        Status::Approved,
+        Status::Denied,
+        Status::Expired,
+        Status::Promoted,
+    ];
+    let colours: std::collections::BTreeSet<String> = all.into_iter().map(colour).collect();
+    assert_eq!(
+        colours.len(),
+        all.len(),
+        "one colour per state: {colours:?}"
+    );
+    insta::assert_json_snapshot!(
+        "approved_post_props",
+        root_post(&RequestView {
+            status: Status::Approved,
+            ..pending()
+        })
+        .props
+        .to_value()
+    );
 }
 
 #[test]
@@ -191,10 +232,14 @@ fn review_replies() {
         created: datetime!(2026-03-02 14:10 UTC),
         proposed: Status::Approved,
         reason: Some("okay".into()),
+        count: 1,
+        needed: Some(2),
     };
     let reply = review_reply(&approve);
     assert!(reply.contains("reviewer1@example.com reviewed the request"));
-    assert!(reply.contains("Resolution: ✅ APPROVED"));
+    // One approval of two resolves nothing: the reply says what the review was and how far.
+    assert!(reply.contains("Review: ✅ approved (1 of 2)."), "{reply}");
+    assert!(!reply.contains("Resolution"), "{reply}");
     assert!(reply.contains("Reason: ```\nokay```."));
     insta::assert_snapshot!("review_reply_approve", reply);
 
@@ -202,6 +247,8 @@ fn review_replies() {
         author: "reviewer2@example.com".into(),
         proposed: Status::Denied,
         reason: None,
+        count: 1,
+        needed: None,
         ..approve.clone()
     };
     insta::assert_snapshot!("review_reply_deny_without_reason", review_reply(&deny));

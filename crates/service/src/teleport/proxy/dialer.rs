@@ -2,8 +2,8 @@
 //! tries, in order, direct Auth mTLS, then the Proxy (discovery, then TLS routing, inside the
 //! ALPN connection upgrade when a front strips ALPN), and remembers what worked; later dials
 //! repeat that path with the identity current at the time, and the choice is made afresh
-//! after repeated failures. The SSH reverse-tunnel path is not implemented (Proxies with TLS
-//! routing, Teleport Cloud included, do not need it).
+//! after repeated failures. The SSH reverse-tunnel path is not used (the web listener routes
+//! to Auth in every listener mode); a tunnel port as `addr` fails at once naming the web one.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use rustls::ClientConfig;
 use tokio::net::TcpStream;
 
 use super::cluster::routing_alpn;
-use super::error::{DialError, Peer, explain_tls};
+use super::error::{DialError, Peer, explain_tls, rustls_error};
 use super::upgrade::{self, UPGRADE_PATH};
 use super::web::{ProxyInfo, Web, connect_tcp};
 use super::{ConnectPath, ProxyOptions};
@@ -155,8 +155,8 @@ impl Inner {
         let addr = &self.addr;
         let direct_err = match self.direct(tls.clone()).await {
             Ok(io) => return Ok(self.chose(ConnectPath::DirectAuth, None, io)),
-            // Every method needs TCP to this same address.
-            Err(e @ DialError::Connect { .. }) => return Err(e),
+            // Every method needs TCP to this same address; an SSH port answers none of them.
+            Err(e @ (DialError::Connect { .. } | DialError::SshPort { .. })) => return Err(e),
             Err(e) => e,
         };
         tracing::debug!(teleport.addr = %addr, "not an Auth Service ({direct_err}); trying it as a Proxy");
@@ -188,7 +188,9 @@ impl Inner {
             Err(e) => {
                 let mut hints = String::new();
                 if !info.tls_routing_enabled {
-                    hints.push_str(" (the proxy reports TLS routing disabled; reaching Auth through its SSH reverse tunnel is not supported: set teleport.addr to the Auth Service, host:3025)");
+                    // Separate listener mode: the web listener still routes to Auth while the
+                    // proxy's ALPN listener is on (the default), so only that can be wrong.
+                    hints.push_str(" (the proxy is in separate listener mode; its web address still reaches Auth unless its ALPN routing is turned off: check that teleport.addr is the web address `tsh login --proxy` uses, and that nothing in front of it terminates TLS; or use the Auth Service, host:3025)");
                 }
                 if forced == Some(false) {
                     hints.push_str(&format!(" ({} turns the ALPN connection upgrade off for this address; if a layer-7 load balancer terminates TLS in front of the proxy, set it to true)", super::CONN_UPGRADE_ENV));
@@ -238,14 +240,36 @@ impl Inner {
         }
     }
 
+    /// Whether the server at `addr` greets with an SSH banner (`SSH-2.0-…`) before the client
+    /// says anything, as a Teleport Proxy's reverse-tunnel port (3024) does.
+    async fn speaks_ssh(&self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let Ok(mut tcp) = self.tcp().await else {
+            return false;
+        };
+        let mut banner = [0u8; 4];
+        let read = tokio::time::timeout(self.dial_timeout, tcp.read_exact(&mut banner)).await;
+        matches!(read, Ok(Ok(_))) && &banner == b"SSH-"
+    }
+
     /// mTLS straight to `addr` (SNI `teleport.cluster.local`, ALPN `h2`).
     async fn direct(&self, tls: Arc<ClientConfig>) -> Result<BoxedIo, DialError> {
         self.bounded("TLS handshake as an Auth Service", async {
             let tcp = self.tcp().await?;
-            let io = tls_handshake(tls, tcp)
-                .await
-                .map_err(|e| DialError::Failed(explain_tls(&e, Peer::DirectAuth)))?;
-            Ok(Box::new(io) as BoxedIo)
+            match tls_handshake(tls, tcp).await {
+                Ok(io) => Ok(Box::new(io) as BoxedIo),
+                // Not TLS at all: look once whether it is SSH (a proxy's tunnel port), which
+                // sends its banner first, before giving up on the address as an Auth Service.
+                Err(e)
+                    if matches!(rustls_error(&e), Some(rustls::Error::InvalidMessage(_)))
+                        && self.speaks_ssh().await =>
+                {
+                    Err(DialError::SshPort {
+                        addr: self.addr.clone(),
+                    })
+                }
+                Err(e) => Err(DialError::Failed(explain_tls(&e, Peer::DirectAuth))),
+            }
         })
         .await
     }

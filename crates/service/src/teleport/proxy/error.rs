@@ -24,8 +24,21 @@ pub enum DialError {
         addr: String,
         after: Duration,
     },
+    /// The address answers with SSH: a Proxy's reverse-tunnel port, which the service does
+    /// not use; the Proxy's web address reaches Auth in every listener mode.
+    #[error(
+        "{addr} answers with SSH (an `SSH-2.0-` banner): it is a Teleport Proxy's reverse-tunnel port (3024 by default), which this service does not use; set teleport.addr to the proxy's web address instead, {}, the one `tsh login --proxy` uses (its ALPN router reaches the Auth Service in separate listener mode too), or to the Auth Service, host:3025",
+        web_addr(addr)
+    )]
+    SshPort { addr: String },
     #[error("{0}")]
     Failed(String),
+}
+
+/// The usual web address of the proxy whose tunnel port is `addr`: same host, port 3080.
+fn web_addr(addr: &str) -> String {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    format!("{host}:3080")
 }
 
 impl From<DialError> for io::Error {
@@ -33,7 +46,7 @@ impl From<DialError> for io::Error {
         let kind = match &e {
             DialError::Connect { source, .. } => source.kind(),
             DialError::Timeout { .. } => io::ErrorKind::TimedOut,
-            DialError::Failed(_) => io::ErrorKind::Other,
+            DialError::SshPort { .. } | DialError::Failed(_) => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)
     }

@@ -1,8 +1,9 @@
 //! Reaching the Auth Service through a Teleport Proxy (Teleport Cloud, self-hosted proxies):
 //! discovery ([`web`]), TLS routing with the `teleport-auth@` ALPN ([`cluster`]), the ALPN
 //! connection upgrade over WebSocket for fronts that strip ALPN ([`upgrade`], [`ws`], forced by
-//! [`env`]), and the dialer that picks a path ([`dialer`]). Reaching Auth through the Proxy's
-//! SSH reverse tunnel (clusters with TLS routing disabled) is not supported.
+//! [`env`]), and the dialer that picks a path ([`dialer`]). The Proxy's SSH reverse tunnel is
+//! not used: the web listener routes `teleport-auth@` in every listener mode, separate
+//! included (docs/teleport-proxy.md).
 
 pub mod cluster;
 pub mod dialer;
