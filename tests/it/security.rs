@@ -222,7 +222,6 @@ async fn garbage_connection(addr: std::net::SocketAddr, i: usize) -> bool {
         .is_ok()
 }
 
-
 /// `/healthz` every 10 ms on a connection of its own while something else runs.
 struct HealthProbe {
     running: std::sync::Arc<std::sync::atomic::AtomicBool>,

@@ -10,6 +10,7 @@
 //! `teleport-mattermost demo --keep-running` and binds 127.0.0.1).
 
 mod cluster;
+mod forms;
 mod html;
 mod markdown;
 mod routes;
