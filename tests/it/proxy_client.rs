@@ -417,3 +417,37 @@ async fn a_reverse_tunnel_port_fails_at_once_naming_the_web_address() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(client.path(), None);
 }
+
+#[tokio::test]
+async fn a_service_pointed_at_a_reverse_tunnel_port_stops_at_start_up_naming_the_web_address() {
+    let w = crate::harness::World::start().await;
+    let tunnel = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tunnel.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = tunnel.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"SSH-2.0-Teleport\r\n").await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            });
+        }
+    });
+    let text = w
+        .config_text("[role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\"]\n")
+        .replace(&w.tp.addr().to_string(), &addr);
+    let config = teleport_mattermost::config::Config::from_toml(&text).unwrap();
+    let app = teleport_mattermost::app::Application::build(config, Default::default())
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = app.run_until_stopped(teleport_mattermost::signals::Signals::manual(stop.clone()));
+    // Start-up retries what retrying can fix; this it cannot, so the service ends at once.
+    let ended = tokio::time::timeout(Duration::from_secs(5), run).await;
+    stop.cancel();
+    let err = format!(
+        "{:#}",
+        ended.expect("start-up gave up at once").unwrap_err()
+    );
+    assert!(err.contains("reverse-tunnel port"), "{err}");
+    assert!(err.contains("127.0.0.1:3080"), "{err}");
+}

@@ -315,6 +315,13 @@ async fn ping(teleport: &TeleportClient) -> Result<PingInfo, Start> {
                 INIT_TIMEOUT.as_secs()
             )));
         }
+        // A reverse-tunnel port answers at once with SSH: no retry makes it a TLS server.
+        Ok(Err(e)) if crate::teleport::proxy::DialError::is_ssh_port_text(&e.to_string()) => {
+            return Err(fatal(anyhow::Error::new(e).context(format!(
+                "Unable to reach Teleport at {}",
+                teleport.target()
+            ))));
+        }
         Ok(Err(e)) if e.is_transient() => {
             return Err(Start::Retry(format!(
                 "Unable to get Teleport server version from {}: {e}",

@@ -35,6 +35,14 @@ pub enum DialError {
     Failed(String),
 }
 
+impl DialError {
+    /// Whether an error's text is [`DialError::SshPort`]'s: by the time a dial error reaches
+    /// a caller it has crossed the gRPC transport as text. Retrying that address cannot help.
+    pub fn is_ssh_port_text(text: &str) -> bool {
+        text.contains("answers with SSH (an `SSH-2.0-` banner)")
+    }
+}
+
 /// The usual web address of the proxy whose tunnel port is `addr`: same host, port 3080.
 fn web_addr(addr: &str) -> String {
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
