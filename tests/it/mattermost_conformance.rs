@@ -4,9 +4,9 @@
 //! test with Prism's `sl-violations` header.
 //!
 //! Prism comes from `.ci/prism` (`npm ci --prefix .ci/prism`) or `PRISM_BIN`; the description
-//! from `MATTERMOST_OPENAPI` or, by default, the official `mattermost-openapi.yaml` in the
-//! `shared/` folder CI lays beside the repository (docs/mattermost-api.md has the facts the
-//! service relies on). Without them the test is skipped with a notice, unless `CI=true`,
+//! (Mattermost's official OpenAPI file, which the repository does not carry) from
+//! `MATTERMOST_OPENAPI`, which `.ci/run` sets (docs/mattermost-api.md has the facts the service
+//! relies on). Without them the test is skipped with a notice, unless `CI=true`,
 //! where their absence is a failure.
 
 use std::path::{Path, PathBuf};
@@ -49,9 +49,7 @@ fn prism_bin() -> Option<PathBuf> {
 }
 
 fn openapi_file() -> Option<PathBuf> {
-    let path = std::env::var_os("MATTERMOST_OPENAPI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../shared/mattermost-openapi.yaml"));
+    let path = PathBuf::from(std::env::var_os("MATTERMOST_OPENAPI")?);
     path.exists().then_some(path)
 }
 
