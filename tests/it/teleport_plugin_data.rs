@@ -67,6 +67,7 @@ pub fn processor(
         routing: Arc::new(routing),
         owner: "it".into(),
         notify_requester: true,
+        reminders: None,
         metrics: BridgeMetrics::new(&teleport_mattermost::metrics::Metrics::new()),
     }
 }

@@ -14,6 +14,7 @@ pub struct BridgeMetrics {
     pub watch_reconnects: IntCounter,
     pub watch_up: IntGauge,
     pub rules: IntGauge,
+    pub reminders: IntCounterVec,
 }
 
 impl BridgeMetrics {
@@ -77,7 +78,16 @@ impl BridgeMetrics {
                 )
                 .expect("static metric"),
             ),
+            reminders: counter_vec(
+                "teleport_mattermost_reminders_total",
+                "Reminders, escalations and requester expiry notices, by kind (reminder, escalation, expiry_notice) and outcome (sent, failed, skipped).",
+                &["kind", "outcome"],
+            ),
         }
+    }
+
+    pub fn reminded(&self, kind: &str, outcome: &str) {
+        self.reminders.with_label_values(&[kind, outcome]).inc();
     }
 
     pub fn sent(&self, kind: &str, ok: bool) {

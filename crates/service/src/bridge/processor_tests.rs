@@ -35,6 +35,7 @@ fn processor(owner: &str, store: &FakeStore, chat: &FakeChat) -> P {
         routing: routing(),
         owner: owner.into(),
         notify_requester: true,
+        reminders: None,
         metrics: BridgeMetrics::new(&crate::metrics::Metrics::new()),
     }
 }

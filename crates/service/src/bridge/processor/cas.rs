@@ -102,7 +102,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             }));
         }
         let phase = held_claim.as_ref().map_or(Phase::Update, |c| c.phase);
-        if phase == Phase::Update && !behind(work, &data) {
+        if phase == Phase::Update && !behind(work, &data) && !self.notices_due(work, &data) {
             if held_claim.is_none() {
                 return Ok(None);
             }

@@ -5,9 +5,12 @@
 //!
 //! - this module: the phases in order ([`Processor::handle`]);
 //! - [`cas`]: the plugin-data side (take, renew and release the claim, record progress);
-//! - [`posts`]: the Mattermost side (root posts, root updates, the requester's DM).
+//! - [`posts`]: the Mattermost side (root posts, root updates, the requester's DM);
+//! - [`notices`]: reminders, escalation and requester notices when [`crate::remind`] says
+//!   they are due.
 
 mod cas;
+mod notices;
 mod posts;
 
 use std::sync::Arc;
@@ -63,6 +66,8 @@ pub struct Processor<S, C, R> {
     /// `[mattermost] notify_requester`: DM the requester the outcome.
     pub notify_requester: bool,
     pub metrics: BridgeMetrics,
+    /// `[reminders]`, when configured.
+    pub reminders: Option<Arc<crate::remind::Reminders>>,
 }
 
 /// The claim we hold and the plugin data as we last wrote it (the next write's `Expect`).
@@ -116,7 +121,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
 
     async fn work(&self, id: &str, work: &Work, mut held: Held) -> Outcome {
         let summary = match work {
-            Work::Put(r, _) => Summary::from_request(r),
+            Work::Put(r, _) => Summary::from_request(r).with_notices(&held.data.notices),
             Work::Deleted => Summary::from_plugin_data(id, &held.data),
         };
         if held.phase == Phase::Post
@@ -189,6 +194,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             if resolving {
                 self.notify_requester(id, &final_summary, &held).await;
             }
+        }
+        if let Err(o) = self.send_notices(id, work, &summary, &mut held).await {
+            return o;
         }
         // Reactions only once the progress is saved and the claim released: cosmetic calls
         // must not hold the claim (or widen the window in which a crash repeats a post).
