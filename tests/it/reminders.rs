@@ -337,3 +337,33 @@ async fn no_requester_notice_when_notify_requester_is_off() {
     assert_eq!(notices(&w, &id), "");
     svc.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_next_reminder_the_escalation_and_who_gets_it() {
+    let w = World::start().await;
+    oncall(&w);
+    let svc = w
+        .review_service_with(crate::harness::ReviewSetup {
+            extra: config(
+                "remind_after = [\"1s\", \"1h\"]\nescalate_after = \"2h\"\nescalate_to = [\"team-llama/oncall\", \"@lead\"]\n\
+                 [reminders.roles.editor]\nescalate_after = \"90m\"",
+            ),
+            ..Default::default()
+        })
+        .await;
+    let id = w.tp.create_request(request()).id;
+    let r = root(&w, &w.channel_id, &id).await;
+    reminders(&w, &r, 1).await;
+    w.data_when(&id, |d| d.notices.reminded == Some(1)).await;
+    let text = crate::review::answer(
+        &crate::review::slash(&w, &svc, REVIEWER2, &format!("explain {id}")).await,
+    );
+    assert!(text.contains("**Next reminder**: "), "{text}");
+    assert!(text.contains("(in 59m)"), "the 1 h reminder is next: {text}");
+    assert!(
+        text.contains("(in 1h29m) to `team-llama/oncall`, `@lead`"),
+        "the role's escalation, and who gets it: {text}"
+    );
+    assert!(text.contains("**Requester notice**: "), "{text}");
+    svc.stop().await.unwrap();
+}
