@@ -35,7 +35,7 @@ fn demo_plays_the_whole_story_and_exits_0() {
         "┃ :clipboard: Access list review reminder: **Production admins** (prod-admins)",
         "┃ **Review it:** [https://demo.teleport.sh/web/accesslists/prod-admins]",
         "teleport_mattermost_access_list_reminders_total{outcome=\"sent\"} 1",
-        "teleport_mattermost_posts_total{kind=\"root\",outcome=\"ok\"} 4",
+        "teleport_mattermost_posts_total{kind=\"root\",outcome=\"ok\"} 5",
         "┃ ⏰ **Reminder**: requester@example.com has been waiting 1s for roles auditor",
         "escalated: posted in ~oncall, with the same buttons:",
         "┃ **Status**: ⏳ PENDING · ⏰ waiting 1s · 🔺 escalated",
