@@ -231,7 +231,9 @@ impl Application {
                 }) as HandlerFuture
             },
         );
-        let scheduler = reminders.map(|r| Arc::new(crate::remind::Scheduler::new(r)));
+        let scheduled = bridge_metrics.reminders_scheduled.clone();
+        let scheduler =
+            reminders.map(|r| Arc::new(crate::remind::Scheduler::new(r, scheduled.clone())));
         if let Some(s) = scheduler.clone() {
             let (teleport, queue, token) = (teleport.clone(), queue.clone(), shutdown.clone());
             tokio::spawn(async move { s.run(teleport, queue, token).await });

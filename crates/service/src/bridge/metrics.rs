@@ -15,6 +15,7 @@ pub struct BridgeMetrics {
     pub watch_up: IntGauge,
     pub rules: IntGauge,
     pub reminders: IntCounterVec,
+    pub reminders_scheduled: IntGauge,
 }
 
 impl BridgeMetrics {
@@ -82,6 +83,13 @@ impl BridgeMetrics {
                 "teleport_mattermost_reminders_total",
                 "Reminders, escalations and requester expiry notices, by kind (reminder, escalation, expiry_notice) and outcome (sent, failed, skipped).",
                 &["kind", "outcome"],
+            ),
+            reminders_scheduled: m.register(
+                &IntGauge::new(
+                    "teleport_mattermost_reminders_scheduled",
+                    "Requests waiting on the reminder timer for their next notice.",
+                )
+                .expect("static metric"),
             ),
         }
     }

@@ -150,14 +150,22 @@ impl Reminders {
 pub struct Scheduler {
     pub reminders: Arc<Reminders>,
     timer: Timer,
+    /// `teleport_mattermost_reminders_scheduled`.
+    scheduled: prometheus::IntGauge,
 }
 
 impl Scheduler {
-    pub fn new(reminders: Arc<Reminders>) -> Self {
+    pub fn new(reminders: Arc<Reminders>, scheduled: prometheus::IntGauge) -> Self {
         Self {
             reminders,
             timer: Timer::default(),
+            scheduled,
         }
+    }
+
+    fn set(&self, id: &str, at: Option<tokio::time::Instant>) {
+        self.timer.set(id, at);
+        self.scheduled.set(self.timer.len() as i64);
     }
 
     /// Schedules `r` for its next point after now, or drops it when none is left.
@@ -168,11 +176,11 @@ impl Scheduler {
                 + Duration::try_from(wait).unwrap_or_default()
                 + MARGIN
         });
-        self.timer.set(&r.id, at);
+        self.set(&r.id, at);
     }
 
     pub fn forget(&self, id: &str) {
-        self.timer.set(id, None);
+        self.set(id, None);
     }
 
     /// Requests with a scheduled notice.
@@ -193,6 +201,7 @@ impl Scheduler {
                 ids = self.timer.due() => ids,
                 _ = shutdown.cancelled() => return,
             };
+            self.scheduled.set(self.timer.len() as i64);
             for id in ids {
                 match teleport.get_access_request(&id).await {
                     Ok(Some(r)) => {
@@ -203,8 +212,7 @@ impl Scheduler {
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(request_id = %id, error = %e, retry_in_s = FETCH_RETRY.as_secs(), "could not read a request a reminder is due for; trying again");
-                        self.timer
-                            .set(&id, Some(tokio::time::Instant::now() + FETCH_RETRY));
+                        self.set(&id, Some(tokio::time::Instant::now() + FETCH_RETRY));
                     }
                 }
             }
