@@ -17,7 +17,9 @@ const SECOND: Duration = Duration::from_secs(1);
 
 /// Requests go to the channel, and to reviewer2's DM as the suggested reviewer.
 fn config(reminders: &str) -> String {
-    format!("[role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\"]\n\n[reminders]\n{reminders}\n")
+    format!(
+        "[role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\"]\n\n[reminders]\n{reminders}\n"
+    )
 }
 
 fn request() -> NewRequest {
@@ -93,13 +95,23 @@ async fn reminders_reply_in_every_thread_at_each_delay_and_mark_the_root() {
     let dm = w.dm(REVIEWER2).expect("the suggested reviewer's DM");
     let dm_root = root(&w, &dm, &id).await;
     let got = reminders(&w, &channel_root, 2).await;
-    assert!(created.elapsed() >= 2 * SECOND, "the second reminder came early");
+    assert!(
+        created.elapsed() >= 2 * SECOND,
+        "the second reminder came early"
+    );
     assert!(got[0].message.contains("waiting 1s"), "{}", got[0].message);
     assert!(got[1].message.contains("waiting 2s"), "{}", got[1].message);
     for m in &got {
         assert!(m.message.contains("requester"), "{}", m.message);
-        assert!(m.message.contains("@reviewer2"), "suggested reviewer mentioned: {}", m.message);
-        assert!(!m.message.contains("@here"), "no channel mention by default");
+        assert!(
+            m.message.contains("@reviewer2"),
+            "suggested reviewer mentioned: {}",
+            m.message
+        );
+        assert!(
+            !m.message.contains("@here"),
+            "no channel mention by default"
+        );
     }
     reminders(&w, &dm_root, 2).await;
     w.mm.wait_for(WAIT, |sim| {
@@ -111,8 +123,16 @@ async fn reminders_reply_in_every_thread_at_each_delay_and_mark_the_root() {
     w.data_when(&id, |d| d.notices.reminded == Some(2)).await;
     assert_eq!(notices(&w, &id), "reminded:2");
     tokio::time::sleep(SECOND).await;
-    assert_eq!(reminders_in(&w, &channel_root).len(), 2, "no third reminder");
-    assert_eq!(count(&svc, "reminder", "sent"), 4, "two threads, two reminders");
+    assert_eq!(
+        reminders_in(&w, &channel_root).len(),
+        2,
+        "no third reminder"
+    );
+    assert_eq!(
+        count(&svc, "reminder", "sent"),
+        4,
+        "two threads, two reminders"
+    );
     svc.stop().await.unwrap();
 }
 
@@ -129,7 +149,11 @@ async fn escalation_is_posted_to_the_escalation_channel_and_updated_on_resolutio
     let first = root(&w, &w.channel_id, &id).await;
     assert!(w.mm.posts_in(&oncall).is_empty(), "not escalated at once");
     let escalated = root(&w, &oncall, &id).await;
-    assert!(escalated.message.contains("escalated"), "{}", escalated.message);
+    assert!(
+        escalated.message.contains("escalated"),
+        "{}",
+        escalated.message
+    );
     let reply = reminders(&w, &first, 1).await;
     assert!(reply[0].message.contains("@here"), "{}", reply[0].message);
     let data = w
@@ -176,17 +200,30 @@ async fn nothing_is_sent_after_approval_denial_or_deletion() {
     w.tp.deny(&ids[1], "no").unwrap();
     w.tp.delete_request(&ids[2]);
     for id in &ids[..2] {
-        w.data_when(id, |d| d.resolution != teleport_mattermost::access::Resolution::Unresolved)
-            .await;
+        w.data_when(id, |d| {
+            d.resolution != teleport_mattermost::access::Resolution::Unresolved
+        })
+        .await;
     }
     tokio::time::sleep(3 * SECOND).await;
     for r in &roots {
-        assert!(reminders_in(&w, r).is_empty(), "a reminder after resolution");
+        assert!(
+            reminders_in(&w, r).is_empty(),
+            "a reminder after resolution"
+        );
     }
-    assert!(w.mm.posts_in(&oncall).is_empty(), "an escalation after resolution");
-    let requester_dm = w.dm(REQUESTER).map(|c| w.mm.posts_in(&c)).unwrap_or_default();
     assert!(
-        !requester_dm.iter().any(|p| p.message.contains("expires in")),
+        w.mm.posts_in(&oncall).is_empty(),
+        "an escalation after resolution"
+    );
+    let requester_dm = w
+        .dm(REQUESTER)
+        .map(|c| w.mm.posts_in(&c))
+        .unwrap_or_default();
+    assert!(
+        !requester_dm
+            .iter()
+            .any(|p| p.message.contains("expires in")),
         "a pending-expiry notice after resolution"
     );
     for kind in ["reminder", "escalation"] {
@@ -226,17 +263,19 @@ async fn three_replicas_send_each_notice_once() {
         per_thread.insert(id.clone(), reminders_in(&w, &r).len());
     }
     assert!(per_thread.values().all(|n| *n == 2), "{per_thread:?}");
-    let escalations = w
-        .mm
-        .posts_in(&oncall)
-        .into_iter()
-        .filter(|p| p.root_id.is_empty())
-        .count();
+    let escalations =
+        w.mm.posts_in(&oncall)
+            .into_iter()
+            .filter(|p| p.root_id.is_empty())
+            .count();
     assert_eq!(escalations, ids.len());
     let sent: u64 = services.iter().map(|s| count(s, "reminder", "sent")).sum();
     // The 1 s reminder goes to the channel and the DM; the 2 s one to the escalation too.
     assert_eq!(sent, 5 * ids.len() as u64, "each reminder once per thread");
-    let escalated: u64 = services.iter().map(|s| count(s, "escalation", "sent")).sum();
+    let escalated: u64 = services
+        .iter()
+        .map(|s| count(s, "escalation", "sent"))
+        .sum();
     assert_eq!(escalated, ids.len() as u64);
     for s in services {
         s.stop().await.unwrap();
@@ -261,7 +300,11 @@ async fn a_restart_keeps_the_schedule_sends_a_missed_reminder_once_late_and_neve
     let second = w.service(&text).await;
     let late = reminders(&w, &channel_root, 1).await;
     assert_eq!(late.len(), 1);
-    assert!(late[0].message.contains("waiting 2s"), "{}", late[0].message);
+    assert!(
+        late[0].message.contains("waiting 2s"),
+        "{}",
+        late[0].message
+    );
     w.data_when(&id, |d| d.notices.reminded == Some(2)).await;
     second.stop().await.unwrap();
     // Restarted again before the 5 s one: nothing is sent twice, the schedule goes on.
@@ -270,7 +313,12 @@ async fn a_restart_keeps_the_schedule_sends_a_missed_reminder_once_late_and_neve
     assert!(created.elapsed() >= 5 * SECOND);
     assert!(all[1].message.contains("waiting 5s"), "{}", all[1].message);
     tokio::time::sleep(SECOND).await;
-    assert_eq!(reminders_in(&w, &channel_root).len(), 2, "{:?}", reminders_in(&w, &channel_root));
+    assert_eq!(
+        reminders_in(&w, &channel_root).len(),
+        2,
+        "{:?}",
+        reminders_in(&w, &channel_root)
+    );
     third.stop().await.unwrap();
 }
 
@@ -281,7 +329,9 @@ fn expiry_notices(w: &World) -> Vec<String> {
         .unwrap_or_default()
         .into_iter()
         .map(|p| p.message)
-        .filter(|m| m.starts_with("⌛ Your access request `") || m.starts_with("⌛ The access granted"))
+        .filter(|m| {
+            m.starts_with("⌛ Your access request `") || m.starts_with("⌛ The access granted")
+        })
         .collect()
 }
 
@@ -298,21 +348,38 @@ async fn the_requester_is_told_before_the_request_expires_and_before_access_ends
     let granted = w.tp.create_request(granted).id;
     root(&w, &w.channel_id, &granted).await;
     w.tp.approve(&granted, "go").unwrap();
-    let got = w
-        .mm
-        .wait_for(WAIT, |_| {
+    let got =
+        w.mm.wait_for(WAIT, |_| {
             let n = expiry_notices(&w);
             (n.len() >= 2).then_some(n)
         })
         .await
         .expect("two notices");
-    assert!(OffsetDateTime::now_utc() >= at - time::Duration::seconds(2), "not before the lead time");
-    let expiring = got.iter().find(|m| m.contains(&pending)).expect("pending notice");
-    assert!(expiring.contains("nobody has reviewed it yet"), "{expiring}");
-    assert!(expiring.contains("tsh request create --roles editor"), "{expiring}");
-    let ending = got.iter().find(|m| m.contains(&granted)).expect("access notice");
+    assert!(
+        OffsetDateTime::now_utc() >= at - time::Duration::seconds(2),
+        "not before the lead time"
+    );
+    let expiring = got
+        .iter()
+        .find(|m| m.contains(&pending))
+        .expect("pending notice");
+    assert!(
+        expiring.contains("nobody has reviewed it yet"),
+        "{expiring}"
+    );
+    assert!(
+        expiring.contains("tsh request create --roles editor"),
+        "{expiring}"
+    );
+    let ending = got
+        .iter()
+        .find(|m| m.contains(&granted))
+        .expect("access notice");
     assert!(ending.contains("ends in"), "{ending}");
-    assert!(ending.contains("tsh request create --roles editor"), "{ending}");
+    assert!(
+        ending.contains("tsh request create --roles editor"),
+        "{ending}"
+    );
     tokio::time::sleep(SECOND).await;
     assert_eq!(expiry_notices(&w).len(), 2, "each notice once");
     assert_eq!(count(&svc, "expiry_notice", "sent"), 2);
@@ -359,7 +426,10 @@ async fn explain_shows_the_next_reminder_the_escalation_and_who_gets_it() {
         &crate::review::slash(&w, &svc, REVIEWER2, &format!("explain {id}")).await,
     );
     assert!(text.contains("**Next reminder**: "), "{text}");
-    assert!(text.contains("(in 59m)"), "the 1 h reminder is next: {text}");
+    assert!(
+        text.contains("(in 59m)"),
+        "the 1 h reminder is next: {text}"
+    );
     assert!(
         text.contains("(in 1h29m) to `team-llama/oncall`, `@lead`"),
         "the role's escalation, and who gets it: {text}"

@@ -179,7 +179,7 @@ pub fn as_client_rule(r: &sim::AccessMonitoringRule) -> AccessMonitoringRule {
 
 pub async fn next_put(stream: &mut EventStream) -> AccessRequest {
     match next(stream).await.unwrap() {
-        WatchEvent::RequestPut(r) => r,
+        WatchEvent::RequestPut(r) => *r,
         other => panic!("expected a request PUT, got {other:?}"),
     }
 }

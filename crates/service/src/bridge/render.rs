@@ -18,8 +18,13 @@ pub trait Renderer: Send + Sync + 'static {
     /// The requester's DM once the request is resolved or expired.
     fn outcome(&self, summary: &Summary) -> Body;
     /// A reminder in a thread: waiting `waited` so far; `mentions` are Mattermost usernames.
-    fn reminder(&self, summary: &Summary, waited: Duration, mentions: &[String], here: bool)
-    -> Body;
+    fn reminder(
+        &self,
+        summary: &Summary,
+        waited: Duration,
+        mentions: &[String],
+        here: bool,
+    ) -> Body;
     /// The requester's DM: their pending request expires, or their access ends, at `at`.
     fn expiry_notice(&self, summary: &Summary, ending: Ending, at: OffsetDateTime) -> Body;
 }

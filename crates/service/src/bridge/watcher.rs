@@ -216,7 +216,7 @@ impl Watcher {
                 if let Some(s) = &self.reminders {
                     s.track(&r);
                 }
-                self.queue.submit(r.id.clone(), Work::put(r));
+                self.queue.submit(r.id.clone(), Work::put(*r));
             }
             WatchEvent::RequestDelete { id } => {
                 self.metrics.events.with_label_values(&["delete", ""]).inc();

@@ -721,14 +721,21 @@ fn reminders_are_off_without_the_section_and_read_with_role_overrides() {
     );
     let r = f.load(&toml).unwrap().reminders.unwrap();
     let s = Duration::from_secs;
-    assert_eq!(r.default.remind_after, vec![s(1), s(1800), s(7200)], "sorted");
+    assert_eq!(
+        r.default.remind_after,
+        vec![s(1), s(1800), s(7200)],
+        "sorted"
+    );
     assert_eq!(r.default.escalate_after, Some(s(3600)));
     assert_eq!(r.default.expiry_notice, s(900), "15m by default");
     assert!(!r.default.mention_channel);
     let prod = &r.roles["prod-admin"];
     assert_eq!(prod.escalate_after, Some(s(900)));
     assert!(prod.mention_channel);
-    assert_eq!(prod.escalate_to, r.default.escalate_to, "left-out keys are the default's");
+    assert_eq!(
+        prod.escalate_to, r.default.escalate_to,
+        "left-out keys are the default's"
+    );
     assert_eq!(prod.remind_after, r.default.remind_after);
     // The example `configure` prints documents the section and its bounds.
     for documented in [
@@ -770,8 +777,14 @@ fn reminder_problems_name_the_key_and_the_fix() {
         &p,
         "`reminders.expiry_notice` is a number: write a duration string such as \"30s\" (use a duration from 1s to 168h; the default is 15m)",
     );
-    has(&p, "`reminders.mention_channel` is a string: write true or false");
-    has(&p, "`reminders.escalate_to` entry \"not a recipient\" is skipped");
+    has(
+        &p,
+        "`reminders.mention_channel` is a string: write true or false",
+    );
+    has(
+        &p,
+        "`reminders.escalate_to` entry \"not a recipient\" is skipped",
+    );
     has(
         &p,
         "unknown key `reminders.roles.dba.escalate_afterr`: remove it or fix its spelling",

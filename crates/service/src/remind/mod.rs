@@ -96,7 +96,12 @@ impl Reminders {
             let next = plan
                 .remind_after
                 .iter()
-                .map(|d| (d, t.created + time::Duration::try_from(*d).unwrap_or_default()))
+                .map(|d| {
+                    (
+                        d,
+                        t.created + time::Duration::try_from(*d).unwrap_or_default(),
+                    )
+                })
                 .find(|(d, at)| *at > now && sent.reminded.is_none_or(|s| s < d.as_secs()));
             lines.push(match (plan.remind_after.is_empty(), next) {
                 (true, _) => "**Next reminder**: none configured for these roles.".into(),
@@ -104,18 +109,19 @@ impl Reminders {
                 (false, Some((_, at))) => format!(
                     "**Next reminder**: {}, in the thread of each post{}.",
                     when(at),
-                    if plan.mention_channel { ", with @here" } else { "" }
+                    if plan.mention_channel {
+                        ", with @here"
+                    } else {
+                        ""
+                    }
                 ),
             });
             lines.push(match plan.escalate_after {
                 _ if sent.escalated => "**Escalation**: done.".into(),
                 None => "**Escalation**: none configured for these roles.".into(),
                 Some(d) => {
-                    let to: Vec<String> = plan
-                        .escalate_to
-                        .iter()
-                        .map(|x| format!("`{x}`"))
-                        .collect();
+                    let to: Vec<String> =
+                        plan.escalate_to.iter().map(|x| format!("`{x}`")).collect();
                     format!(
                         "**Escalation**: {} to {}.",
                         when(t.created + time::Duration::try_from(d).unwrap_or_default()),
@@ -129,7 +135,8 @@ impl Reminders {
                 RequestState::Pending => (t.pending_expires, sent.expiring, "the request expires"),
                 _ => (t.access_ends, sent.ending, "the access ends"),
             };
-            let at = end.map(|e| e - time::Duration::try_from(plan.expiry_notice).unwrap_or_default());
+            let at =
+                end.map(|e| e - time::Duration::try_from(plan.expiry_notice).unwrap_or_default());
             lines.push(match at {
                 _ if sent_already => "**Requester notice**: sent.".into(),
                 Some(at) if at >= t.created && at > now => format!(
@@ -172,9 +179,7 @@ impl Scheduler {
     pub fn track(&self, r: &AccessRequest) {
         let at = self.reminders.next(r).map(|at| {
             let wait = (at - self.reminders.clock.now()).max(time::Duration::ZERO);
-            tokio::time::Instant::now()
-                + Duration::try_from(wait).unwrap_or_default()
-                + MARGIN
+            tokio::time::Instant::now() + Duration::try_from(wait).unwrap_or_default() + MARGIN
         });
         self.set(&r.id, at);
     }

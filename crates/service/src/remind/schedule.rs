@@ -165,7 +165,12 @@ pub fn points(plan: &Plan, t: &Times, requester: bool) -> Vec<OffsetDateTime> {
 
 /// The first point strictly after `now`: what the timer waits for. Points at or before
 /// `now` are the reconcile's that just ran (or runs now).
-pub fn next(plan: &Plan, t: &Times, now: OffsetDateTime, requester: bool) -> Option<OffsetDateTime> {
+pub fn next(
+    plan: &Plan,
+    t: &Times,
+    now: OffsetDateTime,
+    requester: bool,
+) -> Option<OffsetDateTime> {
     points(plan, t, requester)
         .into_iter()
         .filter(|p| *p > now)
@@ -269,7 +274,10 @@ mod tests {
         };
         assert!(!due(&p, &approved, &none, at(200), true).any());
         assert!(!due(&p, &pending(), &none, at(240), true).any(), "expired");
-        assert!(!due(&p, &approved, &none, at(240), true).any(), "access ended");
+        assert!(
+            !due(&p, &approved, &none, at(240), true).any(),
+            "access ended"
+        );
     }
 
     #[test]

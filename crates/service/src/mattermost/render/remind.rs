@@ -78,7 +78,12 @@ pub enum Ending {
 
 /// The requester's notice: what ends, when, and the `tsh request create` command that asks
 /// again for the same roles (and resources).
-pub fn expiry_notice(view: &RequestView, ending: Ending, at: time::OffsetDateTime, left: time::Duration) -> String {
+pub fn expiry_notice(
+    view: &RequestView,
+    ending: Ending,
+    at: time::OffsetDateTime,
+    left: time::Duration,
+) -> String {
     let headline = match ending {
         Ending::Request => format!(
             "⌛ Your access request `{}` expires in {} ({}) and nobody has reviewed it yet.",
