@@ -9,17 +9,10 @@ use time::OffsetDateTime;
 use crate::access::RequestState;
 use crate::access::plugin_data::Notices;
 use crate::config::{ReminderSchedule, RemindersConfig};
-use crate::route::Recipient;
 
-/// The schedule of one request: the most urgent value of each key among its roles.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Plan {
-    pub remind_after: Vec<Duration>,
-    pub escalate_after: Option<Duration>,
-    pub escalate_to: Vec<Recipient>,
-    pub mention_channel: bool,
-    pub expiry_notice: Duration,
-}
+/// The schedule of one request: the most urgent value of each key among its roles (the
+/// same keys as a configured schedule).
+pub type Plan = ReminderSchedule;
 
 /// The request's times that notices count from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +177,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::route::Recipient;
 
     const MIN: Duration = Duration::from_secs(60);
     const T0: OffsetDateTime = datetime!(2026-12-02 02:00 UTC);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{Held, Processor, bounded, retry};
-use crate::access::{AccessRequest, PluginData, SentMessage};
+use crate::access::{AccessRequest, PluginData};
 use crate::bridge::claim::Phase;
 use crate::bridge::ports::{Chat, NewPost, PortError, Store};
 use crate::bridge::queue::Outcome;
@@ -155,35 +155,12 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
         let mut s = summary.clone().with_notices(&held.data.notices);
         s.escalated = true;
-        let names: Vec<&str> = channels.iter().map(String::as_str).collect();
-        let bodies = self.render.roots(&s, &names);
-        let posts = channels.iter().zip(bodies).map(|(ch, body)| {
-            bounded(self.chat.post(NewPost {
-                channel_id: ch.clone(),
-                root_id: None,
-                body,
-                idempotency_key: format!("tm:{id}:escalate:{ch}"),
-            }))
-        });
-        let mut failure = None;
-        for (ch, r) in channels.iter().zip(join_all(posts).await) {
-            match r {
-                Ok(post_id) => {
-                    self.metrics.reminded("escalation", "sent");
-                    held.data.messages.push(SentMessage {
-                        channel_id: ch.clone(),
-                        post_id,
-                    });
-                }
-                Err(e) => {
-                    self.metrics.reminded("escalation", "failed");
-                    tracing::warn!(request_id = %id, channel_id = %ch, error = %e, "Failed to post an escalation");
-                    if matches!(e, PortError::Retry { .. }) {
-                        failure.get_or_insert(e);
-                    }
-                }
-            }
-        }
+        let failure = self
+            .post_to(id, "escalate", &s, &channels, held, |ok| {
+                self.metrics
+                    .reminded("escalation", if ok { "sent" } else { "failed" })
+            })
+            .await;
         if let Some(e) = failure {
             // The posts made are recorded; the retry posts only to the channels missing.
             return Err(self

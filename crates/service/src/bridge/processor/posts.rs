@@ -55,6 +55,32 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             }
         }
         self.renew(id, held).await?;
+        let failure = self
+            .post_to(id, "root", summary, &channels, held, |ok| {
+                self.metrics.sent("root", ok)
+            })
+            .await;
+        if let Some(e) = failure {
+            // Keep the Post phase: the retry posts only to the channels still missing.
+            return Err(self.save_then(id, held, Some(Phase::Post), retry(e)).await);
+        }
+        held.phase = Phase::Update;
+        Ok(())
+    }
+
+    /// Root posts to `channels`, each recorded in `messages` as it is made (the roots of a
+    /// request and its escalation alike, so every one is updated on resolution). Returns the
+    /// first temporary failure: a refusal (bot not in the channel, message rejected) would
+    /// fail the same way again, so it is only logged. `kind` names the idempotency key.
+    pub(super) async fn post_to(
+        &self,
+        id: &str,
+        kind: &str,
+        summary: &Summary,
+        channels: &[String],
+        held: &mut Held,
+        count: impl Fn(bool),
+    ) -> Option<PortError> {
         let names: Vec<&str> = channels.iter().map(String::as_str).collect();
         let bodies = self.render.roots(summary, &names);
         let posts = channels.iter().zip(bodies).map(|(ch, body)| {
@@ -62,36 +88,29 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 channel_id: ch.clone(),
                 root_id: None,
                 body,
-                idempotency_key: format!("tm:{id}:root:{ch}"),
+                idempotency_key: format!("tm:{id}:{kind}:{ch}"),
             }))
         });
         let mut failure = None;
         for (ch, r) in channels.iter().zip(join_all(posts).await) {
             match r {
                 Ok(post_id) => {
-                    self.metrics.sent("root", true);
+                    count(true);
                     held.data.messages.push(SentMessage {
                         channel_id: ch.clone(),
                         post_id,
                     });
                 }
                 Err(e) => {
-                    self.metrics.sent("root", false);
+                    count(false);
                     tracing::warn!(request_id = %id, channel_id = %ch, error = %e, "Failed to post a message");
-                    // Only temporary failures are retried; a refusal (bot not in the channel,
-                    // message rejected) would fail the same way again.
                     if matches!(e, PortError::Retry { .. }) {
                         failure.get_or_insert(e);
                     }
                 }
             }
         }
-        if let Some(e) = failure {
-            // Keep the Post phase: the retry posts only to the channels still missing.
-            return Err(self.save_then(id, held, Some(Phase::Post), retry(e)).await);
-        }
-        held.phase = Phase::Update;
-        Ok(())
+        failure
     }
 
     pub(super) async fn update_roots(
