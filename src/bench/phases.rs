@@ -332,6 +332,10 @@ async fn scheduled_idle_row(svc: &ServiceProcess, n: usize, f: &mut Figures) -> 
         _ => f64::NAN,
     };
     f.rss_scheduled_mb = mb(svc.rss_kib());
+    progress(&format!(
+        "idle with {} scheduled: {:.2}% CPU, {:.1} MB RSS",
+        f.scheduled, f.idle_cpu_pct_scheduled, f.rss_scheduled_mb
+    ));
     Ok(())
 }
 
