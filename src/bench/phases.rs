@@ -195,7 +195,7 @@ async fn review_rows(bin: &Path, w: &SimWorld, f: &mut Figures) -> anyhow::Resul
         let id = w.tp.create_request(req).id;
         let (channel, wanted) = (w.channel_id.clone(), id.clone());
         let root =
-            w.mm.wait_for(Duration::from_secs(10), move |sim| {
+            w.mm.wait_for(READY, move |sim| {
                 sim.posts_in(&channel)
                     .into_iter()
                     .find(|p| p.root_id.is_empty() && p.message.contains(&wanted))
