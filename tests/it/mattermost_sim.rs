@@ -438,3 +438,34 @@ async fn serves_thousands_of_posts_without_slowing_down() {
         "{first:?} then {second:?}"
     );
 }
+
+#[tokio::test]
+async fn without_dedup_a_repeated_pending_post_id_posts_again_and_since_lists_what_changed() {
+    let fx = fixture(SimConfig::default()).await;
+    let c = client(&fx.sim);
+    let mut post = NewPost::new(&fx.channel, "first");
+    post.pending_post_id = Some("tm:r1:root:x".into());
+    let first = c.create_post(&post).await.unwrap();
+    assert_eq!(
+        c.create_post(&post).await.unwrap().id,
+        first.id,
+        "de-duplicated by default"
+    );
+    fx.sim.set_pending_post_dedup(false);
+    let second = c.create_post(&post).await.unwrap();
+    assert_ne!(second.id, first.id);
+    // `since` lists the posts changed after it, newest first.
+    let all = c.channel_posts_since(&fx.channel, 1).await.unwrap();
+    assert_eq!(all.order, vec![second.id.clone(), first.id.clone()]);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let later = c
+        .create_post(&NewPost::new(&fx.channel, "later"))
+        .await
+        .unwrap();
+    let since = c
+        .channel_posts_since(&fx.channel, later.create_at as u64 - 1)
+        .await
+        .unwrap();
+    assert_eq!(since.order, vec![later.id.clone()]);
+    assert!(since.posts.contains_key(&later.id));
+}

@@ -7,6 +7,7 @@
 pub mod claim;
 pub mod mattermost_chat;
 pub mod metrics;
+pub mod owed;
 pub mod ports;
 pub mod post_render;
 pub mod processor;
@@ -18,5 +19,7 @@ pub mod work;
 
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod delivery_tests;
 #[cfg(test)]
 mod processor_tests;

@@ -133,6 +133,14 @@ pub struct Post {
     pub is_pinned: bool,
 }
 
+/// `PostList`: posts by id, and their order (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PostList {
+    pub order: Vec<String>,
+    pub posts: std::collections::HashMap<String, Post>,
+}
+
 /// A post to create with `POST /api/v4/posts`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct NewPost {
