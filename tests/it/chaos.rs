@@ -450,10 +450,19 @@ async fn chaos(dedup: bool) {
         }
         for id in findings.missing.iter().chain(&findings.stale).take(3) {
             let id = id.split([' ', ':']).next().unwrap();
+            let raw = w.plugin_data(id);
             eprintln!(
-                "plugin data of {id}: {:?}",
-                w.plugin_data(id).map(|m| PluginData::decode(&m))
+                "plugin data of {id}: {:?}\n  claim {:?}, owed {:?}",
+                raw.as_ref().map(PluginData::decode),
+                raw.as_ref().and_then(|m| m.get("claim")),
+                raw.as_ref().and_then(|m| m.get("owed_recipients")),
             );
+            for i in &instances {
+                let log = std::fs::read_to_string(&i.log).unwrap_or_default();
+                for line in log.lines().filter(|l| l.contains(id)) {
+                    eprintln!("  {}: {line}", i.log.display());
+                }
+            }
         }
     }
     assert!(

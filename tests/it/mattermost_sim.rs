@@ -498,5 +498,9 @@ async fn a_listing_past_the_servers_1000_post_cap_is_read_again_page_by_page() {
     let listed = c.channel_posts_since(&fx.channel, since).await.unwrap();
     assert_eq!(listed.len(), 1100, "all of them, not the first 1000");
     assert!(listed.iter().all(|p| p.id != before.id));
-    assert!(fx.sim.request_count("GET", &format!("/api/v4/channels/{}/posts", fx.channel)) >= 7);
+    assert!(
+        fx.sim
+            .request_count("GET", &format!("/api/v4/channels/{}/posts", fx.channel))
+            >= 7
+    );
 }

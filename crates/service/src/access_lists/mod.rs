@@ -505,4 +505,3 @@ fn reachable(r: Result<Option<String>, PortError>) -> Result<Option<String>, Por
         other => other,
     }
 }
-

@@ -110,7 +110,11 @@ async fn the_common_path_never_lists_posts() {
     )
     .await;
     assert_eq!(*chat.finds.lock().unwrap(), 0);
-    assert_eq!(chat.roots().len(), 3, "two roots and the requester's message");
+    assert_eq!(
+        chat.roots().len(),
+        3,
+        "two roots and the requester's message"
+    );
 }
 
 #[tokio::test]

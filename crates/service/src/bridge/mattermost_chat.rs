@@ -1,8 +1,8 @@
 //! The bridge's chat port over the Mattermost client.
 
 use super::ports::{Body, Chat, Found, Marker, NewPost, Place, PortError};
-use crate::mattermost::model::{self, Props};
 use crate::mattermost::error::Target;
+use crate::mattermost::model::{self, Props};
 use crate::mattermost::{MattermostClient, MattermostError};
 use crate::route::Recipient;
 
@@ -40,7 +40,12 @@ impl Chat for MattermostClient {
         match MattermostClient::resolve(self, recipient).await {
             Ok(r) => Ok(Some(r.channel_id)),
             // A person without a Mattermost account is skipped, as upstream.
-            Err(e @ MattermostError::NotFound { target: Target::User(_), .. }) => {
+            Err(
+                e @ MattermostError::NotFound {
+                    target: Target::User(_),
+                    ..
+                },
+            ) => {
                 tracing::warn!(recipient = %recipient, error = %e, "recipient does not resolve; skipping it");
                 Ok(None)
             }

@@ -18,8 +18,8 @@ pub mod watcher;
 pub mod work;
 
 #[cfg(test)]
-mod fakes;
-#[cfg(test)]
 mod delivery_tests;
+#[cfg(test)]
+mod fakes;
 #[cfg(test)]
 mod processor_tests;

@@ -103,7 +103,9 @@ pub struct Marker {
 pub enum MarkerKind {
     Root,
     /// The thread reply for the request's `review`-th review (from 0).
-    Reply { review: u32 },
+    Reply {
+        review: u32,
+    },
     /// The direct message telling the requester the outcome.
     Requester,
 }
@@ -179,8 +181,7 @@ pub trait Chat: Send + Sync + 'static {
     fn post(&self, post: NewPost) -> impl Future<Output = Result<String, PortError>> + Send;
     /// The bot's marked posts in a place. Only a replica taking over interrupted work looks:
     /// never the common path.
-    fn find(&self, place: Place<'_>)
-    -> impl Future<Output = Result<Vec<Found>, PortError>> + Send;
+    fn find(&self, place: Place<'_>) -> impl Future<Output = Result<Vec<Found>, PortError>> + Send;
     /// Replaces a post's message and props.
     fn update(
         &self,

@@ -301,7 +301,10 @@ async fn a_request_resolved_before_it_was_seen_is_not_posted() {
 async fn a_fresh_claim_of_another_replica_is_waited_for_briefly() {
     let (store, chat) = (FakeStore::default(), chat());
     let mut m = PluginData::default().encode();
-    m.insert(claim::KEY.into(), Claim::new("other", Phase::Post, claim::now_ms()).encode());
+    m.insert(
+        claim::KEY.into(),
+        Claim::new("other", Phase::Post, claim::now_ms()).encode(),
+    );
     store.data.lock().unwrap().insert(ID.into(), m);
     let p = processor("a", &store, &chat);
     match p.handle(ID, request(RequestState::Pending, &[])).await {

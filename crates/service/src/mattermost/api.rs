@@ -273,7 +273,11 @@ impl MattermostClient {
             id: channel_id.into(),
             display: None,
         };
-        let mut call = self.get("get_channel_posts_since", &["channels", channel_id, "posts"], target());
+        let mut call = self.get(
+            "get_channel_posts_since",
+            &["channels", channel_id, "posts"],
+            target(),
+        );
         call.url
             .query_pairs_mut()
             .append_pair("since", &since.to_string());
@@ -283,7 +287,11 @@ impl MattermostClient {
         }
         let mut all = Vec::new();
         for page in 0.. {
-            let mut call = self.get("get_channel_posts", &["channels", channel_id, "posts"], target());
+            let mut call = self.get(
+                "get_channel_posts",
+                &["channels", channel_id, "posts"],
+                target(),
+            );
             call.url
                 .query_pairs_mut()
                 .append_pair("page", &page.to_string())

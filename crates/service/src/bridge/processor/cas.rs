@@ -164,7 +164,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         // unrecorded.
         let recover = held_claim.as_ref().map(|c| Window {
             since: c.began(),
-            taken: now,
+            until: c.until,
         });
         if let Some(c) = &held_claim {
             tracing::info!(request_id = %id, holder = %c.owner, "taking over an interrupted claim on this request");

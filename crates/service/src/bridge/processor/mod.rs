@@ -145,7 +145,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         &self,
         call: impl std::future::Future<Output = Result<T, PortError>>,
     ) -> Result<T, PortError> {
-        let r = bounded(call).await;
+        self.observe(bounded(call).await)
+    }
+
+    /// Reports a refused token to readiness and the metric; any success clears that report.
+    fn observe<T>(&self, r: Result<T, PortError>) -> Result<T, PortError> {
         match &r {
             Err(PortError::Unauthorized(why)) => {
                 self.metrics.token_rejected.set(1);
@@ -177,7 +181,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 || !held.late.is_empty()
                 || held.recover.is_some())
         {
-            match self.post_replies(id, &summary, &all, &mut held).await {
+            match self.post_replies(id, &summary, all, &mut held).await {
                 Ok(changed) => roots_changed = changed,
                 Err(o) => return o,
             }
@@ -185,6 +189,15 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let resolution = target(work);
         let resolving =
             resolution != Resolution::Unresolved && held.data.resolution == Resolution::Unresolved;
+        // After a takeover, whether the requester was already told is checked while the
+        // resolution is not yet in `held` (the check renews the claim, which records it).
+        let told = match resolving {
+            true => match self.requester_told(id, &summary, &mut held).await {
+                Ok(told) => told,
+                Err(o) => return o,
+            },
+            false => false,
+        };
         // Renewed before the resolution is set in `held`: a renewal records progress, and the
         // resolution may only be recorded once the posts show it.
         if (resolving || roots_changed)
@@ -207,10 +220,8 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 held.data.resolution = Resolution::Unresolved;
                 return self.save_then(id, &mut held, Leave::Release, o).await;
             }
-            if resolving && let Err(o) = self.notify_requester(id, &final_summary, &held).await {
-                // Could not check whether an interrupted predecessor already told them.
-                held.data.resolution = Resolution::Unresolved;
-                return self.save_then(id, &mut held, Leave::Recover { wait: false }, o).await;
+            if resolving {
+                self.notify_requester(id, &final_summary, &held, told).await;
             }
         }
         // Reactions only once the progress is saved and the claim released: cosmetic calls

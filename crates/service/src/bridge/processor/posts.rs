@@ -94,7 +94,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
         if let Some(window) = held.recover
             && !missing.is_empty()
-            && let Err(e) = self.adopt_roots(id, window, &mut missing, held).await
+            && let Err(e) = self.adopt_roots(id, window, &mut missing, held).await?
         {
             let leave = Leave::Recover { wait: false };
             return Err(self.save_then(id, held, leave, retry(e)).await);
@@ -220,40 +220,71 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
     }
 
-    /// The requester gets a DM with the outcome when their Teleport name is an e-mail, the
-    /// DMs are on, and the request was posted to someone: as upstream, a request nobody was
-    /// told about gets no message at all. Fails only when a takeover could not check whether
-    /// its predecessor already sent it.
+    /// The requester's DM channel, when they are to be told the outcome: their Teleport
+    /// name is an e-mail with a Mattermost account, the DMs are on, and the request was
+    /// posted to someone (as upstream, a request nobody was told about gets no message).
+    async fn requester_channel(&self, id: &str, summary: &Summary, held: &Held) -> Option<String> {
+        if !self.notify_requester || !crate::route::recipient::is_email(&summary.user) {
+            return None;
+        }
+        if held.data.messages.is_empty() {
+            tracing::debug!(request_id = %id, "request was never posted; not notifying the requester");
+            return None;
+        }
+        let recipient = Recipient::Email(summary.user.to_lowercase());
+        let Ok(Some(channel)) = self.resolve(&recipient).await else {
+            tracing::debug!(request_id = %id, "requester has no Mattermost account by e-mail; not notifying them");
+            return None;
+        };
+        Some(channel)
+    }
+
+    /// After a takeover, before the resolution is recorded: whether the interrupted holder
+    /// already told the requester (its message is adopted, not sent again).
+    pub(super) async fn requester_told(
+        &self,
+        id: &str,
+        summary: &Summary,
+        held: &mut Held,
+    ) -> Result<bool, Outcome> {
+        let Some(window) = held.recover else {
+            return Ok(false);
+        };
+        let Some(channel) = self.requester_channel(id, summary, held).await else {
+            return Ok(false);
+        };
+        let marker = Marker::new(id, &channel, MarkerKind::Requester);
+        match self
+            .renewing(id, held, self.adopt_one(&marker, window))
+            .await?
+        {
+            Ok(found) => Ok(found.is_some()),
+            Err(e) => {
+                let leave = Leave::Recover { wait: false };
+                Err(self.save_then(id, held, leave, retry(e)).await)
+            }
+        }
+    }
+
+    /// Tells the requester the outcome (see [`Self::requester_channel`]) unless `told`.
     pub(super) async fn notify_requester(
         &self,
         id: &str,
         summary: &Summary,
         held: &Held,
-    ) -> Result<(), Outcome> {
-        if !self.notify_requester || !crate::route::recipient::is_email(&summary.user) {
-            return Ok(());
+        told: bool,
+    ) {
+        if told {
+            return;
         }
-        if held.data.messages.is_empty() {
-            tracing::debug!(request_id = %id, "request was never posted; not notifying the requester");
-            return Ok(());
-        }
-        let recipient = Recipient::Email(summary.user.to_lowercase());
-        let Ok(Some(channel)) = self.resolve(&recipient).await else {
-            tracing::debug!(request_id = %id, "requester has no Mattermost account by e-mail; not notifying them");
-            return Ok(());
+        let Some(channel) = self.requester_channel(id, summary, held).await else {
+            return;
         };
-        let marker = Marker::new(id, &channel, MarkerKind::Requester);
-        if let Some(window) = held.recover {
-            match self.adopt_one(&marker, window).await {
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) => {}
-                Err(e) => return Err(retry(e)),
-            }
-        }
         let post = NewPost {
+            body: Marker::new(id, &channel, MarkerKind::Requester)
+                .mark(self.render.outcome(summary)),
             channel_id: channel,
             root_id: None,
-            body: marker.mark(self.render.outcome(summary)),
             idempotency_key: format!("tm:{id}:outcome"),
         };
         match self.call(self.chat.post(post)).await {
@@ -266,6 +297,5 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 tracing::warn!(request_id = %id, error = %e, "could not notify the requester");
             }
         }
-        Ok(())
     }
 }

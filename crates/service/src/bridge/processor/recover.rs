@@ -18,18 +18,28 @@ use super::{Held, Processor};
 use crate::access::SentMessage;
 use crate::bridge::claim::now_ms;
 use crate::bridge::ports::{Chat, Marker, MarkerKind, Place, PortError, Store};
+use crate::bridge::queue::Outcome;
 use crate::bridge::render::Renderer;
 
 /// Mattermost stamps posts with its own clock; claims carry the replica's. Looking this much
 /// further back covers the skew between NTP-synchronised hosts many times over.
 const CLOCK_SKEW: Duration = Duration::from_secs(5);
 
+/// A channel's listing is extended while its start is younger than this; an older one is
+/// dropped and listed anew (so what a replica remembers of a channel stays small).
+const KEEP_SCAN: Duration = Duration::from_secs(600);
+
+/// Longest a takeover waits for its channel listings (paging through a busy channel, or
+/// waiting for another takeover's listing of it). The claim is renewed meanwhile.
+const SCAN_BUDGET: Duration = Duration::from_secs(60);
+
 /// What a takeover must look through: posts made since `since` (Unix ms, the interrupted
-/// claim's), by a holder whose claim had run out when this one was taken at `taken`.
+/// claim's) and before `until`, when that claim ran out (a holder posts nothing after its
+/// lease: it renews before every batch, and a batch ends within the lease).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Window {
     pub since: u64,
-    pub taken: u64,
+    pub until: u64,
 }
 
 /// One listing of a channel: the markers of the bot's posts made since `from`, listed at
@@ -44,7 +54,7 @@ impl Scan {
     /// Whether this listing shows everything a takeover of `window` needs: it reaches back
     /// far enough, and it was made after the interrupted holder could last post.
     fn covers(&self, window: Window, from: u64) -> bool {
-        self.from <= from && self.at >= window.taken
+        self.from <= from && self.at >= window.until
     }
 }
 
@@ -70,24 +80,51 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         marker: &Marker,
         window: Window,
     ) -> Result<Option<String>, PortError> {
-        let from = window
-            .since
-            .saturating_sub(CLOCK_SKEW.as_millis() as u64);
+        let from = window.since.saturating_sub(CLOCK_SKEW.as_millis() as u64);
         let slot = self.scans.slot(&marker.channel_id);
         let mut scan = slot.lock().await;
-        if !scan.as_ref().is_some_and(|s| s.covers(window, from)) {
-            let at = now_ms();
-            let found = self
-                .call(self.chat.find(Place::Channel {
-                    channel_id: &marker.channel_id,
-                    since: from,
-                }))
-                .await?;
-            *scan = Some(Scan {
-                from,
-                at,
-                found: found.into_iter().map(|f| (f.marker, f.post_id)).collect(),
+        let now = now_ms();
+        // A listing that reaches back far enough is brought up to date with the posts made
+        // since it (a few, even in a busy channel); otherwise the channel is listed anew.
+        let since = match scan.as_ref() {
+            Some(s) if s.covers(window, from) => None,
+            Some(s)
+                if s.from <= from && now.saturating_sub(s.from) < KEEP_SCAN.as_millis() as u64 =>
+            {
+                Some(s.at.saturating_sub(CLOCK_SKEW.as_millis() as u64))
+            }
+            _ => {
+                *scan = None;
+                Some(from)
+            }
+        };
+        if let Some(since) = since {
+            let listing = self.chat.find(Place::Channel {
+                channel_id: &marker.channel_id,
+                since,
             });
+            let found = self.observe(
+                tokio::time::timeout(SCAN_BUDGET, listing)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(PortError::Retry {
+                            reason: format!(
+                                "listing the channel's recent posts took longer than {}s",
+                                SCAN_BUDGET.as_secs()
+                            ),
+                            after: None,
+                        })
+                    }),
+            )?;
+            tracing::info!(channel_id = %marker.channel_id, since, posts = found.len(), took_ms = now_ms().saturating_sub(now), "listed the channel's recent posts for a takeover");
+            let s = scan.get_or_insert_with(|| Scan {
+                from,
+                at: now,
+                found: HashMap::new(),
+            });
+            s.at = now;
+            s.found
+                .extend(found.into_iter().map(|f| (f.marker, f.post_id)));
         }
         let adopted = scan.as_ref().and_then(|s| s.found.get(marker).cloned());
         if let Some(post_id) = &adopted {
@@ -100,21 +137,27 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         Ok(adopted)
     }
 
-    /// Records the roots found among the `missing` channels and removes them from it.
+    /// Records the roots found among the `missing` channels and removes them from it. The
+    /// listings may take long in a busy channel: the claim is renewed while they run.
     pub(super) async fn adopt_roots(
         &self,
         id: &str,
         window: Window,
         missing: &mut Vec<(String, String)>,
         held: &mut Held,
-    ) -> Result<(), PortError> {
+    ) -> Result<Result<(), PortError>, Outcome> {
         let markers: Vec<Marker> = missing
             .iter()
             .map(|(ch, _)| Marker::new(id, ch, MarkerKind::Root))
             .collect();
-        let found = join_all(markers.iter().map(|m| self.adopt_one(m, window))).await;
+        let lookups = join_all(markers.iter().map(|m| self.adopt_one(m, window)));
+        let found = self.renewing(id, held, lookups).await?;
         for (m, r) in markers.iter().zip(found) {
-            if let Some(post_id) = r? {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Some(post_id) = r {
                 held.data.messages.push(SentMessage {
                     channel_id: m.channel_id.clone(),
                     post_id,
@@ -122,6 +165,22 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 missing.retain(|(ch, _)| ch != &m.channel_id);
             }
         }
-        Ok(())
+        Ok(Ok(()))
+    }
+
+    /// Runs `work` while keeping the claim fresh, so a long listing does not let it run out.
+    pub(super) async fn renewing<T>(
+        &self,
+        id: &str,
+        held: &mut Held,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Outcome> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                () = tokio::time::sleep(super::FRESH) => self.renew(id, held).await?,
+            }
+        }
     }
 }

@@ -8,12 +8,12 @@ use futures_util::future::join_all;
 
 use super::cas::Leave;
 use super::{Held, Processor, retry};
+use crate::access::Review;
 use crate::access::SentMessage;
 use crate::bridge::ports::{Chat, Marker, MarkerKind, NewPost, PortError, Store};
 use crate::bridge::queue::Outcome;
 use crate::bridge::render::Renderer;
 use crate::bridge::work::Summary;
-use crate::access::Review;
 
 impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     /// Posts the replies still due; `Ok(true)` when there were new reviews (the roots show
@@ -58,12 +58,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 }
             }
             if !due.is_empty() {
-                if let Err(o) = self.renew(id, held).await {
-                    return Err(o);
-                }
-                if let Err(o) = self.reply_batch(id, summary, &all[..=i], &due, held).await {
-                    return Err(o);
-                }
+                self.renew(id, held).await?;
+                self.reply_batch(id, summary, &all[..=i], &due, held)
+                    .await?;
             }
             held.data.reviews_count = held.data.reviews_count.max(i as u32 + 1);
         }
