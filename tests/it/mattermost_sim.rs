@@ -455,7 +455,7 @@ async fn without_dedup_a_repeated_pending_post_id_posts_again_and_since_lists_wh
     let second = c.create_post(&post).await.unwrap();
     assert_ne!(second.id, first.id);
     // `since` lists the posts changed after it.
-    let ids = |posts: Vec<teleport_mattermost::mattermost::model::Post>| {
+    let ids = |posts: Vec<teleport_mattermost::mattermost::model::ListedPost>| {
         let mut ids: Vec<String> = posts.into_iter().map(|p| p.id).collect();
         ids.sort();
         ids

@@ -1,6 +1,6 @@
 //! The bridge's chat port over the Mattermost client.
 
-use super::ports::{Body, Chat, Found, Marker, NewPost, Place, PortError};
+use super::ports::{Body, Chat, Found, NewPost, Place, PortError};
 use crate::mattermost::error::Target;
 use crate::mattermost::model::{self, Props};
 use crate::mattermost::{MattermostClient, MattermostError};
@@ -86,7 +86,7 @@ impl Chat for MattermostClient {
             .filter(|p| p.user_id == bot && p.delete_at == 0)
             .filter_map(|p| {
                 Some(Found {
-                    marker: Marker::of_props(&p.props)?,
+                    marker: serde_json::from_value(p.props.teleport_mattermost?).ok()?,
                     post_id: p.id,
                 })
             })

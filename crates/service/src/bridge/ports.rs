@@ -36,6 +36,21 @@ pub enum PortError {
     Fatal(String),
 }
 
+impl PortError {
+    /// Whether trying again soon may succeed without anyone changing anything (a refused
+    /// token counts: it is usually a rotation or a proxy's hiccup). The others wait for the
+    /// next event or resync.
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            PortError::Retry { .. }
+                | PortError::Uncertain(_)
+                | PortError::Unauthorized(_)
+                | PortError::Conflict
+        )
+    }
+}
+
 /// Teleport plugin data of one resource (an access request, or an access list for the
 /// review reminders), for this plugin: the service's one plugin-data port (every
 /// compare-and-swap write goes through it).

@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::client::{Call, MattermostClient, Retry};
 use super::error::{MattermostError, Target, UserKey};
 use super::model::{
-    Channel, NewPost, NewReaction, OpenDialog, Post, PostList, PostPatch, PostUpdate, Team, User,
+    Channel, ListedPost, NewPost, NewReaction, OpenDialog, Post, PostList, PostPatch, PostUpdate,
+    Team, User,
 };
 
 /// Most posts `GET /channels/{id}/posts?since=` answers (the server's limit for that form).
@@ -20,7 +21,7 @@ const PAGE: usize = 200;
 
 /// The listed posts created at or after `since` (the `since` form also lists older posts
 /// edited since; a page lists older ones too).
-fn created_since(list: PostList, since: u64) -> Vec<Post> {
+fn created_since(list: PostList<ListedPost>, since: u64) -> Vec<ListedPost> {
     list.posts
         .into_values()
         .filter(|p| p.create_at >= since as i64)
@@ -268,7 +269,7 @@ impl MattermostClient {
         &self,
         channel_id: &str,
         since: u64,
-    ) -> Result<Vec<Post>, MattermostError> {
+    ) -> Result<Vec<ListedPost>, MattermostError> {
         let target = || Target::ChannelId {
             id: channel_id.into(),
             display: None,
@@ -281,7 +282,7 @@ impl MattermostClient {
         call.url
             .query_pairs_mut()
             .append_pair("since", &since.to_string());
-        let list: PostList = self.json(call).await?;
+        let list: PostList<ListedPost> = self.json(call).await?;
         if list.order.len() < SINCE_CAP {
             return Ok(created_since(list, since));
         }
@@ -296,7 +297,7 @@ impl MattermostClient {
                 .query_pairs_mut()
                 .append_pair("page", &page.to_string())
                 .append_pair("per_page", &PAGE.to_string());
-            let list: PostList = self.json(call).await?;
+            let list: PostList<ListedPost> = self.json(call).await?;
             let full = list.order.len() >= PAGE;
             let oldest = list
                 .order
@@ -312,8 +313,8 @@ impl MattermostClient {
     }
 
     /// `GET /posts/{id}/thread`: the thread's root and every reply.
-    pub async fn thread(&self, post_id: &str) -> Result<Vec<Post>, MattermostError> {
-        let list: PostList = self
+    pub async fn thread(&self, post_id: &str) -> Result<Vec<ListedPost>, MattermostError> {
+        let list: PostList<ListedPost> = self
             .json(self.get(
                 "get_post_thread",
                 &["posts", post_id, "thread"],

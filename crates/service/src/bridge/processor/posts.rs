@@ -33,16 +33,16 @@ impl Owed {
     fn add<S, C, R>(&mut self, p: &Processor<S, C, R>, id: &str, recipient: &str, e: PortError) {
         let reason = match &e {
             PortError::Unauthorized(_) => "unauthorized",
-            PortError::Retry { .. } | PortError::Uncertain(_) | PortError::Conflict => "temporary",
-            PortError::NotFound | PortError::Fatal(_) => "refused",
+            e if e.is_temporary() => "temporary",
+            _ => "refused",
         };
         p.metrics.owed.with_label_values(&[reason]).inc();
-        if reason == "refused" {
-            tracing::warn!(request_id = %id, recipient, error = %e, "Failed to post a message; it stays owed and is posted at the next event or resync once fixed");
-        } else {
+        if e.is_temporary() {
             self.uncertain |= matches!(e, PortError::Uncertain(_));
             tracing::warn!(request_id = %id, recipient, error = %e, "Failed to post a message; retrying");
             self.retry.get_or_insert(e);
+        } else {
+            tracing::warn!(request_id = %id, recipient, error = %e, "Failed to post a message; it stays owed and is posted at the next event or resync once fixed");
         }
         self.recipients.push(recipient.to_string());
     }

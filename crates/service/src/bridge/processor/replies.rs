@@ -98,12 +98,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     self.metrics.sent("reply", true);
                     made_some = true;
                 }
-                Err(
-                    e @ (PortError::Retry { .. }
-                    | PortError::Unauthorized(_)
-                    | PortError::Uncertain(_)
-                    | PortError::Conflict),
-                ) => {
+                Err(e) if e.is_temporary() => {
                     self.metrics.sent("reply", false);
                     uncertain |= matches!(e, PortError::Uncertain(_));
                     failure.get_or_insert(e);
