@@ -25,6 +25,9 @@ use crate::bridge::render::Renderer;
 /// further back covers the skew between NTP-synchronised hosts many times over.
 const CLOCK_SKEW: Duration = Duration::from_secs(5);
 
+/// How far back a new listing of a channel reaches at least.
+const REACH_BACK: Duration = Duration::from_secs(60);
+
 /// A channel's listing is extended while its start is younger than this; an older one is
 /// dropped and listed anew (so what a replica remembers of a channel stays small).
 const KEEP_SCAN: Duration = Duration::from_secs(600);
@@ -94,8 +97,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 Some(s.at.saturating_sub(CLOCK_SKEW.as_millis() as u64))
             }
             _ => {
+                // A new listing reaches back at least a minute: the takeovers that follow a
+                // replica's death have windows a little older or younger than this one's, and
+                // one deeper listing serves them all where each would otherwise start anew.
                 *scan = None;
-                Some(from)
+                Some(from.min(now.saturating_sub(REACH_BACK.as_millis() as u64)))
             }
         };
         if let Some(since) = since {
@@ -118,7 +124,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             )?;
             tracing::info!(channel_id = %marker.channel_id, since, posts = found.len(), took_ms = now_ms().saturating_sub(now), "listed the channel's recent posts for a takeover");
             let s = scan.get_or_insert_with(|| Scan {
-                from,
+                from: since,
                 at: now,
                 found: HashMap::new(),
             });
