@@ -6,6 +6,10 @@
 //! the posts of resolved requests show the final state, and every review has exactly one
 //! reply under every root.
 //!
+//! A second run does the same with Mattermost's `pending_post_id` de-duplication off (as
+//! behind several Mattermost nodes without a shared cache): a killed instance's unrecorded
+//! posts must then be adopted by its successor, not re-created.
+//!
 //! `CHAOS_REQUESTS` (default 1000) and `CHAOS_SEED` change the run.
 
 use std::collections::BTreeMap;
@@ -200,12 +204,24 @@ fn tail(path: &Path, lines: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_killed_at_random_converge_to_exactly_one_post_per_recipient() {
+    chaos(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_mattermost_dedup_killed_processes_still_converge_to_exactly_one_post_per_recipient()
+ {
+    chaos(false).await;
+}
+
+/// One chaos run; `dedup` is Mattermost's `pending_post_id` de-duplication.
+async fn chaos(dedup: bool) {
     let _turn = crate::harness::HEAVY.lock().await;
     let requests: usize = env_or("CHAOS_REQUESTS", 1000);
     let seed: u64 = env_or("CHAOS_SEED", 20_250_101);
     let mut rng = StdRng::seed_from_u64(seed);
     let began = Instant::now();
     let w = World::start().await;
+    w.mm.set_pending_post_dedup(dedup);
     let mut instances: Vec<Instance> = (0..INSTANCES)
         .map(|i| {
             let http = free_port().unwrap();
@@ -403,9 +419,10 @@ async fn three_processes_killed_at_random_converge_to_exactly_one_post_per_recip
 
     let starts: Vec<usize> = instances.iter().map(|i| i.starts).collect();
     println!(
-        "chaos (seed {seed}): {} requests, {accepted} reviews accepted ({refused} refused as already resolved); \
+        "chaos (seed {seed}, pending_post_id de-duplication {}): {} requests, {accepted} reviews accepted ({refused} refused as already resolved); \
          {kills} SIGKILLs, {exits} exits by themselves (starts per instance {starts:?}), {cuts} watch cuts, {bursts} bursts of 429, \
          10% of Mattermost calls failed with 500, identity rotated once; chaos {chaos_secs:.1} s, converged in {converge_secs:.1} s, total {:.1} s",
+        if dedup { "on" } else { "off" },
         ids.len(),
         began.elapsed().as_secs_f64()
     );
@@ -433,10 +450,19 @@ async fn three_processes_killed_at_random_converge_to_exactly_one_post_per_recip
         }
         for id in findings.missing.iter().chain(&findings.stale).take(3) {
             let id = id.split([' ', ':']).next().unwrap();
+            let raw = w.plugin_data(id);
             eprintln!(
-                "plugin data of {id}: {:?}",
-                w.plugin_data(id).map(|m| PluginData::decode(&m))
+                "plugin data of {id}: {:?}\n  claim {:?}, owed {:?}",
+                raw.as_ref().map(PluginData::decode),
+                raw.as_ref().and_then(|m| m.get("claim")),
+                raw.as_ref().and_then(|m| m.get("owed_recipients")),
             );
+            for i in &instances {
+                let log = std::fs::read_to_string(&i.log).unwrap_or_default();
+                for line in log.lines().filter(|l| l.contains(id)) {
+                    eprintln!("  {}: {line}", i.log.display());
+                }
+            }
         }
     }
     assert!(

@@ -216,6 +216,8 @@ impl Application {
             notify_requester: cfg.mattermost.notify_requester,
             metrics: bridge_metrics.clone(),
             reminders: reminders.clone(),
+            health: self.state.readiness.clone(),
+            scans: Default::default(),
         });
         let histogram = bridge_metrics.event_seconds.clone();
         let queue = KeyedQueue::new(

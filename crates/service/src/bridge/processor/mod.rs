@@ -5,27 +5,35 @@
 //!
 //! - this module: the phases in order ([`Processor::handle`]);
 //! - [`cas`]: the plugin-data side (take, renew and release the claim, record progress);
-//! - [`posts`]: the Mattermost side (root posts, root updates, the requester's DM);
+//! - [`posts`]: the Mattermost side (root posts, replies, root updates, the requester's DM);
+//! - [`recover`]: after an interrupted holder, adopting the posts it made but never recorded;
 //! - [`notices`]: reminders, escalation and requester notices when [`crate::remind`] says
 //!   they are due.
+//!
+//! What could not be posted stays owed (the `owed_recipients` key, [`super::owed`]): a
+//! refusal for one recipient (403, 404) does not hold up the others, and the next event or
+//! resync posts it; a refused token (401) is retried with backoff and reported by `/readyz`.
 
 mod cas;
 mod notices;
 mod posts;
+mod recover;
+mod replies;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-
-use futures_util::future::join_all;
 
 use super::claim::{self, Phase};
 use super::metrics::BridgeMetrics;
-use super::ports::{Chat, NewPost, PortError, Store};
+use super::ports::{Chat, PortError, Store};
 use super::queue::Outcome;
 use super::render::Renderer;
 use super::work::{Summary, Work, resolution_of, reviews};
 use crate::access::{PluginData, RawData, Resolution};
+use crate::health::Readiness;
 use crate::route::Routing;
-use cas::Acquire;
+use cas::{Acquire, Leave};
+pub use recover::Scans;
 
 /// Compare-and-swap rounds per event before handing back to the queue's backoff.
 const CAS_ROUNDS: u32 = 16;
@@ -43,13 +51,10 @@ async fn bounded<T>(
     tokio::time::timeout(CALL_BUDGET, call)
         .await
         .unwrap_or_else(|_| {
-            Err(PortError::Retry {
-                reason: format!(
-                    "a Mattermost call took longer than {}s",
-                    CALL_BUDGET.as_secs()
-                ),
-                after: None,
-            })
+            Err(PortError::Uncertain(format!(
+                "a Mattermost call took longer than {}s",
+                CALL_BUDGET.as_secs()
+            )))
         })
 }
 
@@ -68,6 +73,10 @@ pub struct Processor<S, C, R> {
     pub metrics: BridgeMetrics,
     /// `[reminders]`, when configured.
     pub reminders: Option<Arc<crate::remind::Reminders>>,
+    /// Told when Mattermost refuses the bot token, and when it takes it again.
+    pub health: Readiness,
+    /// Channel listings shared by the takeovers of this replica (see [`recover`]).
+    pub scans: Scans,
 }
 
 /// The claim we hold and the plugin data as we last wrote it (the next write's `Expect`).
@@ -77,11 +86,27 @@ struct Held {
     phase: Phase,
     /// When the claim was last written (renewed).
     renewed: std::time::Instant,
+    /// The claim's `since`: when this holder took the request, or the interrupted window it
+    /// took over.
+    since: u64,
+    /// A claim was found when this one was taken: its holder was interrupted and may have
+    /// posted without recording it. What it posted after this time (Unix ms) is looked for
+    /// before anything is posted again.
+    recover: Option<recover::Window>,
+    /// Recipients still lacking their root post (the `owed_recipients` key).
+    owed: Vec<String>,
+    /// Channels whose root was posted in this attempt after replies were already made
+    /// under the other roots: they get those replies too.
+    late: BTreeSet<String>,
 }
 
 fn retry(e: PortError) -> Outcome {
     match e {
         PortError::Retry { reason, after } => Outcome::Retry { reason, after },
+        PortError::Unauthorized(reason) | PortError::Uncertain(reason) => Outcome::Retry {
+            reason,
+            after: None,
+        },
         PortError::Conflict => Outcome::Retry {
             reason: "plugin data changed concurrently".into(),
             after: None,
@@ -119,6 +144,31 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
     }
 
+    /// One Mattermost call, bounded by [`CALL_BUDGET`]; a refused token is reported to
+    /// readiness and the metric, and any success clears that report.
+    async fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, PortError>>,
+    ) -> Result<T, PortError> {
+        self.observe(bounded(call).await)
+    }
+
+    /// Reports a refused token to readiness and the metric; any success clears that report.
+    fn observe<T>(&self, r: Result<T, PortError>) -> Result<T, PortError> {
+        match &r {
+            Err(PortError::Unauthorized(why)) => {
+                self.metrics.token_rejected.set(1);
+                self.health.set_mattermost_problem(Some(why.clone()));
+            }
+            Ok(_) if self.metrics.token_rejected.get() != 0 => {
+                self.metrics.token_rejected.set(0);
+                self.health.set_mattermost_problem(None);
+            }
+            _ => {}
+        }
+        r
+    }
+
     async fn work(&self, id: &str, work: &Work, mut held: Held) -> Outcome {
         let summary = match work {
             Work::Put(r, _) => Summary::from_request(r).with_notices(&held.data.notices),
@@ -130,46 +180,29 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             return o;
         }
         let all = reviews(work);
-        let from = held.data.reviews_count as usize;
         let mut roots_changed = false;
-        if all.len() > from && !held.data.messages.is_empty() {
-            for i in from..all.len() {
-                if let Err(o) = self.renew(id, &mut held).await {
-                    return o;
-                }
-                let body = self.render.reply(&summary, &all[..=i]);
-                let posts = held.data.messages.iter().map(|m| {
-                    bounded(self.chat.post(NewPost {
-                        channel_id: m.channel_id.clone(),
-                        root_id: Some(m.post_id.clone()),
-                        body: body.clone(),
-                        idempotency_key: format!("tm:{id}:review:{i}:{}", m.channel_id),
-                    }))
-                });
-                for r in join_all(posts).await {
-                    match r {
-                        Ok(_) => self.metrics.sent("reply", true),
-                        Err(e @ PortError::Retry { .. }) => {
-                            self.metrics.sent("reply", false);
-                            // Replies before `i` are recorded; the retry posts the rest
-                            // (re-sent ones of `i` are deduplicated by Mattermost).
-                            return self
-                                .save_then(id, &mut held, Some(Phase::Update), retry(e))
-                                .await;
-                        }
-                        Err(e) => {
-                            self.metrics.sent("reply", false);
-                            tracing::warn!(request_id = %id, error = %e, "Failed to post a review reply; skipping it");
-                        }
-                    }
-                }
-                held.data.reviews_count = i as u32 + 1;
+        if !held.data.messages.is_empty()
+            && (all.len() > held.data.reviews_count as usize
+                || !held.late.is_empty()
+                || held.recover.is_some())
+        {
+            match self.post_replies(id, &summary, all, &mut held).await {
+                Ok(changed) => roots_changed = changed,
+                Err(o) => return o,
             }
-            roots_changed = true;
         }
         let resolution = target(work);
         let resolving =
             resolution != Resolution::Unresolved && held.data.resolution == Resolution::Unresolved;
+        // After a takeover, whether the requester was already told is checked while the
+        // resolution is not yet in `held` (the check renews the claim, which records it).
+        let told = match resolving {
+            true => match self.requester_told(id, &summary, &mut held).await {
+                Ok(told) => told,
+                Err(o) => return o,
+            },
+            false => false,
+        };
         // Renewed before the resolution is set in `held`: a renewal records progress, and the
         // resolution may only be recorded once the posts show it.
         if (resolving || roots_changed)
@@ -179,6 +212,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
         if resolving {
             held.data.resolution = resolution;
+            held.owed.clear();
             if let Work::Put(r, _) = work {
                 held.data.resolve_reason = r.resolve_reason.clone();
             }
@@ -189,10 +223,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             if let Err(o) = self.update_roots(id, &final_summary, &held).await {
                 // Not recorded as resolved yet, so the retry updates the posts again.
                 held.data.resolution = Resolution::Unresolved;
-                return self.save_then(id, &mut held, Some(Phase::Update), o).await;
+                return self.save_then(id, &mut held, Leave::Release, o).await;
             }
             if resolving {
-                self.notify_requester(id, &final_summary, &held).await;
+                self.notify_requester(id, &final_summary, &held, told).await;
             }
         }
         if let Err(o) = self.send_notices(id, work, &summary, &mut held).await {
@@ -201,7 +235,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         // Reactions only once the progress is saved and the claim released: cosmetic calls
         // must not hold the claim (or widen the window in which a crash repeats a post).
         let roots = resolving.then(|| held.data.messages.clone());
-        let outcome = self.save_then(id, &mut held, None, Outcome::Done).await;
+        let outcome = self
+            .save_then(id, &mut held, Leave::Release, Outcome::Done)
+            .await;
         if let Some(roots) = roots {
             self.react_roots(id, held.data.resolution, &roots).await;
         }

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::{Held, Processor, bounded, retry};
-use crate::access::{AccessRequest, PluginData};
-use crate::bridge::claim::Phase;
-use crate::bridge::ports::{Chat, NewPost, PortError, Store};
+use super::cas::Leave;
+use super::{Held, Processor, retry};
+use crate::access::{AccessRequest, PluginData, SentMessage};
+use crate::bridge::ports::{Chat, NewPost, Store};
 use crate::bridge::queue::Outcome;
 use crate::bridge::render::Renderer;
 use crate::bridge::work::{Summary, Work};
@@ -87,7 +87,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let mentions = join_all(
             r.suggested_reviewers
                 .iter()
-                .map(|u| bounded(self.chat.username(u))),
+                .map(|u| self.call(self.chat.username(u))),
         )
         .await
         .into_iter()
@@ -97,7 +97,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             .render
             .reminder(summary, point, &mentions, plan.mention_channel);
         let posts = held.data.messages.iter().map(|m| {
-            bounded(self.chat.post(NewPost {
+            self.call(self.chat.post(NewPost {
                 channel_id: m.channel_id.clone(),
                 root_id: Some(m.post_id.clone()),
                 body: body.clone(),
@@ -107,12 +107,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         for r in join_all(posts).await {
             match r {
                 Ok(_) => self.metrics.reminded("reminder", "sent"),
-                Err(e @ PortError::Retry { .. }) => {
+                Err(e) if e.is_temporary() => {
                     self.metrics.reminded("reminder", "failed");
                     // Not recorded: the retry sends it again (Mattermost drops the repeats).
-                    return Err(self
-                        .save_then(id, held, Some(Phase::Update), retry(e))
-                        .await);
+                    return Err(self.save_then(id, held, Leave::Release, retry(e)).await);
                 }
                 Err(e) => {
                     self.metrics.reminded("reminder", "failed");
@@ -147,25 +145,45 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     tracing::warn!(request_id = %id, recipient = %to, "escalation recipient does not resolve to a Mattermost channel; skipping it");
                 }
                 Err(e) => {
-                    return Err(self
-                        .save_then(id, held, Some(Phase::Update), retry(e))
-                        .await);
+                    return Err(self.save_then(id, held, Leave::Release, retry(e)).await);
                 }
             }
         }
         let mut s = summary.clone().with_notices(&held.data.notices);
         s.escalated = true;
-        let failure = self
-            .post_to(id, "escalate", &s, &channels, held, |ok| {
-                self.metrics
-                    .reminded("escalation", if ok { "sent" } else { "failed" })
-            })
-            .await;
+        let names: Vec<&str> = channels.iter().map(String::as_str).collect();
+        let bodies = self.render.roots(&s, &names);
+        let posts = channels.iter().zip(bodies).map(|(ch, body)| {
+            self.call(self.chat.post(NewPost {
+                channel_id: ch.clone(),
+                root_id: None,
+                body,
+                idempotency_key: format!("tm:{id}:escalate:{ch}"),
+            }))
+        });
+        let mut failure = None;
+        for (ch, r) in channels.iter().zip(join_all(posts).await) {
+            match r {
+                Ok(post_id) => {
+                    self.metrics.reminded("escalation", "sent");
+                    held.data.messages.push(SentMessage {
+                        channel_id: ch.clone(),
+                        post_id,
+                    });
+                }
+                Err(e) => {
+                    self.metrics.reminded("escalation", "failed");
+                    tracing::warn!(request_id = %id, channel_id = %ch, error = %e, "Failed to post an escalation");
+                    // A refusal (bot not in the channel) would fail the same way again.
+                    if e.is_temporary() {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
         if let Some(e) = failure {
             // The posts made are recorded; the retry posts only to the channels missing.
-            return Err(self
-                .save_then(id, held, Some(Phase::Update), retry(e))
-                .await);
+            return Err(self.save_then(id, held, Leave::Release, retry(e)).await);
         }
         tracing::info!(request_id = %id, channels = channels.len(), "escalated the request");
         Ok(())
@@ -198,9 +216,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 return Ok(());
             }
             Err(e) => {
-                return Err(self
-                    .save_then(id, held, Some(Phase::Update), retry(e))
-                    .await);
+                return Err(self.save_then(id, held, Leave::Release, retry(e)).await);
             }
         };
         let post = NewPost {
@@ -209,17 +225,15 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             body: self.render.expiry_notice(summary, ending, at),
             idempotency_key: format!("tm:{id}:{key}"),
         };
-        match bounded(self.chat.post(post)).await {
+        match self.call(self.chat.post(post)).await {
             Ok(_) => {
                 self.metrics.reminded("expiry_notice", "sent");
                 tracing::info!(request_id = %id, notice = key, "told the requester before the expiry");
                 Ok(())
             }
-            Err(e @ PortError::Retry { .. }) => {
+            Err(e) if e.is_temporary() => {
                 self.metrics.reminded("expiry_notice", "failed");
-                Err(self
-                    .save_then(id, held, Some(Phase::Update), retry(e))
-                    .await)
+                Err(self.save_then(id, held, Leave::Release, retry(e)).await)
             }
             Err(e) => {
                 self.metrics.reminded("expiry_notice", "failed");
