@@ -18,6 +18,7 @@ mod playground;
 mod proxy;
 mod proxy_client;
 mod race;
+mod reminders;
 mod review;
 mod review_command;
 mod review_refusals;
