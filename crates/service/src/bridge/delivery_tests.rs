@@ -6,7 +6,7 @@ use super::claim::{self, Claim, Phase};
 use super::fakes::{FakeChat, FakeStore};
 use super::owed;
 use super::ports::PortError;
-use super::processor_tests::{ID, chat, processor, request, stored};
+use super::processor_tests::{ID, chat, processor, reminding, request, stored};
 use super::queue::Outcome;
 use crate::access::{RequestState, Resolution};
 
@@ -256,4 +256,32 @@ async fn a_reply_batch_that_partly_failed_is_completed_without_duplicates() {
     assert_eq!(chat.replies().len(), 2, "{:?}", chat.replies());
     assert_eq!(stored(&store).reviews_count, 1);
     assert!(!store.get_now(ID).unwrap().contains_key(claim::KEY));
+}
+
+#[tokio::test]
+async fn a_takeover_adopts_an_unrecorded_reminder_and_escalation() {
+    let (store, chat) = (FakeStore::default(), no_dedup());
+    chat.channels
+        .lock()
+        .unwrap()
+        .insert("team/oncall".into(), "ch-oncall".into());
+    let (early, work) = reminding(&store, &chat, 0);
+    early.handle(ID, work).await;
+    let before = store.get_now(ID).unwrap();
+    // 90 minutes on, a replica reminds and escalates, then dies before recording either.
+    let (late, work) = reminding(&store, &chat, 90);
+    assert!(matches!(late.handle(ID, work.clone()).await, Outcome::Done));
+    let posts = chat.posts.lock().unwrap().len();
+    store.data.lock().unwrap().insert(ID.into(), before);
+    interrupt(&store, Phase::Update);
+    // Its successor sends nothing again: the threads hold the reminders, the on-call channel
+    // the escalation, and both are recorded.
+    let (next, _) = reminding(&store, &chat, 91);
+    assert!(matches!(next.handle(ID, work).await, Outcome::Done));
+    let now = chat.posts.lock().unwrap().clone();
+    assert_eq!(now.len(), posts, "{now:?}");
+    let data = stored(&store);
+    assert_eq!(data.notices.reminded, Some(1800));
+    assert!(data.notices.escalated);
+    assert!(data.messages.iter().any(|m| m.channel_id == "ch-oncall"));
 }

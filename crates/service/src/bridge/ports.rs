@@ -113,7 +113,9 @@ pub struct Marker {
     pub kind: MarkerKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MarkerKind {
     Root,
@@ -123,6 +125,15 @@ pub enum MarkerKind {
     },
     /// The direct message telling the requester the outcome.
     Requester,
+    /// The thread reply reminding the reviewers `after` seconds after the request was made.
+    Reminder {
+        after: u64,
+    },
+    /// The requester's direct message before their request expires (`access: false`) or
+    /// their access ends (`access: true`).
+    Expiry {
+        access: bool,
+    },
 }
 
 impl MarkerKind {
@@ -132,6 +143,8 @@ impl MarkerKind {
             MarkerKind::Root => "root",
             MarkerKind::Reply { .. } => "reply",
             MarkerKind::Requester => "requester",
+            MarkerKind::Reminder { .. } => "reminder",
+            MarkerKind::Expiry { .. } => "expiry_notice",
         }
     }
 }

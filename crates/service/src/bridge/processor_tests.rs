@@ -614,7 +614,7 @@ fn the_fake_applies_teleports_update_rule() {
 
 /// A processor with `[reminders]`: reminders at 30m and 2h, escalation to `team/oncall`
 /// after 1h, against a clock fixed at `minutes` after the request's creation.
-fn reminding(store: &FakeStore, chat: &FakeChat, minutes: i64) -> (P, Work) {
+pub(super) fn reminding(store: &FakeStore, chat: &FakeChat, minutes: i64) -> (P, Work) {
     use crate::config::{ReminderSchedule, RemindersConfig};
     let created = time::macros::datetime!(2026-12-02 02:00 UTC);
     let now = created + time::Duration::minutes(minutes);

@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use super::cas::Leave;
 use super::{Held, Processor, retry};
 use crate::access::{AccessRequest, PluginData, SentMessage};
-use crate::bridge::ports::{Chat, NewPost, Store};
+use crate::bridge::ports::{Chat, Marker, MarkerKind, NewPost, PortError, Store};
 use crate::bridge::queue::Outcome;
 use crate::bridge::render::Renderer;
 use crate::bridge::work::{Summary, Work};
@@ -96,27 +96,62 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let body = self
             .render
             .reminder(summary, point, &mentions, plan.mention_channel);
-        let posts = held.data.messages.iter().map(|m| {
+        let kind = MarkerKind::Reminder {
+            after: point.as_secs(),
+        };
+        // After a takeover, the threads say where the interrupted holder already reminded.
+        let made = match held.recover {
+            Some(_) => match self.thread_markers(id, &held.data.messages).await {
+                Ok(made) => made,
+                Err(e) => {
+                    let leave = Leave::Recover { wait: false };
+                    return Err(self.save_then(id, held, leave, retry(e)).await);
+                }
+            },
+            None => Default::default(),
+        };
+        let due: Vec<SentMessage> = held
+            .data
+            .messages
+            .iter()
+            .filter(|m| !made.contains(&(m.channel_id.clone(), kind)))
+            .cloned()
+            .collect();
+        let posts = due.iter().map(|m| {
             self.call(self.chat.post(NewPost {
                 channel_id: m.channel_id.clone(),
                 root_id: Some(m.post_id.clone()),
-                body: body.clone(),
+                body: Marker::new(id, &m.channel_id, kind).mark(body.clone()),
                 idempotency_key: format!("tm:{id}:remind:{}:{}", point.as_secs(), m.channel_id),
             }))
         });
+        let (mut failure, mut sent, mut uncertain) = (None, false, false);
         for r in join_all(posts).await {
             match r {
-                Ok(_) => self.metrics.reminded("reminder", "sent"),
+                Ok(_) => {
+                    self.metrics.reminded("reminder", "sent");
+                    sent = true;
+                }
                 Err(e) if e.is_temporary() => {
                     self.metrics.reminded("reminder", "failed");
-                    // Not recorded: the retry sends it again (Mattermost drops the repeats).
-                    return Err(self.save_then(id, held, Leave::Release, retry(e)).await);
+                    uncertain |= matches!(e, PortError::Uncertain(_));
+                    failure.get_or_insert(e);
                 }
                 Err(e) => {
                     self.metrics.reminded("reminder", "failed");
                     tracing::warn!(request_id = %id, error = %e, "Failed to post a reminder; skipping it");
                 }
             }
+        }
+        if let Some(e) = failure {
+            // Not recorded, so it is sent again; where part of it went out (or may have), the
+            // claim is left so the retry reads the threads first instead of repeating it.
+            let leave = match (uncertain, sent) {
+                (true, _) => Leave::Recover { wait: true },
+                (false, true) => Leave::Recover { wait: false },
+                (false, false) => Leave::Release,
+            };
+            return Err(self.save_then(id, held, leave, retry(e)).await);
         }
         tracing::info!(request_id = %id, after_s = point.as_secs(), threads = held.data.messages.len(), "reminded the reviewers");
         Ok(())
@@ -149,6 +184,18 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 }
             }
         }
+        if let Some(window) = held.recover
+            && !channels.is_empty()
+        {
+            // Escalation posts are roots in their channels: adopted the way roots are.
+            let mut missing: Vec<(String, String)> =
+                channels.iter().map(|c| (c.clone(), c.clone())).collect();
+            if let Err(e) = self.adopt_roots(id, window, &mut missing, held).await? {
+                let leave = Leave::Recover { wait: false };
+                return Err(self.save_then(id, held, leave, retry(e)).await);
+            }
+            channels = missing.into_iter().map(|(c, _)| c).collect();
+        }
         let mut s = summary.clone().with_notices(&held.data.notices);
         s.escalated = true;
         let names: Vec<&str> = channels.iter().map(String::as_str).collect();
@@ -157,7 +204,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             self.call(self.chat.post(NewPost {
                 channel_id: ch.clone(),
                 root_id: None,
-                body,
+                body: Marker::new(id, ch, MarkerKind::Root).mark(body),
                 idempotency_key: format!("tm:{id}:escalate:{ch}"),
             }))
         });
@@ -182,8 +229,13 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             }
         }
         if let Some(e) = failure {
-            // The posts made are recorded; the retry posts only to the channels missing.
-            return Err(self.save_then(id, held, Leave::Release, retry(e)).await);
+            // The posts made are recorded; the retry posts only to the channels missing (and
+            // looks for one that got no answer first).
+            let leave = match e {
+                PortError::Uncertain(_) => Leave::Recover { wait: true },
+                _ => Leave::Release,
+            };
+            return Err(self.save_then(id, held, leave, retry(e)).await);
         }
         tracing::info!(request_id = %id, channels = channels.len(), "escalated the request");
         Ok(())
@@ -219,10 +271,30 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 return Err(self.save_then(id, held, Leave::Release, retry(e)).await);
             }
         };
+        let marker = Marker::new(
+            id,
+            &channel,
+            MarkerKind::Expiry {
+                access: matches!(ending, Ending::Access),
+            },
+        );
+        if let Some(window) = held.recover {
+            match self
+                .renewing(id, held, self.adopt_one(&marker, window))
+                .await?
+            {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(e) => {
+                    let leave = Leave::Recover { wait: false };
+                    return Err(self.save_then(id, held, leave, retry(e)).await);
+                }
+            }
+        }
         let post = NewPost {
             channel_id: channel,
             root_id: None,
-            body: self.render.expiry_notice(summary, ending, at),
+            body: marker.mark(self.render.expiry_notice(summary, ending, at)),
             idempotency_key: format!("tm:{id}:{key}"),
         };
         match self.call(self.chat.post(post)).await {
@@ -233,7 +305,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             }
             Err(e) if e.is_temporary() => {
                 self.metrics.reminded("expiry_notice", "failed");
-                Err(self.save_then(id, held, Leave::Release, retry(e)).await)
+                let leave = match e {
+                    PortError::Uncertain(_) => Leave::Recover { wait: true },
+                    _ => Leave::Release,
+                };
+                Err(self.save_then(id, held, leave, retry(e)).await)
             }
             Err(e) => {
                 self.metrics.reminded("expiry_notice", "failed");

@@ -27,7 +27,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     ) -> Result<bool, Outcome> {
         let from = held.data.reviews_count as usize;
         let made = match held.recover {
-            Some(_) => match self.replies_made(id, &held.data.messages).await {
+            Some(_) => match self.thread_markers(id, &held.data.messages).await {
                 Ok(made) => Some(made),
                 Err(e) => {
                     let leave = Leave::Recover { wait: false };
@@ -42,7 +42,8 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 .messages
                 .iter()
                 .filter(|m| match &made {
-                    Some(made) => !made.contains(&(m.channel_id.clone(), i as u32)),
+                    Some(made) => !made
+                        .contains(&(m.channel_id.clone(), MarkerKind::Reply { review: i as u32 })),
                     None => i >= from || held.late.contains(&m.channel_id),
                 })
                 .cloned()
@@ -120,12 +121,13 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         Err(self.save_then(id, held, leave, retry(e)).await)
     }
 
-    /// `(channel, review index)` of the replies already under the request's roots.
-    async fn replies_made(
+    /// `(channel, kind)` of the request's marked replies (reviews, reminders) already in
+    /// the threads of its roots: what an interrupted holder may have posted unrecorded.
+    pub(super) async fn thread_markers(
         &self,
         id: &str,
         roots: &[SentMessage],
-    ) -> Result<BTreeSet<(String, u32)>, PortError> {
+    ) -> Result<BTreeSet<(String, MarkerKind)>, PortError> {
         let threads = join_all(roots.iter().map(|m| {
             self.call(self.chat.find(crate::bridge::ports::Place::Thread {
                 root_id: &m.post_id,
@@ -141,11 +143,8 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 Err(e) => return Err(e),
             };
             for f in found {
-                if let MarkerKind::Reply { review } = f.marker.kind
-                    && f.marker.request_id == id
-                    && f.marker.channel_id == m.channel_id
-                {
-                    made.insert((m.channel_id.clone(), review));
+                if f.marker.request_id == id && f.marker.channel_id == m.channel_id {
+                    made.insert((m.channel_id.clone(), f.marker.kind));
                 }
             }
         }
