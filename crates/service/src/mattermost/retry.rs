@@ -1,9 +1,15 @@
 //! How the client retries: bounded attempts, exponential backoff with jitter for 5xx and
-//! transport errors, and the server's own wait (`Retry-After`, `X-RateLimit-Reset`) for 429.
+//! transport errors, and the server's own wait (`Retry-After`, `X-RateLimit-Reset`) for 429;
+//! and the client-wide [`Pacer`] that keeps calls under Mattermost's rate limit instead of
+//! sending them to be refused (the limiter it mirrors is described in
+//! `docs/mattermost-rate-limit.md`).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use http::HeaderMap;
+use tokio::time::Instant;
 
 /// Retry bounds of every Mattermost call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +23,11 @@ pub struct RetryPolicy {
     /// The longest 429 wait honoured; a server asking for more fails the call at once with
     /// `RateLimited`, so a caller is never parked for minutes.
     pub max_rate_limit_wait: Duration,
+    /// The longest a call waits in the pacer's queue for its turn under the rate limit. A call
+    /// whose turn is further away is handed back at once as `RateLimited` with the wait, its
+    /// turn kept for it: the bridge bounds each call by half a claim lease, and an event that
+    /// steps aside while it waits neither holds a worker nor spends its retry budget.
+    pub max_queue_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -26,6 +37,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(5),
             max_rate_limit_wait: Duration::from_secs(30),
+            max_queue_wait: Duration::from_secs(2),
         }
     }
 }
@@ -44,6 +56,296 @@ impl RetryPolicy {
     pub fn backoff(&self, retry: u32) -> Duration {
         crate::retry::Backoff::new(self.base_delay, self.max_delay).delay(retry)
     }
+}
+
+/// The rate-limit headers of one answer (Mattermost sends them on every answer while its
+/// limiter is on, 429 or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateHeaders {
+    /// `X-RateLimit-Limit`: requests a client may send at once (the burst plus one).
+    pub limit: u32,
+    /// `X-RateLimit-Remaining`: requests it may still send at once.
+    pub remaining: u32,
+    /// `X-RateLimit-Reset`: whole seconds (rounded up) until the allowance is full again.
+    pub reset_secs: u32,
+}
+
+impl RateHeaders {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let int = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        };
+        Some(Self {
+            limit: int("x-ratelimit-limit").filter(|l| *l > 0)?,
+            remaining: int("x-ratelimit-remaining")?,
+            reset_secs: int("x-ratelimit-reset")?,
+        })
+    }
+}
+
+/// What the pacer tells a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Send after this wait (zero: at once).
+    Go(Duration),
+    /// The turn is further away than the call may wait: come back after this long (the turn
+    /// is kept for a call with the same fingerprint).
+    Defer(Duration),
+}
+
+/// Reserved turns are dropped this long after they passed unclaimed.
+const RESERVATION_GRACE: Duration = Duration::from_secs(30);
+/// The throttling summary is logged at warn at most this often.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// One pacer per client: a copy of the server's GCRA limiter (a theoretical arrival time
+/// advanced by one emission interval per request, with a tolerance of `limit` intervals)
+/// that hands out send times instead of refusals. It knows nothing until an answer carries
+/// `X-RateLimit-*` headers, and forgets everything when answers stop carrying them (the
+/// limiter was turned off), so a server without a limit costs one lock per call.
+#[derive(Default)]
+pub(crate) struct Pacer {
+    state: Mutex<PaceState>,
+}
+
+#[derive(Default)]
+struct PaceState {
+    model: Option<Model>,
+    /// A `Retry-After` from a server (or proxy) that sends no rate-limit headers: nobody
+    /// sends before then.
+    blocked_until: Option<Instant>,
+    /// Turns kept for calls that were told to come back, by call fingerprint.
+    reserved: HashMap<u64, Instant>,
+    summary: Summary,
+}
+
+/// The server's limiter as learned from its headers.
+#[derive(Debug, Clone, Copy)]
+struct Model {
+    limit: u32,
+    /// Bounds on the server's emission interval in seconds; every answer narrows them.
+    interval_lo: f64,
+    interval_hi: f64,
+    /// The theoretical arrival time after every call sent or given a turn.
+    tat: Instant,
+}
+
+impl Model {
+    /// The interval paced at: the upper bound (never faster than the server allows) once it
+    /// is known; until then the midpoint of what the `Reset` header allows.
+    fn interval(&self) -> f64 {
+        if self.interval_hi.is_finite() {
+            self.interval_hi
+        } else {
+            self.interval_lo.max(0.001) * 2.0
+        }
+    }
+
+    /// Narrows the interval bounds with one answer. With `L` the limit, `R` remaining and the
+    /// time to full `t` (seconds, `Reset` = ⌈t⌉): `R = ⌊L − t/i⌋`, so `(L−R−1)·i < t ≤ (L−R)·i`
+    /// and `Reset−1 < t ≤ Reset`. A 429 fits the same with `R = 0`.
+    fn narrow(&mut self, h: RateHeaders) {
+        let (l, r, reset) = (
+            f64::from(h.limit),
+            f64::from(h.remaining.min(h.limit)),
+            f64::from(h.reset_secs),
+        );
+        let lo = (reset - 1.0).max(0.0) / (l - r).max(1.0);
+        let hi = if l - r - 1.0 >= 1.0 {
+            reset / (l - r - 1.0)
+        } else {
+            f64::INFINITY
+        };
+        let (new_lo, new_hi) = (self.interval_lo.max(lo), self.interval_hi.min(hi));
+        if new_lo <= new_hi && h.limit == self.limit {
+            self.interval_lo = new_lo;
+            self.interval_hi = new_hi;
+        } else {
+            // The limit was reconfigured (or the answers do not fit a GCRA): start over.
+            self.limit = h.limit;
+            self.interval_lo = lo;
+            self.interval_hi = hi;
+        }
+    }
+
+    /// Where the server's arrival time is at least, by this answer (the middle of what the
+    /// headers allow): the pacer never plans from an earlier one.
+    fn server_tat(&self, h: RateHeaders, now: Instant) -> Instant {
+        let i = self.interval();
+        let used = f64::from(h.limit.saturating_sub(h.remaining.min(h.limit)));
+        let lo = ((used - 1.0) * i).max(f64::from(h.reset_secs) - 1.0).max(0.0);
+        let hi = (used * i).min(f64::from(h.reset_secs));
+        now + Duration::from_secs_f64(((lo + hi) / 2.0).max(0.0))
+    }
+}
+
+/// Throttling since the last warn line.
+#[derive(Default)]
+struct Summary {
+    last_warn: Option<Instant>,
+    queued: u64,
+    queued_for: Duration,
+    deferred: u64,
+    refused: u64,
+}
+
+/// What the pacer saw happen to a call, for the summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throttled {
+    /// Waited its turn in the queue this long.
+    Queued(Duration),
+    /// Handed back to come again later.
+    Deferred,
+    /// Refused by the server (429).
+    Refused,
+}
+
+impl Throttled {
+    /// The `outcome` label of `teleport_mattermost_mattermost_throttled_total`.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Throttled::Queued(_) => "queued",
+            Throttled::Deferred => "deferred",
+            Throttled::Refused => "refused",
+        }
+    }
+}
+
+impl Pacer {
+    fn with<T>(&self, f: impl FnOnce(&mut PaceState) -> T) -> T {
+        f(&mut self.state.lock().expect("pacer lock poisoned"))
+    }
+
+    /// A turn for the call with this fingerprint: now, after a wait of at most `max_wait`, or
+    /// later (deferred, the turn kept). `max_wait_blocked` bounds a wait the server imposed
+    /// with `Retry-After` instead.
+    pub(crate) fn admit(
+        &self,
+        fingerprint: impl FnOnce() -> u64,
+        now: Instant,
+        max_wait: Duration,
+        max_wait_blocked: Duration,
+    ) -> Admission {
+        self.with(|s| {
+            let blocked = s.blocked_until.filter(|t| *t > now);
+            if s.model.is_none() && blocked.is_none() && s.reserved.is_empty() {
+                return Admission::Go(Duration::ZERO);
+            }
+            s.reserved.retain(|_, at| *at + RESERVATION_GRACE > now);
+            let fingerprint = fingerprint();
+            let turn = match s.reserved.remove(&fingerprint) {
+                Some(turn) => turn,
+                None => match s.model.as_mut() {
+                    Some(m) => {
+                        let i = Duration::from_secs_f64(m.interval());
+                        // One interval of the burst is held back against the headers' rounding.
+                        let tolerance = i * m.limit.saturating_sub(1);
+                        m.tat = m.tat.max(now) + i;
+                        m.tat.checked_sub(tolerance).unwrap_or(now).max(now)
+                    }
+                    None => now,
+                },
+            };
+            let turn = blocked.map_or(turn, |b| turn.max(b));
+            let wait = turn - now;
+            let limit = if blocked.is_some_and(|b| b >= turn) {
+                max_wait_blocked
+            } else {
+                max_wait
+            };
+            if wait <= limit {
+                Admission::Go(wait)
+            } else {
+                s.reserved.insert(fingerprint, turn);
+                // Come back a little early; the rest of the wait is taken in the queue.
+                Admission::Defer(wait - max_wait / 2)
+            }
+        })
+    }
+
+    /// Learns from an answer's headers (any status). An answer without them means the
+    /// limiter is off: the model is dropped.
+    pub(crate) fn observe(&self, headers: &HeaderMap, now: Instant) {
+        let rate = RateHeaders::from_headers(headers);
+        self.with(|s| match (rate, s.model.as_mut()) {
+            (None, _) => s.model = None,
+            (Some(h), Some(m)) => {
+                m.narrow(h);
+                m.tat = m.tat.max(m.server_tat(h, now));
+            }
+            (Some(h), None) => {
+                let mut m = Model {
+                    limit: h.limit,
+                    interval_lo: 0.0,
+                    interval_hi: f64::INFINITY,
+                    tat: now,
+                };
+                m.narrow(h);
+                m.tat = m.server_tat(h, now);
+                s.model = Some(m);
+            }
+        });
+    }
+
+    /// A 429: learns from it like any answer; without rate-limit headers, every call waits
+    /// out the `Retry-After`.
+    pub(crate) fn refused(&self, headers: &HeaderMap, wait: Option<Duration>, now: Instant) {
+        self.observe(headers, now);
+        if RateHeaders::from_headers(headers).is_none()
+            && let Some(wait) = wait
+        {
+            self.with(|s| {
+                let until = now + wait;
+                s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
+            });
+        }
+    }
+
+    /// Counts a throttled call; returns the summary line's figures when one is due (at the
+    /// first throttling and then at most once a minute while it lasts).
+    pub(crate) fn note(&self, what: Throttled, now: Instant) -> Option<ThrottleSummary> {
+        self.with(|s| {
+            let sum = &mut s.summary;
+            match what {
+                Throttled::Queued(d) => {
+                    sum.queued += 1;
+                    sum.queued_for += d;
+                }
+                Throttled::Deferred => sum.deferred += 1,
+                Throttled::Refused => sum.refused += 1,
+            }
+            if sum.last_warn.is_some_and(|t| now - t < SUMMARY_EVERY) {
+                return None;
+            }
+            let out = ThrottleSummary {
+                queued: sum.queued,
+                queued_for: sum.queued_for,
+                deferred: sum.deferred,
+                refused: sum.refused,
+                limit: s.model.map(|m| m.limit),
+                per_sec: s.model.map(|m| 1.0 / m.interval()),
+            };
+            *sum = Summary {
+                last_warn: Some(now),
+                ..Summary::default()
+            };
+            Some(out)
+        })
+    }
+}
+
+/// Throttling since the previous summary line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ThrottleSummary {
+    pub queued: u64,
+    pub queued_for: Duration,
+    pub deferred: u64,
+    pub refused: u64,
+    pub limit: Option<u32>,
+    pub per_sec: Option<f64>,
 }
 
 /// The wait a 429 asks for: `Retry-After` (seconds), else `X-RateLimit-Reset` (seconds until
