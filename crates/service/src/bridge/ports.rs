@@ -15,11 +15,14 @@ pub enum PortError {
     Conflict,
     /// The access request no longer exists.
     NotFound,
-    /// Temporary (unavailable, timeout, 5xx, 429); `after` is the server's requested wait.
+    /// Temporary (unavailable, timeout, 5xx); `after` is the server's requested wait.
     Retry {
         reason: String,
         after: Option<Duration>,
     },
+    /// Held back by Mattermost's rate limit until `after` from now: not a failure, so it does
+    /// not use up the event's retry budget.
+    Throttled { after: Duration },
     /// Retrying will not help (permission, bad request, too large).
     Fatal(String),
 }
@@ -30,6 +33,9 @@ impl std::fmt::Display for PortError {
             PortError::Conflict => f.write_str("compare-and-swap conflict"),
             PortError::NotFound => f.write_str("access request not found"),
             PortError::Retry { reason, .. } => write!(f, "temporary failure: {reason}"),
+            PortError::Throttled { after } => {
+                write!(f, "held back by Mattermost's rate limit for {after:?}")
+            }
             PortError::Fatal(m) => f.write_str(m),
         }
     }

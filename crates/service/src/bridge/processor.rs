@@ -68,6 +68,10 @@ struct Held {
 fn retry(e: PortError) -> Outcome {
     match e {
         PortError::Retry { reason, after } => Outcome::Retry { reason, after },
+        PortError::Throttled { after } => Outcome::Wait {
+            reason: "Mattermost's rate limit".into(),
+            after,
+        },
         PortError::Conflict => Outcome::Retry {
             reason: "plugin data changed concurrently".into(),
             after: None,
@@ -257,6 +261,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 for r in join_all(posts).await {
                     match r {
                         Ok(_) => self.metrics.sent("reply", true),
+                        Err(e @ PortError::Throttled { .. }) => {
+                            return self
+                                .save_then(id, &mut held, Some(Phase::Update), retry(e))
+                                .await;
+                        }
                         Err(e @ PortError::Retry { .. }) => {
                             self.metrics.sent("reply", false);
                             // Replies before `i` are recorded; the retry posts the rest
@@ -385,6 +394,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                         post_id,
                     });
                 }
+                // Its turn under the rate limit comes later: not a failure.
+                Err(e @ PortError::Throttled { .. }) => {
+                    failure.get_or_insert(e);
+                }
                 Err(e) => {
                     self.metrics.sent("root", false);
                     tracing::warn!(request_id = %id, channel_id = %ch, error = %e, "Failed to post a message");
@@ -425,6 +438,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 // A deleted post cannot be updated; the others still are.
                 Err(PortError::NotFound) => {
                     tracing::warn!(request_id = %id, post_id = %m.post_id, "post no longer exists; not updating it")
+                }
+                Err(e @ PortError::Throttled { .. }) => {
+                    failure.get_or_insert(e);
                 }
                 Err(e) => {
                     self.metrics.updated(false);

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
 
-use super::error::{AppError, MESSAGE_LENGTH_ERROR_ID, MattermostError, Target};
+use super::error::{AppError, MESSAGE_LENGTH_ERROR_ID, MattermostError, Target, UserKey};
 use super::metrics::ClientMetrics;
 use super::model::User;
 use super::resolve::{ResolvedChannel, TtlCache};
@@ -118,6 +118,11 @@ pub(crate) struct Inner {
     pub(crate) bot: tokio::sync::OnceCell<User>,
     pub(crate) recipients: TtlCache<Recipient, ResolvedChannel>,
     pub(crate) users: TtlCache<String, User>,
+    /// Users looked up by e-mail or username during resolution, and the bot's direct channel
+    /// with each user: cached apart from the recipient, so a resolution that failed half-way
+    /// (rate limited on the direct channel) does not look the user up again when retried.
+    pub(crate) user_lookups: TtlCache<UserKey, User>,
+    pub(crate) direct_channels: TtlCache<String, String>,
     /// channel id → `team/channel` or `@user`, so a 403 on a post names the channel.
     pub(crate) channel_names: Mutex<HashMap<String, String>>,
     last_pending_ms: AtomicU64,
@@ -229,6 +234,8 @@ impl MattermostClient {
                 bot: tokio::sync::OnceCell::new(),
                 recipients: TtlCache::new(options.cache_ttl),
                 users: TtlCache::new(options.cache_ttl),
+                user_lookups: TtlCache::new(options.cache_ttl),
+                direct_channels: TtlCache::new(options.cache_ttl),
                 channel_names: Mutex::new(HashMap::new()),
                 last_pending_ms: AtomicU64::new(0),
             }),

@@ -54,8 +54,8 @@ impl fmt::Display for AppError {
     }
 }
 
-/// How a user was looked up, for error texts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a user was looked up, for error texts (and the key of the client's lookup cache).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum UserKey {
     Id(String),
     Email(String),
