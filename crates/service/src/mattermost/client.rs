@@ -310,7 +310,10 @@ impl MattermostClient {
                     }
                     self.classify(&call, status, &headers, body)
                 }
-                Err(e) => transport_failure(&call, e),
+                Err(e) => {
+                    self.inner.pacer.no_answer();
+                    transport_failure(&call, e)
+                }
             };
             let elapsed = sent.elapsed().as_secs_f64();
             let (error, reason) = match outcome {
@@ -361,29 +364,44 @@ impl MattermostClient {
 
     /// Waits for the call's turn under the rate limit, or hands it back as `RateLimited`
     /// when the turn is further away than the call may wait (its turn is kept).
-    async fn take_turn(&self, call: &Call, time_left: Option<Duration>) -> Result<(), MattermostError> {
+    async fn take_turn(
+        &self,
+        call: &Call,
+        time_left: Option<Duration>,
+    ) -> Result<(), MattermostError> {
         let policy = &self.inner.retry;
         let bound = |max: Duration| time_left.map_or(max, |left| left.min(max));
-        let admission = self.inner.pacer.admit(
-            || call.fingerprint(),
-            Instant::now(),
-            bound(policy.max_queue_wait),
-            bound(policy.max_rate_limit_wait),
-        );
-        match admission {
-            Admission::Go(wait) if wait.is_zero() => Ok(()),
-            Admission::Go(wait) => {
-                self.throttled(call.name, Throttled::Queued(wait));
-                tokio::time::sleep(wait).await;
-                Ok(())
-            }
-            Admission::Defer(wait) => {
-                self.throttled(call.name, Throttled::Deferred);
-                Err(MattermostError::RateLimited {
-                    call: call.name,
-                    wait,
-                })
-            }
+        loop {
+            let admission = self.inner.pacer.admit(
+                || call.fingerprint(),
+                Instant::now(),
+                bound(policy.max_queue_wait),
+                bound(policy.max_rate_limit_wait),
+            );
+            return match admission {
+                Admission::Go(wait) if wait.is_zero() => Ok(()),
+                Admission::Go(wait) => {
+                    self.throttled(call.name, Throttled::Queued(wait));
+                    tokio::time::sleep(wait).await;
+                    Ok(())
+                }
+                Admission::Defer(wait) => {
+                    self.throttled(call.name, Throttled::Deferred);
+                    Err(MattermostError::RateLimited {
+                        call: call.name,
+                        wait,
+                    })
+                }
+                // The first call of this client is finding out whether there is a limit; one
+                // that takes too long to answer does not hold the others back.
+                Admission::AwaitProbe(seen) => {
+                    let max = bound(policy.max_queue_wait);
+                    if self.inner.pacer.await_probe(seen, max).await {
+                        continue;
+                    }
+                    Ok(())
+                }
+            };
         }
     }
 

@@ -94,6 +94,9 @@ pub(crate) enum Admission {
     /// The turn is further away than the call may wait: come back after this long (the turn
     /// is kept for a call with the same fingerprint).
     Defer(Duration),
+    /// Nothing is known about the limit yet and the first call is on its way: ask again once
+    /// the probe generation differs from this one (its answer tells whether there is a limit).
+    AwaitProbe(u64),
 }
 
 /// Reserved turns are dropped this long after they passed unclaimed.
@@ -106,13 +109,27 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// that hands out send times instead of refusals. It knows nothing until an answer carries
 /// `X-RateLimit-*` headers, and forgets everything when answers stop carrying them (the
 /// limiter was turned off), so a server without a limit costs one lock per call.
-#[derive(Default)]
 pub(crate) struct Pacer {
     state: Mutex<PaceState>,
+    /// Bumped whenever a probe ends (answered or not), waking the calls queued behind it.
+    probes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            probes: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 #[derive(Default)]
 struct PaceState {
+    /// Whether any answer came back yet. Until one does, a single call is sent (the probe) and
+    /// the others wait for it, so a cold start does not send a burst past the limit.
+    answered: bool,
+    probing: bool,
     model: Option<Model>,
     /// A `Retry-After` from a server (or proxy) that sends no rate-limit headers: nobody
     /// sends before then.
@@ -230,6 +247,13 @@ impl Pacer {
         max_wait_blocked: Duration,
     ) -> Admission {
         self.with(|s| {
+            if !s.answered {
+                if s.probing {
+                    return Admission::AwaitProbe(*self.probes.borrow());
+                }
+                s.probing = true;
+                return Admission::Go(Duration::ZERO);
+            }
             let blocked = s.blocked_until.filter(|t| *t > now);
             if s.model.is_none() && blocked.is_none() && s.reserved.is_empty() {
                 return Admission::Go(Duration::ZERO);
@@ -266,10 +290,32 @@ impl Pacer {
         })
     }
 
+    /// Waits until the probe generation moves past `seen`; false when `max` passed first.
+    pub(crate) async fn await_probe(&self, seen: u64, max: Duration) -> bool {
+        let mut rx = self.probes.subscribe();
+        tokio::time::timeout(max, rx.wait_for(|g| *g != seen))
+            .await
+            .is_ok()
+    }
+
+    /// A call got no answer (transport error): if it was the probe, another call becomes it.
+    pub(crate) fn no_answer(&self) {
+        if self.with(|s| std::mem::take(&mut s.probing)) {
+            self.probes.send_modify(|g| *g += 1);
+        }
+    }
+
     /// Learns from an answer's headers (any status). An answer without them means the
     /// limiter is off: the model is dropped.
     pub(crate) fn observe(&self, headers: &HeaderMap, now: Instant) {
         let rate = RateHeaders::from_headers(headers);
+        let first = self.with(|s| {
+            s.probing = false;
+            !std::mem::replace(&mut s.answered, true)
+        });
+        if first {
+            self.probes.send_modify(|g| *g += 1);
+        }
         self.with(|s| match (rate, s.model.as_mut()) {
             (None, _) => s.model = None,
             (Some(h), Some(m)) => {
