@@ -9,6 +9,7 @@ mod demo;
 mod harness;
 mod mattermost;
 mod mattermost_conformance;
+mod mattermost_pacer;
 mod mattermost_sim;
 mod proxy;
 mod proxy_client;

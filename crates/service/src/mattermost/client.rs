@@ -371,6 +371,8 @@ impl MattermostClient {
     ) -> Result<(), MattermostError> {
         let policy = &self.inner.retry;
         let bound = |max: Duration| time_left.map_or(max, |left| left.min(max));
+        // Counted once per call, however many steps its wait takes.
+        let mut counted = false;
         loop {
             let admission = self.inner.pacer.admit(
                 || call.fingerprint(),
@@ -378,12 +380,24 @@ impl MattermostClient {
                 bound(policy.max_queue_wait),
                 bound(policy.max_rate_limit_wait),
             );
-            return match admission {
-                Admission::Go(wait) if wait.is_zero() => Ok(()),
-                Admission::Go(wait) => {
+            let mut queued = |wait: Duration| {
+                if !counted && !wait.is_zero() {
+                    counted = true;
                     self.throttled(call.name, Throttled::Queued(wait));
-                    tokio::time::sleep(wait).await;
+                }
+            };
+            return match admission {
+                Admission::Go(wait) => {
+                    queued(wait);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
                     Ok(())
+                }
+                Admission::Step(wait) => {
+                    queued(wait);
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
                 Admission::Defer(wait) => {
                     self.throttled(call.name, Throttled::Deferred);

@@ -91,6 +91,9 @@ impl RateHeaders {
 pub(crate) enum Admission {
     /// Send after this wait (zero: at once).
     Go(Duration),
+    /// The turn is this far at least (and within the call's wait): sleep, then ask again
+    /// (the turn is kept, and moves if the pace is learned better meanwhile).
+    Step(Duration),
     /// The turn is further away than the call may wait: come back after this long (the turn
     /// is kept for a call with the same fingerprint).
     Defer(Duration),
@@ -99,6 +102,10 @@ pub(crate) enum Admission {
     AwaitProbe(u64),
 }
 
+/// A longer wait for a turn is taken in steps of this (see [`Pacer::admit`]).
+const QUANTUM: Duration = Duration::from_millis(200);
+/// How soon a call handed back comes again while the pace is not settled.
+const UNSURE_BACK: Duration = Duration::from_secs(1);
 /// Reserved turns are dropped this long after they passed unclaimed.
 const RESERVATION_GRACE: Duration = Duration::from_secs(30);
 /// The throttling summary is logged at warn at most this often.
@@ -124,6 +131,22 @@ impl Default for Pacer {
     }
 }
 
+impl PaceState {
+    /// The interval estimate changed by `ratio`: the queue's turns (given at the old pace)
+    /// move to where the new pace puts them, in the same order.
+    fn rescale(&mut self, ratio: f64, now: Instant) {
+        let scale = |t: &mut Instant| {
+            if *t > now {
+                *t = now + (*t - now).mul_f64(ratio);
+            }
+        };
+        if let Some(m) = self.model.as_mut() {
+            scale(&mut m.tat);
+        }
+        self.reserved.values_mut().for_each(scale);
+    }
+}
+
 #[derive(Default)]
 struct PaceState {
     /// Whether any answer came back yet. Until one does, a single call is sent (the probe) and
@@ -139,26 +162,69 @@ struct PaceState {
     summary: Summary,
 }
 
+/// The refill of the allowance is measured over at least this long.
+const MEASURE_OVER: Duration = Duration::from_secs(1);
+/// Calls are paced this much slower than the measured rate, against its rounding.
+const MARGIN: f64 = 1.01;
+
 /// The server's limiter as learned from its headers.
 #[derive(Debug, Clone, Copy)]
 struct Model {
     limit: u32,
-    /// Bounds on the server's emission interval in seconds; every answer narrows them.
+    /// Hard bounds on the server's emission interval in seconds, from the headers alone:
+    /// tight when the allowance takes several seconds to refill (the default: 10.1 s).
     interval_lo: f64,
     interval_hi: f64,
+    /// The interval measured from how fast the allowance refills (seconds): what tells a
+    /// fast limit apart when the whole-second `Reset` cannot.
+    measured: Option<f64>,
+    /// Where the refill measurement started: when, the remaining allowance then, and how
+    /// many answers had been let through by then.
+    mark: Option<(Instant, u32, u64)>,
+    /// Answers let through (not 429) since the model was made.
+    allowed: u64,
     /// The theoretical arrival time after every call sent or given a turn.
     tat: Instant,
 }
 
 impl Model {
-    /// The interval paced at: the upper bound (never faster than the server allows) once it
-    /// is known; until then the midpoint of what the `Reset` header allows.
-    fn interval(&self) -> f64 {
-        if self.interval_hi.is_finite() {
-            self.interval_hi
-        } else {
-            self.interval_lo.max(0.001) * 2.0
+    fn new(limit: u32, now: Instant) -> Self {
+        Self {
+            limit,
+            interval_lo: 0.0,
+            interval_hi: f64::INFINITY,
+            measured: None,
+            mark: None,
+            allowed: 0,
+            tat: now,
         }
+    }
+
+    /// The interval paced at: the measured one (a little slower) within the hard bounds;
+    /// before any measurement the upper bound; with no upper bound yet (only the first answer
+    /// seen, the allowance nearly full), as if the allowance refilled in a second: the answers
+    /// to the calls it lets through narrow the bounds long before it is used up, and queued
+    /// turns are rescaled when they do.
+    fn interval(&self) -> f64 {
+        let within = |i: f64| {
+            let i = i.max(self.interval_lo);
+            if self.interval_hi.is_finite() {
+                i.min(self.interval_hi)
+            } else {
+                i
+            }
+        };
+        match self.measured {
+            Some(m) => within(m * MARGIN),
+            None if self.interval_hi.is_finite() => self.interval_hi,
+            None => within(1.0 / f64::from(self.limit.max(1))),
+        }
+    }
+
+    /// Whether the pace is known well enough to hand out turns far ahead: measured, or the
+    /// headers' bounds within a tenth of each other.
+    fn settled(&self) -> bool {
+        self.measured.is_some() || self.interval_hi <= self.interval_lo * 1.1
     }
 
     /// Narrows the interval bounds with one answer. With `L` the limit, `R` remaining and the
@@ -182,20 +248,55 @@ impl Model {
             self.interval_hi = new_hi;
         } else {
             // The limit was reconfigured (or the answers do not fit a GCRA): start over.
-            self.limit = h.limit;
+            *self = Self::new(h.limit, self.tat);
             self.interval_lo = lo;
             self.interval_hi = hi;
         }
     }
 
-    /// Where the server's arrival time is at least, by this answer (the middle of what the
-    /// headers allow): the pacer never plans from an earlier one.
-    fn server_tat(&self, h: RateHeaders, now: Instant) -> Instant {
-        let i = self.interval();
+    /// Measures the refill: between two answers at least [`MEASURE_OVER`] apart, the
+    /// allowance regained what the answers let through in between plus the change in
+    /// `Remaining`. Not while the allowance is full (the refill stops there).
+    fn measure(&mut self, h: RateHeaders, now: Instant) {
+        let r = h.remaining.min(h.limit);
+        if r + 1 >= h.limit {
+            self.mark = None;
+            return;
+        }
+        match self.mark {
+            None => self.mark = Some((now, r, self.allowed)),
+            Some((at, r0, allowed0)) if now - at >= MEASURE_OVER => {
+                let regained = f64::from(r) - f64::from(r0) + (self.allowed - allowed0) as f64;
+                if regained >= 1.0 {
+                    let m = (now - at).as_secs_f64() / regained;
+                    self.measured = Some(self.measured.map_or(m, |old| (old + m) / 2.0));
+                }
+                self.mark = Some((now, r, self.allowed));
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Learns from one answer; `let_through` is false for a 429. Keeps the arrival time no
+    /// earlier than the headers prove the server's to be (`t > Reset − 1` and
+    /// `t > (L−R−1)·lo`), never later: a too-early one costs a 429, a too-late one idles.
+    fn learn(&mut self, h: RateHeaders, now: Instant, let_through: bool) {
+        self.narrow(h);
+        if let_through {
+            self.allowed += 1;
+        }
+        self.measure(h, now);
+        let i = Duration::from_secs_f64(self.interval());
+        if h.remaining.saturating_add(1) >= h.limit && self.tat > now + i * 2 {
+            // The allowance is full while calls wait their turn: the pace is too slow (the
+            // headers alone cannot tell a fast limit with a small burst). Go twice as fast
+            // from here (the queued turns move up with the pace); the hard bounds and the next
+            // refill measurement catch an overshoot.
+            self.measured = Some(self.interval() / 2.0);
+        }
         let used = f64::from(h.limit.saturating_sub(h.remaining.min(h.limit)));
-        let lo = ((used - 1.0) * i).max(f64::from(h.reset_secs) - 1.0).max(0.0);
-        let hi = (used * i).min(f64::from(h.reset_secs));
-        now + Duration::from_secs_f64(((lo + hi) / 2.0).max(0.0))
+        let at_least = (f64::from(h.reset_secs) - 1.0).max((used - 1.0) * self.interval_lo);
+        self.tat = self.tat.max(now + Duration::from_secs_f64(at_least.max(0.0)));
     }
 }
 
@@ -280,12 +381,20 @@ impl Pacer {
             } else {
                 max_wait
             };
-            if wait <= limit {
+            if wait <= QUANTUM {
                 Admission::Go(wait)
+            } else if wait <= limit {
+                // Waited in short steps with the turn kept, so it moves with the pace when the
+                // pace is learned better meanwhile.
+                s.reserved.insert(fingerprint, turn);
+                Admission::Step(QUANTUM)
             } else {
                 s.reserved.insert(fingerprint, turn);
-                // Come back a little early; the rest of the wait is taken in the queue.
-                Admission::Defer(wait - max_wait / 2)
+                // Come back a little early; the rest of the wait is taken in the queue. While
+                // the pace is still a guess, sooner: the turn may move up a lot meanwhile.
+                let back = wait - max_wait / 2;
+                let sure = s.model.is_some_and(|m| m.settled());
+                Admission::Defer(if sure { back } else { back.min(UNSURE_BACK) })
             }
         })
     }
@@ -305,48 +414,52 @@ impl Pacer {
         }
     }
 
-    /// Learns from an answer's headers (any status). An answer without them means the
-    /// limiter is off: the model is dropped.
+    /// Learns from an answer's headers (any status but 429). An answer without them means
+    /// the limiter is off: the model is dropped.
     pub(crate) fn observe(&self, headers: &HeaderMap, now: Instant) {
-        let rate = RateHeaders::from_headers(headers);
-        let first = self.with(|s| {
-            s.probing = false;
-            !std::mem::replace(&mut s.answered, true)
-        });
-        if first {
-            self.probes.send_modify(|g| *g += 1);
-        }
-        self.with(|s| match (rate, s.model.as_mut()) {
-            (None, _) => s.model = None,
-            (Some(h), Some(m)) => {
-                m.narrow(h);
-                m.tat = m.tat.max(m.server_tat(h, now));
-            }
-            (Some(h), None) => {
-                let mut m = Model {
-                    limit: h.limit,
-                    interval_lo: 0.0,
-                    interval_hi: f64::INFINITY,
-                    tat: now,
-                };
-                m.narrow(h);
-                m.tat = m.server_tat(h, now);
-                s.model = Some(m);
-            }
-        });
+        self.learn(RateHeaders::from_headers(headers), now, true);
     }
 
     /// A 429: learns from it like any answer; without rate-limit headers, every call waits
     /// out the `Retry-After`.
     pub(crate) fn refused(&self, headers: &HeaderMap, wait: Option<Duration>, now: Instant) {
-        self.observe(headers, now);
-        if RateHeaders::from_headers(headers).is_none()
+        let rate = RateHeaders::from_headers(headers);
+        self.learn(rate, now, false);
+        if rate.is_none()
             && let Some(wait) = wait
         {
             self.with(|s| {
                 let until = now + wait;
                 s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
             });
+        }
+    }
+
+    fn learn(&self, rate: Option<RateHeaders>, now: Instant, let_through: bool) {
+        let first = self.with(|s| {
+            s.probing = false;
+            let first = !std::mem::replace(&mut s.answered, true);
+            match (rate, s.model.as_mut()) {
+                (None, _) if let_through => s.model = None,
+                (None, _) => {}
+                (Some(h), Some(m)) => {
+                    let before = m.interval();
+                    m.learn(h, now, let_through);
+                    let after = m.interval();
+                    if (after / before - 1.0).abs() > 0.001 {
+                        s.rescale(after / before, now);
+                    }
+                }
+                (Some(h), None) => {
+                    let mut m = Model::new(h.limit, now);
+                    m.learn(h, now, let_through);
+                    s.model = Some(m);
+                }
+            }
+            first
+        });
+        if first {
+            self.probes.send_modify(|g| *g += 1);
         }
     }
 
