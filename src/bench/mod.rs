@@ -68,7 +68,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
                 exit_for(f.correct())
             }
             Ok(f) => {
-                println!("{}", header_line(&format!("{} requests against the rate limit", f.requests)));
+                println!(
+                    "{}",
+                    header_line(&format!("{} requests against the rate limit", f.requests))
+                );
                 print!("{}", report::rate_limited_table(&f));
                 exit_for(f.correct())
             }

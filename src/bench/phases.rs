@@ -361,7 +361,10 @@ pub async fn rate_limited(n: usize) -> anyhow::Result<RateLimitedFigures> {
         "rate limited: a burst of {n} requests ({posts} posts; at least {minimum_secs:.0} s at the limit)"
     ));
     let requests_before = w.mm.requests().len();
-    let log_before = std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    let log_before = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count();
     let timeout = Duration::from_secs_f64(minimum_secs * 3.0 + 60.0);
     let burst = measure::burst(&w, n, timeout).await?;
     let requests = w.mm.requests();

@@ -54,7 +54,9 @@ async fn a_burst_of_posts_is_paced_under_the_limit_and_each_is_made_once() {
     })
     .await;
     // Long enough a queue that no call is handed back: this is the pacing alone.
-    let (c, metrics) = metered(&fx.sim, |o| o.retry.max_queue_wait = Duration::from_secs(30));
+    let (c, metrics) = metered(&fx.sim, |o| {
+        o.retry.max_queue_wait = Duration::from_secs(30)
+    });
     let n = 100;
     let start = Instant::now();
     let posts: Vec<NewPost> = (0..n)
@@ -71,10 +73,19 @@ async fn a_burst_of_posts_is_paced_under_the_limit_and_each_is_made_once() {
     // `users/me` (for the pending post ids) and the posts: at most one sent to be refused.
     assert!(refused(&fx.sim) <= 1, "{} refused", refused(&fx.sim));
     let min = floor(n + 1, &limit);
-    assert!(took >= min.mul_f64(0.9), "{took:?} is faster than the limit allows");
-    assert!(took <= min.mul_f64(1.25) + Duration::from_millis(500), "{took:?} vs {min:?}");
     assert!(
-        sample(&metrics, r#"teleport_mattermost_mattermost_throttled_total{call="create_post",outcome="queued"}"#) > 50.0,
+        took >= min.mul_f64(0.9),
+        "{took:?} is faster than the limit allows"
+    );
+    assert!(
+        took <= min.mul_f64(1.25) + Duration::from_millis(500),
+        "{took:?} vs {min:?}"
+    );
+    assert!(
+        sample(
+            &metrics,
+            r#"teleport_mattermost_mattermost_throttled_total{call="create_post",outcome="queued"}"#
+        ) > 50.0,
         "{}",
         metrics.render()
     );
@@ -119,11 +130,17 @@ async fn calls_handed_back_get_their_turn_again_and_nothing_is_posted_twice() {
     join_all(posts).await;
     let took = start.elapsed();
     assert_eq!(fx.sim.post_count(), n);
-    assert!(handed_back.into_inner() > 0, "the queue bound was never reached");
+    assert!(
+        handed_back.into_inner() > 0,
+        "the queue bound was never reached"
+    );
     assert!(refused(&fx.sim) <= 1, "{} refused", refused(&fx.sim));
     // Kept turns: coming back does not queue a call behind everyone again.
     let min = floor(n + 1, &limit);
-    assert!(took <= min.mul_f64(1.25) + Duration::from_millis(500), "{took:?} vs {min:?}");
+    assert!(
+        took <= min.mul_f64(1.25) + Duration::from_millis(500),
+        "{took:?} vs {min:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -136,15 +153,25 @@ async fn a_429_with_retry_after_is_waited_out_without_spending_an_attempt() {
         .faults()
         .rate_limit_next(Some(RouteFilter::new("POST", "/api/v4/posts")), 3, 2);
     let start = Instant::now();
-    c.create_post(&NewPost::new(&fx.channel, "hi")).await.unwrap();
-    assert!(start.elapsed() >= Duration::from_secs(6), "{:?}", start.elapsed());
+    c.create_post(&NewPost::new(&fx.channel, "hi"))
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(fx.sim.post_count(), 1);
     assert_eq!(refused(&fx.sim), 3);
-    let throttled = r#"teleport_mattermost_mattermost_throttled_total{call="create_post",outcome="refused"}"#;
+    let throttled =
+        r#"teleport_mattermost_mattermost_throttled_total{call="create_post",outcome="refused"}"#;
     assert_eq!(sample(&metrics, throttled), 3.0, "{}", metrics.render());
     // Not a retry of a failure: the retry counter stays at zero.
     let text = metrics.render();
-    assert!(!text.contains("teleport_mattermost_mattermost_retries_total{"), "{text}");
+    assert!(
+        !text.contains("teleport_mattermost_mattermost_retries_total{"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +194,11 @@ async fn a_rate_limited_burst_through_the_bridge_posts_everything_once_and_fails
         let d = w.data_when(id, |d| d.messages.len() == 2).await;
         assert_eq!(d.messages.len(), 2);
     }
-    let roots = w.mm.posts().into_iter().filter(|p| p.root_id.is_empty()).count();
+    let roots =
+        w.mm.posts()
+            .into_iter()
+            .filter(|p| p.root_id.is_empty())
+            .count();
     assert_eq!(roots, 120, "each request posted once per recipient");
     assert!(refused(&w.mm) <= 1, "{} refused", refused(&w.mm));
     let text = svc.metrics.render();

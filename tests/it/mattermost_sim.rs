@@ -334,7 +334,10 @@ async fn the_rate_limiter_answers_plain_text_429_with_headers() {
         refused.contains("content-type: text/plain; charset=utf-8"),
         "{refused}"
     );
-    assert!(refused.contains("x-content-type-options: nosniff"), "{refused}");
+    assert!(
+        refused.contains("x-content-type-options: nosniff"),
+        "{refused}"
+    );
     assert!(refused.contains("x-ratelimit-limit: 2"), "{refused}");
     assert!(refused.contains("x-ratelimit-remaining: 0"), "{refused}");
     assert!(refused.contains("x-ratelimit-reset: 2"), "{refused}");

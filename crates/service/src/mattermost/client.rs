@@ -322,11 +322,15 @@ impl MattermostClient {
                     return Ok(body);
                 }
                 Outcome::Fatal(error) => {
-                    self.inner.metrics.observe(call.name, error.outcome(), elapsed);
+                    self.inner
+                        .metrics
+                        .observe(call.name, error.outcome(), elapsed);
                     return Err(error);
                 }
                 Outcome::Throttled { error, wait } => {
-                    self.inner.metrics.observe(call.name, error.outcome(), elapsed);
+                    self.inner
+                        .metrics
+                        .observe(call.name, error.outcome(), elapsed);
                     self.throttled(call.name, Throttled::Refused);
                     let wait = wait.unwrap_or_default();
                     let out_of_time = time_left().is_some_and(|left| wait > left);
@@ -343,7 +347,9 @@ impl MattermostClient {
                 }
                 Outcome::Retryable { error, reason } => (error, reason),
             };
-            self.inner.metrics.observe(call.name, error.outcome(), elapsed);
+            self.inner
+                .metrics
+                .observe(call.name, error.outcome(), elapsed);
             attempt += 1;
             let wait = policy.backoff(attempt);
             let out_of_time = time_left().is_some_and(|left| wait > left);

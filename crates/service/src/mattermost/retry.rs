@@ -296,7 +296,9 @@ impl Model {
         }
         let used = f64::from(h.limit.saturating_sub(h.remaining.min(h.limit)));
         let at_least = (f64::from(h.reset_secs) - 1.0).max((used - 1.0) * self.interval_lo);
-        self.tat = self.tat.max(now + Duration::from_secs_f64(at_least.max(0.0)));
+        self.tat = self
+            .tat
+            .max(now + Duration::from_secs_f64(at_least.max(0.0)));
     }
 }
 

@@ -116,7 +116,12 @@ impl Limiter {
     }
 
     /// The client key of a request, built as the server builds it.
-    pub(crate) fn key(&self, remote: Option<SocketAddr>, headers: &HeaderMap, query: &str) -> String {
+    pub(crate) fn key(
+        &self,
+        remote: Option<SocketAddr>,
+        headers: &HeaderMap,
+        query: &str,
+    ) -> String {
         let ip = || remote.map(|a| a.ip().to_string()).unwrap_or_default();
         let mut key = String::new();
         if self.settings.vary_by_user {
@@ -129,7 +134,10 @@ impl Limiter {
             key.push_str(&ip());
         }
         if let Some(name) = &self.settings.vary_by_header {
-            let value = headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let value = headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             key.push_str(&value.to_lowercase());
         }
         key
@@ -257,7 +265,10 @@ mod tests {
             by_user.key(addr("10.0.0.7"), &HeaderMap::new(), "access_token=q"),
             "q"
         );
-        assert_eq!(by_user.key(addr("10.0.0.7"), &HeaderMap::new(), ""), "10.0.0.7");
+        assert_eq!(
+            by_user.key(addr("10.0.0.7"), &HeaderMap::new(), ""),
+            "10.0.0.7"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -273,6 +284,9 @@ mod tests {
         assert!(!l.check("b", now).limited);
         assert!(l.check("a", now).limited, "a is remembered");
         assert!(!l.check("c", now).limited);
-        assert!(!l.check("b", now).limited, "b was forgotten to make room for c");
+        assert!(
+            !l.check("b", now).limited,
+            "b was forgotten to make room for c"
+        );
     }
 }
