@@ -543,6 +543,85 @@ mod tests {
         }
     }
 
+    fn rate(limit: u32, remaining: u32, reset: u32) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-limit", limit.into());
+        h.insert("x-ratelimit-remaining", remaining.into());
+        h.insert("x-ratelimit-reset", reset.into());
+        h
+    }
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    #[tokio::test(start_paused = true)]
+    async fn without_rate_limit_headers_calls_go_at_once_after_the_first_answer() {
+        let p = Pacer::default();
+        let now = Instant::now();
+        assert_eq!(p.admit(|| 1, now, LONG, LONG), Admission::Go(Duration::ZERO));
+        // The first call is still out: the next waits for its answer.
+        assert_eq!(p.admit(|| 2, now, LONG, LONG), Admission::AwaitProbe(0));
+        p.observe(&HeaderMap::new(), now);
+        for i in 0..1000 {
+            assert_eq!(p.admit(|| i, now, LONG, LONG), Admission::Go(Duration::ZERO));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_limit_is_learned_from_its_headers_and_turns_come_one_interval_apart() {
+        let p = Pacer::default();
+        let now = Instant::now();
+        p.admit(|| 0, now, LONG, LONG);
+        // The answers to 101 calls made at once against 10/s with a burst of 100, as the
+        // server words them.
+        for k in 1..=101u32 {
+            p.observe(&rate(101, 101 - k, k.div_ceil(10)), now);
+        }
+        // The allowance is used up: each new call is handed a turn 100 ms after the previous.
+        let turns: Vec<Duration> = (1..=20)
+            .map(|i| match p.admit(|| i, now, Duration::ZERO, LONG) {
+                Admission::Defer(wait) => wait,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        for pair in turns.windows(2) {
+            let gap = (pair[1] - pair[0]).as_secs_f64();
+            assert!((0.1..=0.102).contains(&gap), "{gap} between turns: {turns:?}");
+        }
+        // A call handed back gets its own turn again, not a new one at the end.
+        assert_eq!(
+            p.admit(|| 5, now, Duration::ZERO, LONG),
+            Admission::Defer(turns[4])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_without_headers_holds_every_call_for_its_retry_after() {
+        let p = Pacer::default();
+        let now = Instant::now();
+        p.admit(|| 0, now, LONG, LONG);
+        p.refused(&HeaderMap::new(), Some(Duration::from_secs(3)), now);
+        // Waited in steps (within the bound for server-imposed waits), not handed back.
+        assert_eq!(
+            p.admit(|| 1, now, Duration::from_secs(2), LONG),
+            Admission::Step(QUANTUM)
+        );
+        let later = now + Duration::from_secs(3);
+        assert_eq!(p.admit(|| 1, later, LONG, LONG), Admission::Go(Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_is_summarised_at_most_once_a_minute() {
+        let p = Pacer::default();
+        let now = Instant::now();
+        assert!(p.note(Throttled::Refused, now).is_some(), "the first one is reported");
+        for s in 1..60 {
+            let at = now + Duration::from_secs(s);
+            assert!(p.note(Throttled::Deferred, at).is_none());
+        }
+        let summary = p.note(Throttled::Refused, now + Duration::from_secs(60)).unwrap();
+        assert_eq!((summary.deferred, summary.refused), (59, 1));
+    }
+
     #[test]
     fn retry_after_wins_over_rate_limit_reset() {
         let mut h = HeaderMap::new();
