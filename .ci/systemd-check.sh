@@ -80,7 +80,10 @@ grep -q -- '--pid-file\|^PIDFile=' "$UNIT" && fail "the unit refers to a pid fil
 [[ -z "$(unit_values KillSignal)" ]] || fail "KillSignal is set: the binary stops gracefully on SIGTERM"
 stop_timeout=$(unit_values TimeoutStopSec | tail -1)
 ((stop_timeout > 15)) || fail "TimeoutStopSec=$stop_timeout leaves no room for the 15 s drain"
-echo "✔ Type=exec, ExecStart, ExecReload=SIGHUP, Restart=on-failure, no pid file, TimeoutStopSec=$stop_timeout > 15 s drain"
+nofile=$(unit_values LimitNOFILE | tail -1)
+[[ "$nofile" =~ ^[0-9]+$ ]] && ((nofile >= 8192)) ||
+    fail "LimitNOFILE=${nofile:-(unset)}: systemd's default soft limit of 1024 lets idle clients exhaust the descriptors"
+echo "✔ Type=exec, ExecStart, ExecReload=SIGHUP, Restart=on-failure, no pid file, TimeoutStopSec=$stop_timeout > 15 s shutdown deadline, LimitNOFILE=$nofile"
 
 echo "== systemd: the unit's command lines against the real binary (under strace)"
 ROOT="$WORK/root"
@@ -107,11 +110,18 @@ token = "/var/lib/teleport/plugins/mattermost/mattermost_token"
 "*" = ["team/access-requests"]
 EOF
 RELOAD=$(unit_values ExecReload)
-export ROOT WORK SERVICE_UID RELOAD stop_timeout
+# systemd (PID 1) sets LimitNOFILE as soft and hard limit; this check may run without the right
+# to raise its own hard limit (no CAP_SYS_RESOURCE), so it applies at most that.
+hard=$(ulimit -Hn)
+applied=$nofile
+[[ "$hard" != unlimited ]] && ((hard < nofile)) && applied=$hard
+[[ "$applied" == "$nofile" ]] || echo "! this machine's hard file limit is $hard: the run applies LimitNOFILE as $applied"
+export ROOT WORK SERVICE_UID RELOAD stop_timeout applied
 unshare --net bash -c '
     set -euo pipefail
     ip link set lo up
-    strace -f -qq -o "$WORK/strace.log" \
+    # LimitNOFILE, applied as systemd does (soft and hard), before the service starts.
+    prlimit --nofile="$applied:$applied" strace -f -qq -o "$WORK/strace.log" \
         chroot --userspec="$SERVICE_UID:$SERVICE_UID" "$ROOT" "$@" >"$WORK/service.log" 2>&1 &
     pid=$!
     # Whatever happens below, neither strace nor the service outlives this check.
@@ -127,6 +137,11 @@ unshare --net bash -c '
     # ExecReload, as systemd runs it: $MAINPID is the service process (strace execs chroot,
     # which execs the binary, so they share one pid: the child of strace).
     mainpid=$(pgrep -P "$pid" | head -1)
+    # The limit the service runs with (its own /proc is not mounted in the empty root, so it is
+    # read from outside; in production /metrics shows it as process_max_fds).
+    limits=$(grep "^Max open files" "/proc/$mainpid/limits")
+    [[ $(awk "{print \$4, \$5}" <<<"$limits") == "$applied $applied" ]] ||
+        { echo "the service does not run with the file limit $applied: $limits"; exit 1; }
     ${RELOAD//\$MAINPID/$mainpid}
     sleep 0.5
     kill -0 "$mainpid" 2>/dev/null || { cat "$WORK/service.log"; echo "ExecReload (SIGHUP) killed the service"; exit 1; }
@@ -138,7 +153,7 @@ unshare --net bash -c '
     trap - EXIT
     (( SECONDS - t0 <= stop_timeout )) || { echo "stop took $((SECONDS - t0)) s"; exit 1; }
     [[ $rc -eq 0 ]] || { cat "$WORK/service.log"; echo "exit code $rc after SIGTERM"; exit 1; }
-    echo "✔ ExecStart ran as uid $SERVICE_UID, /healthz 200; ExecReload (SIGHUP): still serving; SIGTERM: exit 0 in $((SECONDS - t0)) s (TimeoutStopSec=$stop_timeout)"
+    echo "✔ ExecStart ran as uid $SERVICE_UID with file limit $applied (soft and hard), /healthz 200; ExecReload (SIGHUP): still serving; SIGTERM: exit 0 in $((SECONDS - t0)) s (TimeoutStopSec=$stop_timeout)"
 ' _ "${START[@]}" || fail "running the unit's command lines"
 grep -q "SIGHUP received" "$WORK/service.log" || fail "the service did not log the SIGHUP reload"
 

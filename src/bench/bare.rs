@@ -171,7 +171,7 @@ async fn worker(dir: &Path) -> anyhow::Result<WorkerResult> {
 }
 
 async fn one(c: &Clients, id: &str) -> anyhow::Result<()> {
-    use teleport_mattermost::access::cas::PluginDataStore;
+    use teleport_mattermost::bridge::ports::Store;
     let existing = c.store.get(id).await?;
     anyhow::ensure!(existing.is_none(), "request {id} already has plugin data");
     let mut data = PluginData {

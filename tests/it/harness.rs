@@ -10,7 +10,7 @@ use std::time::Duration;
 use teleport_mattermost::access::PluginData;
 use teleport_mattermost::app::{Application, Options};
 use teleport_mattermost::config::Config;
-use teleport_mattermost::http::Readiness;
+use teleport_mattermost::health::Readiness;
 use teleport_mattermost::metrics::Metrics;
 use teleport_mattermost::signals::Signals;
 use teleport_mattermost_sim::mattermost::{MattermostSim, SimConfig, SimPost};

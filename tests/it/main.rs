@@ -5,6 +5,7 @@ mod bridge;
 mod chaos;
 mod check;
 mod cli;
+mod dashboard;
 mod demo;
 mod harness;
 mod mattermost;

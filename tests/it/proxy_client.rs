@@ -252,7 +252,7 @@ async fn the_path_is_chosen_again_when_a_balancer_starts_stripping_alpn() {
         match client.ping().await {
             Ok(_) if client.path() == Some(ConnectPath::ProxyTlsRoutingUpgrade) => break,
             Ok(_) => {}
-            Err(e) => assert!(e.is_retryable(), "{e}"),
+            Err(e) => assert!(e.is_transient(), "{e}"),
         }
         assert!(
             tokio::time::Instant::now() < deadline,

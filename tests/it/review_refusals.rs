@@ -12,7 +12,7 @@ use teleport_mattermost::access::Resolution;
 use teleport_mattermost::mattermost::model::NewPost;
 use teleport_mattermost::mattermost::{ClientOptions, MattermostClient};
 use teleport_mattermost::metrics::Metrics;
-use teleport_mattermost::review::signing::{Action, Signer};
+use teleport_mattermost::signing::{Action, Signer};
 use teleport_mattermost_sim::mattermost::SimError;
 use teleport_mattermost_sim::teleport::fixtures::{
     ADMIN, BYSTANDER, REQUESTER, REVIEWER1, REVIEWER2,
@@ -347,4 +347,36 @@ async fn an_old_cluster_gets_no_buttons_and_the_command_explains_why() {
         "{text}"
     );
     assert!(w.tp.review_audit().is_empty());
+}
+
+#[tokio::test]
+async fn a_dialog_submitted_after_the_request_was_resolved_runs_the_checks_and_submits_nothing() {
+    let w = World::start().await;
+    let svc = w.review_service().await;
+    let id = request(&w, REQUESTER, 1);
+    let post = root_with_buttons(&w, &id).await;
+    w.mm.click(&post.id, "deny", &mm(&w, REVIEWER1))
+        .await
+        .unwrap();
+    let dialog = w.mm.dialogs().remove(0);
+    // While reviewer1 writes a reason, reviewer2 approves and the request is resolved.
+    click_text(&w, &post, "approve", REVIEWER2).await;
+    let submits = w.tp.faults().calls(Method::SubmitAccessReview);
+    let out =
+        w.mm.submit_dialog(&dialog, &mm(&w, REVIEWER1), json!({"reason": "no"}), false)
+            .await
+            .unwrap();
+    let text = out.error().expect("the dialog shows why").to_string();
+    assert!(text.contains("already **APPROVED**"), "{text}");
+    assert_eq!(
+        w.tp.faults().calls(Method::SubmitAccessReview),
+        submits,
+        "refused before reaching Teleport"
+    );
+    assert_eq!(w.tp.review_audit().len(), 1);
+    assert!(
+        svc.metrics.render().contains(
+            "teleport_mattermost_reviews_total{outcome=\"resolved\",source=\"dialog\"} 1"
+        )
+    );
 }

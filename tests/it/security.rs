@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use secrecy::SecretString;
 use teleport_mattermost::access::{RequestState, Threshold};
-use teleport_mattermost::review::signing::{
-    Action, ButtonContext, DialogState, SignatureError, Signer,
-};
+use teleport_mattermost::signing::{Action, ButtonContext, DialogState, SignatureError, Signer};
 use teleport_mattermost::teleport::client::NewReview;
 use teleport_mattermost_sim::process::{ServiceProcess, free_port};
 use teleport_mattermost_sim::teleport::NewRequest;

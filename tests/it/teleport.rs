@@ -280,7 +280,7 @@ async fn a_client_without_permission_gets_permission_denied_on_watch() {
             "access denied to perform action \"read\" on \"access_request\"".into()
         )
     );
-    assert!(!err.is_retryable());
+    assert!(!err.is_transient());
 
     let err = match c.watch(WatchRequest::plugin()).await {
         Err(e) => e,

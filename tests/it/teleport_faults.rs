@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use teleport_mattermost::access::PluginData;
-use teleport_mattermost::access::cas::{Cas, Step};
+use teleport_mattermost::bridge::queue::Outcome;
 use teleport_mattermost::teleport::{
     ChannelOptions, ClientOptions, RequestFilter, TeleportClient, TeleportError, WatchEvent,
     WatchRequest,
@@ -16,6 +15,7 @@ use teleport_mattermost_sim::teleport::{Method, NewRequest, SimOptions, Teleport
 use tonic::Code;
 
 use crate::teleport::{Env, next, next_put};
+use crate::teleport_plugin_data::{RecordingChat, processor, work_of};
 
 #[tokio::test]
 async fn ending_watch_streams_gives_a_retryable_error_and_rewatching_works() {
@@ -28,7 +28,7 @@ async fn ending_watch_streams_gives_a_retryable_error_and_rewatching_works() {
     ));
     env.sim.faults().end_watch_streams();
     let err = next(&mut w).await.unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
     let end = tokio::time::timeout(Duration::from_secs(5), w.next())
         .await
         .unwrap();
@@ -60,36 +60,25 @@ async fn planned_failures_hit_exactly_the_next_calls_with_their_code() {
     c.ping().await.unwrap();
     assert_eq!(f.calls(Method::Ping), 3);
 
-    // A conflict injected on the write is absorbed by the CAS loop.
+    // Conflicts injected on the processor's claim write are absorbed by its CAS rounds.
     let req = env
         .sim
         .create_request(NewRequest::new(REQUESTER, &[REQUESTED_ROLE]));
-    let cas = Cas::new(c.plugin_data("mattermost"));
-    cas.create(
-        &req.id,
-        &PluginData {
-            user: "u".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let chat = RecordingChat::default();
+    let p = processor(&c, &chat);
+    let work = work_of(&c, &req.id).await;
     f.fail_next(
         Method::UpdatePluginData,
         2,
         Code::FailedPrecondition,
         "expectations not met for field \"user\"",
     );
-    let out = cas
-        .update(&req.id, |d| {
-            let mut n = d.clone();
-            n.reviews_count += 1;
-            Ok::<_, String>(Step::Write(n))
-        })
-        .await
-        .unwrap();
-    assert_eq!(out.data().reviews_count, 1);
+    assert!(matches!(p.handle(&req.id, work).await, Outcome::Done));
+    assert_eq!(chat.posts.lock().unwrap().len(), 1, "posted once");
+    // Two refused claims, the claim, then the progress with the claim released.
     assert_eq!(f.calls(Method::UpdatePluginData), 4);
+    let raw = env.sim.plugin_data(&req.id, "mattermost").unwrap();
+    assert_eq!(raw["messages"], "ch-team-reviews/post-1");
 }
 
 #[tokio::test]
@@ -118,7 +107,7 @@ async fn a_delayed_call_times_out_as_a_connection_problem() {
         .delay_next(Method::GetUser, 1, Duration::from_secs(2));
     let started = Instant::now();
     let err = c.get_user(PLUGIN_USER).await.unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "{:?}",
@@ -155,7 +144,7 @@ async fn a_watcher_that_falls_behind_is_cut_off_with_an_error_not_silent_loss() 
         }
     };
     assert!(puts < 6000, "{puts}");
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
     assert!(err.message().contains("watcher queue overflow"), "{err}");
 }
 
@@ -182,7 +171,7 @@ async fn stopping_the_simulator_ends_watches_with_unavailable() {
         .await
         .unwrap();
     let err = next(&mut w).await.unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
 }
 
 #[tokio::test]

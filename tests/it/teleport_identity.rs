@@ -29,7 +29,7 @@ async fn ping_through(client: &TeleportClient) {
     for _ in 0..20 {
         match client.ping().await {
             Ok(_) => return,
-            Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) if e.is_transient() => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => panic!("{e}"),
         }
     }

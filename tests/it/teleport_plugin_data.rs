@@ -1,15 +1,101 @@
-//! Plugin data through the client against the simulator: compare-and-swap over real
-//! sockets (conflicts seen and resolved, concurrent writers), existence and expiry rules,
-//! and the RBAC of the plugin-data RPCs.
+//! Plugin data through the client against the simulator, on the production path: the
+//! bridge's `Store` port over real sockets (conflicts seen and resolved, concurrent
+//! writers), the processor's exactly-once writes over it, existence and expiry rules, and
+//! the RBAC of the plugin-data RPCs.
 
-use teleport_mattermost::access::PluginData;
-use teleport_mattermost::access::cas::{Cas, CasError, Step};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use teleport_mattermost::access::{PluginData, RawData, Resolution};
+use teleport_mattermost::bridge::metrics::BridgeMetrics;
+use teleport_mattermost::bridge::ports::{Body, Chat, NewPost, PortError, Store};
+use teleport_mattermost::bridge::post_render::PostRenderer;
+use teleport_mattermost::bridge::processor::Processor;
+use teleport_mattermost::bridge::queue::Outcome;
+use teleport_mattermost::bridge::work::Work;
 use teleport_mattermost::config::Credentials;
-use teleport_mattermost::teleport::TeleportError;
+use teleport_mattermost::route::{PLUGIN_NAME, Recipient, Routing};
+use teleport_mattermost::teleport::{PluginDataClient, TeleportClient, TeleportError};
 use teleport_mattermost_sim::teleport::fixtures::*;
 use teleport_mattermost_sim::teleport::{NewRequest, SimRole};
 
 use crate::teleport::Env;
+
+/// A chat that resolves every recipient to a channel named after it (`team/reviews` is
+/// `ch-team-reviews`) and records posts.
+#[derive(Clone, Default)]
+pub struct RecordingChat {
+    pub posts: Arc<Mutex<Vec<NewPost>>>,
+    pub updates: Arc<Mutex<Vec<String>>>,
+}
+
+impl Chat for RecordingChat {
+    async fn resolve(&self, r: &Recipient) -> Result<Option<String>, PortError> {
+        Ok(Some(format!("ch-{}", r.to_string().replace('/', "-"))))
+    }
+
+    async fn post(&self, post: NewPost) -> Result<String, PortError> {
+        let mut posts = self.posts.lock().unwrap();
+        posts.push(post);
+        Ok(format!("post-{}", posts.len()))
+    }
+
+    async fn update(&self, _channel_id: &str, post_id: &str, _body: Body) -> Result<(), PortError> {
+        self.updates.lock().unwrap().push(post_id.to_string());
+        Ok(())
+    }
+}
+
+/// The service's processor over the real Teleport client, posting for the requested role
+/// to one channel.
+pub fn processor(
+    c: &TeleportClient,
+    chat: &RecordingChat,
+) -> Processor<PluginDataClient, RecordingChat, PostRenderer> {
+    let routing = Routing::new(BTreeMap::from([(
+        REQUESTED_ROLE.to_string(),
+        vec![Recipient::parse("team/reviews").unwrap()],
+    )]));
+    Processor {
+        store: c.plugin_data(PLUGIN_NAME),
+        chat: chat.clone(),
+        render: PostRenderer::default(),
+        routing: Arc::new(routing),
+        owner: "it".into(),
+        metrics: BridgeMetrics::new(&teleport_mattermost::metrics::Metrics::new()),
+    }
+}
+
+/// The processor's work for request `id` as the client lists it now.
+pub async fn work_of(c: &TeleportClient, id: &str) -> Work {
+    Work::put(c.get_access_request(id).await.unwrap().unwrap())
+}
+
+/// The first write of a request's data, as the processor makes it: every key expected absent.
+async fn create(store: &impl Store, id: &str, data: &PluginData) -> Result<(), PortError> {
+    let set = data.encode();
+    let absent = set.keys().map(|k| (k.clone(), String::new())).collect();
+    store.update(id, set, absent).await
+}
+
+/// Read, bump `reviews_count`, write expecting exactly what was read; again on a conflict.
+async fn increment(store: &impl Store, id: &str) {
+    loop {
+        let raw = store.get(id).await.unwrap().unwrap();
+        let mut data = PluginData::decode(&raw).unwrap();
+        data.reviews_count += 1;
+        let set = data.encode();
+        let mut expect: RawData = raw.clone();
+        for k in set.keys() {
+            expect.entry(k.clone()).or_default();
+        }
+        match store.update(id, set, expect).await {
+            Ok(()) => return,
+            Err(PortError::Conflict) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
 
 #[tokio::test]
 async fn plugin_data_cas_conflict_is_observed_and_resolved() {
@@ -18,20 +104,18 @@ async fn plugin_data_cas_conflict_is_observed_and_resolved() {
     let req = env
         .sim
         .create_request(NewRequest::new(REQUESTER, &[REQUESTED_ROLE]));
-    let cas = Cas::new(c.plugin_data("mattermost"));
+    let store = c.plugin_data("mattermost");
     let initial = PluginData {
         user: REQUESTER.into(),
         roles: vec![REQUESTED_ROLE.into()],
         ..Default::default()
     };
-    cas.create(&req.id, &initial).await.unwrap();
-    assert!(matches!(
-        cas.create(&req.id, &initial).await.unwrap_err(),
-        CasError::AlreadyExists {
-            current: Some(_),
-            ..
-        }
-    ));
+    create(&store, &req.id, &initial).await.unwrap();
+    assert_eq!(
+        create(&store, &req.id, &initial).await.unwrap_err(),
+        PortError::Conflict,
+        "a second creator loses"
+    );
 
     // A stale Expect is refused with Teleport's message.
     let stale = initial.encode();
@@ -52,20 +136,12 @@ async fn plugin_data_cas_conflict_is_observed_and_resolved() {
     // Twenty concurrent increments over real sockets: every one lands exactly once.
     let mut tasks = Vec::new();
     for _ in 0..20 {
-        let cas = Cas::new(c.plugin_data("mattermost"));
+        let store = c.plugin_data("mattermost");
         let id = req.id.clone();
-        tasks.push(tokio::spawn(async move {
-            cas.update(&id, |d| {
-                let mut n = d.clone();
-                n.reviews_count += 1;
-                Ok::<_, String>(Step::Write(n))
-            })
-            .await
-            .map(|_| ())
-        }));
+        tasks.push(tokio::spawn(async move { increment(&store, &id).await }));
     }
     for t in tasks {
-        t.await.unwrap().unwrap();
+        t.await.unwrap();
     }
     let raw = env.sim.plugin_data(&req.id, "mattermost").unwrap();
     assert_eq!(raw["reviews_count"], "21");
@@ -97,26 +173,37 @@ async fn plugin_data_needs_an_existing_request_but_outlives_its_deletion() {
         err,
         TeleportError::NotFound("access request \"missing-id\" not found".into())
     );
+    assert_eq!(
+        create(&c.plugin_data("mattermost"), "missing-id", &data)
+            .await
+            .unwrap_err(),
+        PortError::NotFound,
+        "through the port, a missing request is NotFound"
+    );
 
+    // The processor posts the request, which is then deleted (it expired): its data is
+    // still there to mark the posts expired.
     let req = env
         .sim
         .create_request(NewRequest::new(REQUESTER, &[REQUESTED_ROLE]));
-    let cas = Cas::new(c.plugin_data("mattermost"));
-    cas.create(&req.id, &data).await.unwrap();
+    let chat = RecordingChat::default();
+    let p = processor(&c, &chat);
+    assert!(matches!(
+        p.handle(&req.id, work_of(&c, &req.id).await).await,
+        Outcome::Done
+    ));
+    assert_eq!(chat.posts.lock().unwrap().len(), 1);
     assert!(env.sim.delete_request(&req.id));
-    assert_eq!(cas.get(&req.id).await.unwrap(), Some(data.clone()));
-    let updated = cas
-        .update(&req.id, |d| {
-            let mut n = d.clone();
-            n.resolution = teleport_mattermost::access::Resolution::Expired;
-            Ok::<_, String>(Step::Write(n))
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        updated.data().resolution,
-        teleport_mattermost::access::Resolution::Expired
-    );
+    let store = c.plugin_data(PLUGIN_NAME);
+    let kept = PluginData::decode(&store.get(&req.id).await.unwrap().unwrap()).unwrap();
+    assert_eq!(kept.messages.len(), 1);
+    assert!(matches!(
+        p.handle(&req.id, Work::Deleted).await,
+        Outcome::Done
+    ));
+    let after = PluginData::decode(&store.get(&req.id).await.unwrap().unwrap()).unwrap();
+    assert_eq!(after.resolution, Resolution::Expired);
+    assert_eq!(*chat.updates.lock().unwrap(), vec!["post-1".to_string()]);
     // Other plugins' entries are separate.
     assert_eq!(c.get_plugin_data("slack", &req.id).await.unwrap(), None);
 }
@@ -132,16 +219,16 @@ async fn plugin_data_rights_come_from_access_request_or_access_plugin_data_rules
         .sim
         .create_request(NewRequest::new(REQUESTER, &[REQUESTED_ROLE]));
     let ok = env.client("pd-plugin");
-    Cas::new(ok.plugin_data("mattermost"))
-        .create(
-            &req.id,
-            &PluginData {
-                user: "u".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    create(
+        &ok.plugin_data("mattermost"),
+        &req.id,
+        &PluginData {
+            user: "u".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
 
     let denied = env.client(BYSTANDER);
     let err = denied

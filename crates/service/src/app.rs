@@ -14,14 +14,15 @@ use crate::bridge::processor::Processor;
 use crate::bridge::queue::{HandlerFuture, KeyedQueue, RetryPolicy};
 use crate::bridge::watcher::Watcher;
 use crate::bridge::work::Work;
-use crate::config::Config;
-use crate::http::{self, Callbacks, HttpState, Readiness};
+use crate::config::{Config, EnabledReview};
+use crate::health::Readiness;
+use crate::http::{self, Callbacks, HttpState};
 use crate::mattermost::{ClientOptions as MmOptions, MattermostClient};
 use crate::metrics::Metrics;
-use crate::review::signing::Signer;
 use crate::review::{ClusterFacts, ReviewMetrics, ReviewParts, ReviewService};
 use crate::route::{PLUGIN_NAME, Routing};
 use crate::signals::Signals;
+use crate::signing::Signer;
 use crate::teleport::client::{ClientOptions as TpOptions, PingInfo, version_at_least};
 use crate::teleport::{TeleportClient, TeleportError};
 
@@ -59,6 +60,14 @@ pub struct Application {
     listener: TcpListener,
     state: HttpState,
     callbacks: Callbacks,
+    review: Option<Review>,
+}
+
+/// In-chat review's settings with the metrics registered for it: one value, so start-up
+/// never has one without the other.
+struct Review {
+    config: EnabledReview,
+    metrics: ReviewMetrics,
 }
 
 impl Application {
@@ -79,14 +88,16 @@ impl Application {
     /// the port must be known before the config is written (`http.public_addr`).
     pub fn with_listener(config: Config, options: Options, listener: TcpListener) -> Self {
         let state = HttpState::new(Readiness::default(), Metrics::new());
-        let callbacks = if config.review.enabled {
-            Callbacks::new(
-                true,
+        let review = config.review.clone().map(|config| Review {
+            config,
+            metrics: ReviewMetrics::new(&state.metrics),
+        });
+        let callbacks = match &review {
+            Some(r) => Callbacks::enabled(
                 config.http.callback_allowed_sources.clone(),
-                Some(ReviewMetrics::new(&state.metrics)),
-            )
-        } else {
-            Callbacks::disabled()
+                r.metrics.clone(),
+            ),
+            None => Callbacks::disabled(),
         };
         Self {
             config,
@@ -94,6 +105,7 @@ impl Application {
             listener,
             state,
             callbacks,
+            review,
         }
     }
 
@@ -145,17 +157,16 @@ impl Application {
 
         let bridge_metrics = BridgeMetrics::new(&metrics);
         let routing = Arc::new(Routing::new(cfg.role_to_recipients.clone()));
-        let render = renderer(cfg, &ping);
-        if cfg.review.enabled {
-            let service = review_service(
-                cfg,
-                &teleport,
-                &mattermost,
-                &routing,
-                ClusterFacts::from_ping(&ping, render.link_base.clone()),
-                &self.callbacks,
-            )?;
-            self.callbacks.set_ready(service);
+        let render = renderer(self.review.as_ref().map(|r| &r.config), &ping);
+        if let Some(review) = &self.review {
+            self.callbacks.set_ready(ReviewService::new(ReviewParts {
+                teleport: teleport.clone(),
+                mattermost: mattermost.clone(),
+                config: review.config.clone(),
+                routing: routing.clone(),
+                cluster: ClusterFacts::from_ping(&ping, render.link_base.clone()),
+                metrics: review.metrics.clone(),
+            }));
             if ping.supports_on_behalf_reviews() {
                 tracing::info!("in-chat review ready: buttons, reason dialogs and /teleport");
             } else {
@@ -276,7 +287,7 @@ async fn ping(teleport: &TeleportClient) -> Result<PingInfo, Start> {
                 INIT_TIMEOUT.as_secs()
             )));
         }
-        Ok(Err(e)) if e.is_retryable() => {
+        Ok(Err(e)) if e.is_transient() => {
             return Err(Start::Retry(format!(
                 "Unable to get Teleport server version from {}: {e}",
                 teleport.target()
@@ -315,61 +326,24 @@ async fn ping(teleport: &TeleportClient) -> Result<PingInfo, Start> {
 }
 
 /// Buttons only when review is enabled and the cluster accepts on-behalf reviews (18.11+).
-fn renderer(cfg: &Config, ping: &PingInfo) -> PostRenderer {
-    let buttons = match (&cfg.review.signing_secret, &cfg.http.public_addr) {
-        (Some(secret), Some(public)) if cfg.review.enabled => {
-            if ping.supports_on_behalf_reviews() {
-                public
-                    .join("mattermost/action")
-                    .ok()
-                    .map(|action_url| Buttons {
-                        signer: Signer::new(secret.clone()),
-                        action_url,
-                        link_only_roles: cfg.review.link_only_roles.clone(),
-                    })
-            } else {
-                tracing::warn!(version = %ping.server_version, "in-chat review needs Teleport 18.11 or newer (on-behalf reviews); posts show the link and tsh commands only");
-                None
-            }
+fn renderer(review: Option<&EnabledReview>, ping: &PingInfo) -> PostRenderer {
+    let buttons = match review {
+        Some(r) if ping.supports_on_behalf_reviews() => Some(Buttons {
+            signer: Signer::new(r.signing_secret.clone()),
+            action_url: r.action_url.clone(),
+            link_only_roles: r.link_only_roles.clone(),
+        }),
+        Some(_) => {
+            tracing::warn!(version = %ping.server_version, "in-chat review needs Teleport 18.11 or newer (on-behalf reviews); posts show the link and tsh commands only");
+            None
         }
-        _ => None,
+        None => None,
     };
     PostRenderer {
         cluster: Some(ping.cluster_name.clone()).filter(|c| !c.is_empty()),
         link_base: PostRenderer::link_base(&ping.proxy_public_addr, ping.advanced_access_workflows),
         buttons,
     }
-}
-
-/// The review service behind the Mattermost callbacks, sharing the bridge's routing.
-fn review_service(
-    cfg: &Config,
-    teleport: &TeleportClient,
-    mattermost: &MattermostClient,
-    routing: &Arc<Routing>,
-    cluster: ClusterFacts,
-    callbacks: &Callbacks,
-) -> anyhow::Result<ReviewService> {
-    let public = cfg
-        .http
-        .public_addr
-        .as_ref()
-        .context("`http.public_addr` is required when `review.enabled = true`")?;
-    let dialog_url = public
-        .join("mattermost/dialog")
-        .with_context(|| format!("`http.public_addr` {public} cannot be a base URL"))?;
-    let metrics = callbacks
-        .metrics()
-        .context("review metrics are registered when review is enabled")?;
-    Ok(ReviewService::new(ReviewParts {
-        teleport: teleport.clone(),
-        mattermost: mattermost.clone(),
-        config: cfg.review.clone(),
-        dialog_url,
-        routing: routing.clone(),
-        cluster,
-        metrics,
-    })?)
 }
 
 fn replica_name() -> String {

@@ -424,18 +424,14 @@ async fn review_checks(
     teleport: Option<&(TeleportClient, PingInfo)>,
     r: &mut Report,
 ) {
-    if !cfg.review.enabled {
+    let Some(review) = &cfg.review else {
         return;
-    }
-    match &cfg.http.public_addr {
-        Some(p) => r.pass("review", format!("buttons and dialogs call back to {p}")),
-        None => r.fail(
-            "review",
-            "`http.public_addr` is not set",
-            "set it to the URL Mattermost uses to reach this service",
-        ),
-    }
-    if cfg.review.command_tokens.is_empty() {
+    };
+    r.pass(
+        "review",
+        format!("buttons and dialogs call back to {}", review.public_addr),
+    );
+    if review.command_tokens.is_empty() {
         r.warn(
             "review",
             "no `review.command_token`: the /teleport slash command is refused",
@@ -455,7 +451,7 @@ async fn review_checks(
                 .iter()
                 .filter(|u| {
                     u.traits
-                        .get(&cfg.review.user_id_trait)
+                        .get(&review.user_id_trait)
                         .is_some_and(|v| !v.is_empty())
                 })
                 .count();
@@ -464,11 +460,11 @@ async fn review_checks(
                 format!(
                     "may list users: {linked} of {} carry the trait `{}`",
                     users.len(),
-                    cfg.review.user_id_trait
+                    review.user_id_trait
                 ),
             );
             if linked == 0 {
-                r.warn("review", format!("no Teleport user carries the trait `{}`: nobody can review from Mattermost yet", cfg.review.user_id_trait), "set each reviewer's Mattermost user id in that trait (setup guide, step 1)");
+                r.warn("review", format!("no Teleport user carries the trait `{}`: nobody can review from Mattermost yet", review.user_id_trait), "set each reviewer's Mattermost user id in that trait (setup guide, step 1)");
             }
         }
         Err(e) => r.fail(

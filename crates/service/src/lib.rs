@@ -6,13 +6,17 @@
 //! - [`check`]: the live self-test behind `teleport-mattermost check`.
 //! - [`config`]: typed config from TOML + `TELEPORT_MATTERMOST_*` environment overrides.
 //! - [`app`]: the startable, stoppable application; [`signals`]: SIGTERM/SIGINT/SIGHUP.
-//! - [`http`]: axum router (health, readiness, metrics, Mattermost callbacks).
+//! - [`http`]: axum router (health, readiness, metrics, Mattermost callbacks);
+//!   [`health`]: the readiness flag the bridge sets and `/readyz` reports.
+//! - [`sync`]: the one lock-poisoning policy.
 //! - [`metrics`]: the non-global Prometheus registry; [`logging`]: tracing setup.
 //! - [`route`]: recipients (config, access monitoring rules, suggested reviewers).
 //! - [`bridge`]: events → posts; [`retry`]: bounded jittered backoff.
 //! - [`review`]: buttons, dialogs and `/teleport`, submitted on behalf of the reviewer.
+//! - [`signing`]: HMAC button contexts and dialog states (the bridge signs, review verifies).
 //! - [`teleport`]: Teleport Auth client (identity files, mTLS, typed gRPC calls, watch events).
-//! - [`access`]: access-request domain types, the plugin data and its compare-and-swap.
+//! - [`access`]: access-request domain types and the plugin data's encoding (written with
+//!   compare-and-swap by the bridge's processor through its one `Store` port).
 //! - [`mattermost`]: REST v4 client (retries, typed errors, recipient cache) and post rendering.
 
 pub mod access;
@@ -20,6 +24,7 @@ pub mod app;
 pub mod bridge;
 pub mod check;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod logging;
 pub mod mattermost;
@@ -28,6 +33,8 @@ pub mod retry;
 pub mod review;
 pub mod route;
 pub mod signals;
+pub mod signing;
+pub mod sync;
 pub mod teleport;
 pub mod version;
 

@@ -1,13 +1,12 @@
 //! Domain types for Teleport access requests, independent of the generated protobuf code:
 //! requests and reviews, access monitoring rules, users, and the plugin data kept per request
-//! (its encoding and the compare-and-swap helpers that write it).
+//! (its encoding; the bridge's processor writes it with compare-and-swap).
 
-pub mod cas;
 pub mod plugin_data;
 mod request;
 mod rule;
 
-pub use plugin_data::{DecodeError, PluginData, Resolution, SentMessage};
+pub use plugin_data::{DecodeError, PluginData, RawData, Resolution, SentMessage};
 pub use request::{
     AccessRequest, RequestKind, RequestState, ResourceId, Review, Threshold, UnknownState,
 };

@@ -1,5 +1,5 @@
 //! The plugin data the Mattermost plugin keeps in Teleport per access request, in the
-//! upstream plugin's exact key/value encoding (spec upstream-plugin.md §6), so a deployment
+//! upstream plugin's exact key/value encoding, so a deployment
 //! can switch between the Go plugin and this service without losing track of its posts.
 
 use std::collections::BTreeMap;
@@ -25,7 +25,14 @@ pub const KEYS: [&str; 12] = [
     "messages",
 ];
 
-/// Keys of the single-message legacy encoding (Slack heritage), read but never written.
+/// Plugin data as Teleport stores it: a flat map of one plugin's keys for one request.
+/// `""` in an update's `Set` deletes a key; `""` in its `Expect` means "absent".
+pub type RawData = BTreeMap<String, String>;
+
+/// Keys of the single-message legacy encoding (Slack heritage): read, as upstream's shared
+/// decoder reads them, but never written and never migrated. No Mattermost plugin version
+/// wrote them (they were the Slack plugin's, stored under the plugin name `slack`), so a
+/// deployment switching from the Go plugin has none to clean up.
 pub const LEGACY_KEYS: [&str; 2] = ["channel_id", "timestamp"];
 
 /// How a request ended, as recorded by the plugin (`resolution` key).
@@ -125,7 +132,7 @@ impl PluginData {
     /// delete stale keys; sent as `Expect`, they mean "must not be there". Teleport stores no
     /// empty values, so the stored result is the same as upstream's (which omits the four
     /// optional keys instead of sending them empty).
-    pub fn encode(&self) -> BTreeMap<String, String> {
+    pub fn encode(&self) -> RawData {
         let mut m = BTreeMap::new();
         let mut put = |k: &str, v: String| {
             m.insert(k.to_string(), v);
@@ -178,7 +185,7 @@ impl PluginData {
 
     /// Decodes a stored map. Missing keys read as empty; a value that cannot be read is an
     /// error naming the key (never a panic).
-    pub fn decode(map: &BTreeMap<String, String>) -> Result<Self, DecodeError> {
+    pub fn decode(map: &RawData) -> Result<Self, DecodeError> {
         let get = |k: &str| map.get(k).map(String::as_str).unwrap_or("");
         let mut d = PluginData {
             user: get("user").to_string(),
@@ -230,12 +237,6 @@ impl PluginData {
                     .map_err(|_| bad("max_duration", v, "an RFC 3339 time"))?,
             );
         }
-        if let (Some(ch), Some(ts)) = (non_empty(get("channel_id")), non_empty(get("timestamp"))) {
-            d.messages.push(SentMessage {
-                channel_id: ch.to_string(),
-                post_id: ts.to_string(),
-            });
-        }
         if let Some(v) = non_empty(get("messages")) {
             for pair in v.split(',') {
                 match pair.split_once('/') {
@@ -256,6 +257,23 @@ impl PluginData {
                     }
                 }
             }
+        }
+        // The legacy pair is never written back, so once `messages` exists it stays beside it:
+        // count it once, or every read-modify-write would list it again.
+        let [legacy_channel, legacy_post] = LEGACY_KEYS;
+        if let (Some(ch), Some(ts)) = (non_empty(get(legacy_channel)), non_empty(get(legacy_post)))
+            && !d
+                .messages
+                .iter()
+                .any(|m| m.channel_id == ch && m.post_id == ts)
+        {
+            d.messages.insert(
+                0,
+                SentMessage {
+                    channel_id: ch.to_string(),
+                    post_id: ts.to_string(),
+                },
+            );
         }
         Ok(d)
     }

@@ -4,62 +4,89 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use super::ports::{Body, Chat, Map, NewPost, PortError, Store};
+use super::ports::{Body, Chat, NewPost, PortError, Store};
 use super::render::Renderer;
 use super::work::Summary;
-use crate::access::Review;
+use crate::access::{RawData, Review};
 use crate::route::Recipient;
+
+// TODO(lead): use teleport_mattermost_sim's apply_update
+/// Teleport's server-side update rule: check `expect` key by key against the current entry
+/// (`""` = absent; with no entry every expected value must be `""`), then apply `set`
+/// (`""` deletes). Returns the new entry (`None` when it ended up empty) or the first key
+/// whose expectation failed.
+pub fn apply_update(
+    current: Option<&RawData>,
+    set: &RawData,
+    expect: &RawData,
+) -> Result<Option<RawData>, String> {
+    for (k, want) in expect {
+        let have = current
+            .and_then(|c| c.get(k))
+            .map(String::as_str)
+            .unwrap_or("");
+        if have != want {
+            return Err(k.clone());
+        }
+    }
+    let mut next = current.cloned().unwrap_or_default();
+    for (k, v) in set {
+        if v.is_empty() {
+            next.remove(k);
+        } else {
+            next.insert(k.clone(), v.clone());
+        }
+    }
+    Ok((!next.is_empty()).then_some(next))
+}
 
 #[derive(Clone, Default)]
 pub struct FakeStore {
-    pub data: Arc<Mutex<BTreeMap<String, Map>>>,
+    pub data: Arc<Mutex<BTreeMap<String, RawData>>>,
     /// Requests that no longer exist (NotFound on first write).
     pub deleted: Arc<Mutex<BTreeSet<String>>>,
     pub writes: Arc<Mutex<u32>>,
+    /// Fail this many of the next updates with a conflict before applying any.
+    pub conflicts: Arc<Mutex<u32>>,
+    /// Written by a "concurrent writer" just before our next update is applied, once.
+    pub interloper: Arc<Mutex<Option<RawData>>>,
 }
 
 impl FakeStore {
-    pub fn get_now(&self, id: &str) -> Option<Map> {
+    pub fn get_now(&self, id: &str) -> Option<RawData> {
         self.data.lock().unwrap().get(id).cloned()
     }
 }
 
 impl Store for FakeStore {
-    async fn get(&self, id: &str) -> Result<Option<Map>, PortError> {
+    async fn get(&self, id: &str) -> Result<Option<RawData>, PortError> {
         tokio::task::yield_now().await;
         Ok(self.get_now(id))
     }
 
-    async fn update(&self, id: &str, set: Map, expect: Map) -> Result<(), PortError> {
+    async fn update(&self, id: &str, set: RawData, expect: RawData) -> Result<(), PortError> {
         tokio::task::yield_now().await;
         let mut data = self.data.lock().unwrap();
+        if let Some(other) = self.interloper.lock().unwrap().take() {
+            data.insert(id.to_string(), other);
+        }
+        {
+            let mut conflicts = self.conflicts.lock().unwrap();
+            if *conflicts > 0 {
+                *conflicts -= 1;
+                return Err(PortError::Conflict);
+            }
+        }
         let entry = data.get(id);
         if entry.is_none() && self.deleted.lock().unwrap().contains(id) {
             return Err(PortError::NotFound);
         }
-        for (k, want) in &expect {
-            let have = entry
-                .and_then(|e| e.get(k))
-                .map(String::as_str)
-                .unwrap_or("");
-            if have != want {
-                return Err(PortError::Conflict);
-            }
-        }
-        let mut next = entry.cloned().unwrap_or_default();
-        for (k, v) in set {
-            if v.is_empty() {
-                next.remove(&k);
-            } else {
-                next.insert(k, v);
-            }
-        }
+        let next = apply_update(entry, &set, &expect).map_err(|_| PortError::Conflict)?;
         *self.writes.lock().unwrap() += 1;
-        if next.is_empty() {
-            data.remove(id);
-        } else {
-            data.insert(id.to_string(), next);
-        }
+        match next {
+            Some(next) => data.insert(id.to_string(), next),
+            None => data.remove(id),
+        };
         Ok(())
     }
 }

@@ -1,11 +1,12 @@
 //! The bridge's chat port over the Mattermost client.
 
 use super::ports::{Body, Chat, NewPost, PortError};
-use crate::mattermost::{MattermostClient, MattermostError, model};
+use crate::mattermost::model::{self, Props};
+use crate::mattermost::{MattermostClient, MattermostError};
 use crate::route::Recipient;
 
 /// How a Mattermost error affects an event: retry (with the server's wait), gone, or give up.
-pub fn port_error(e: MattermostError) -> PortError {
+fn port_error(e: MattermostError) -> PortError {
     match e {
         MattermostError::RateLimited { wait, .. } => PortError::Throttled { after: wait },
         e if e.is_transient() => PortError::Retry {
@@ -15,6 +16,14 @@ pub fn port_error(e: MattermostError) -> PortError {
         MattermostError::NotFound { .. } => PortError::NotFound,
         e => PortError::Fatal(e.to_string()),
     }
+}
+
+/// The port's props (JSON text) as Mattermost props; the renderer only produces JSON, so a
+/// failure is a bug, reported as a refusal rather than retried.
+fn props(json: Option<String>) -> Result<Option<Props>, PortError> {
+    json.map(Props::from_json)
+        .transpose()
+        .map_err(|e| PortError::Fatal(format!("post props are not JSON: {e}")))
 }
 
 impl Chat for MattermostClient {
@@ -37,7 +46,7 @@ impl Chat for MattermostClient {
             channel_id: p.channel_id,
             message: p.body.message,
             root_id: p.root_id,
-            props: p.body.props,
+            props: props(p.body.props)?,
             pending_post_id: Some(p.idempotency_key),
         };
         self.create_post(&post)
@@ -51,11 +60,29 @@ impl Chat for MattermostClient {
             id: post_id.to_string(),
             message: body.message,
             // Always sent: an update without buttons must remove the old ones.
-            props: Some(body.props.unwrap_or_default()),
+            props: Some(props(body.props)?.unwrap_or_default()),
         };
         self.update_post(&update)
             .await
             .map(|_| ())
             .map_err(port_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_props_pass_through_as_the_same_json_and_non_json_is_refused() {
+        let json = r#"{"attachments":[{"text":"hi"}]}"#.to_string();
+        let p = props(Some(json.clone())).unwrap().unwrap();
+        assert_eq!(p.as_str(), json);
+        assert_eq!(p.into_json(), json);
+        assert_eq!(props(None).unwrap(), None);
+        assert!(matches!(
+            props(Some("{not json".into())),
+            Err(PortError::Fatal(_))
+        ));
     }
 }

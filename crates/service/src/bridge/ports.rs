@@ -2,56 +2,51 @@
 //! (resolve, post, update), as small traits: the real clients implement them, and the
 //! processor's exactly-once logic is unit-tested against in-memory fakes.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::mattermost::model::Props;
+use crate::access::RawData;
 use crate::route::Recipient;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortError {
     /// Compare-and-swap lost: someone else wrote first.
+    #[error("compare-and-swap conflict")]
     Conflict,
     /// The access request no longer exists.
+    #[error("access request not found")]
     NotFound,
     /// Temporary (unavailable, timeout, 5xx); `after` is the server's requested wait.
+    #[error("temporary failure: {reason}")]
     Retry {
         reason: String,
         after: Option<Duration>,
     },
     /// Held back by Mattermost's rate limit until `after` from now: not a failure, so it does
     /// not use up the event's retry budget.
+    #[error("held back by Mattermost's rate limit for {after:?}")]
     Throttled { after: Duration },
     /// Retrying will not help (permission, bad request, too large).
+    #[error("{0}")]
     Fatal(String),
 }
 
-impl std::fmt::Display for PortError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PortError::Conflict => f.write_str("compare-and-swap conflict"),
-            PortError::NotFound => f.write_str("access request not found"),
-            PortError::Retry { reason, .. } => write!(f, "temporary failure: {reason}"),
-            PortError::Throttled { after } => {
-                write!(f, "held back by Mattermost's rate limit for {after:?}")
-            }
-            PortError::Fatal(m) => f.write_str(m),
-        }
-    }
-}
-
-pub type Map = BTreeMap<String, String>;
-
-/// Teleport plugin data of one access request, for this plugin.
+/// Teleport plugin data of one access request, for this plugin: the service's one
+/// plugin-data port (the processor's compare-and-swap writes go through it).
 pub trait Store: Send + Sync + 'static {
-    fn get(&self, request_id: &str) -> impl Future<Output = Result<Option<Map>, PortError>> + Send;
-    /// `expect` is compared key by key ("" = absent); `""` in `set` deletes the key.
+    /// The plugin's entry for the request; `None` when it has none.
+    fn get(
+        &self,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Option<RawData>, PortError>> + Send;
+    /// Teleport's `UpdatePluginData`: `expect` is compared key by key (`""` = absent, and
+    /// with no entry every expected value must be `""`), a mismatch is
+    /// [`PortError::Conflict`]; then `set` is applied (`""` deletes the key).
     fn update(
         &self,
         request_id: &str,
-        set: Map,
-        expect: Map,
+        set: RawData,
+        expect: RawData,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
@@ -59,7 +54,9 @@ pub trait Store: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Body {
     pub message: String,
-    pub props: Option<Props>,
+    /// Post props as JSON object text, passed through to the chat unchanged (the port
+    /// carries no chat model; the Mattermost adapter turns it into its `Props`).
+    pub props: Option<String>,
 }
 
 impl Body {

@@ -13,7 +13,7 @@ use crate::mattermost::model::Props;
 use crate::mattermost::render::{
     self as mm, ActionButton, ButtonStyle, RequestView, ReviewProgress, ReviewView, Status,
 };
-use crate::review::signing::{Action, Signer};
+use crate::signing::{Action, Signer};
 
 /// Where buttons point and how they are signed; absent when in-chat review is off or the
 /// cluster cannot take on-behalf reviews.
@@ -134,7 +134,7 @@ impl Renderer for PostRenderer {
                 view.buttons = self.buttons(s, ch);
                 Body {
                     message: message.clone(),
-                    props: Some(mm::root_props(&view)),
+                    props: Some(mm::root_props(&view).into_json()),
                 }
             })
             .collect()

@@ -355,3 +355,183 @@ async fn a_newer_state_supersedes_an_older_snapshot() {
         (RequestState::None, 99)
     );
 }
+
+// The compare-and-swap writes themselves (what upstream's lib/plugindata/cas_test.go checks
+// of its CAS helper, here of the processor's one write path).
+
+#[tokio::test]
+async fn conflicts_on_the_claim_write_are_retried_from_a_fresh_read() {
+    let (store, chat) = (FakeStore::default(), chat());
+    *store.conflicts.lock().unwrap() = 3;
+    let p = processor("a", &store, &chat);
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert_eq!(p.metrics.cas_conflicts.get(), 3);
+    assert_eq!(chat.roots().len(), 2, "posted once despite the conflicts");
+    assert_eq!(
+        *store.writes.lock().unwrap(),
+        2,
+        "the claim, then the release"
+    );
+}
+
+#[tokio::test]
+async fn endless_conflicts_hand_the_event_back_to_the_queue_after_the_cas_rounds() {
+    let (store, chat) = (FakeStore::default(), chat());
+    *store.conflicts.lock().unwrap() = u32::MAX;
+    let p = processor("a", &store, &chat);
+    match p.handle(ID, request(RequestState::Pending, &[])).await {
+        Outcome::Retry { reason, .. } => assert!(reason.contains("concurrent"), "{reason}"),
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    assert_eq!(p.metrics.cas_conflicts.get(), 16);
+    assert!(chat.posts.lock().unwrap().is_empty());
+    assert_eq!(*store.writes.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_replica_that_finished_between_our_read_and_our_write_is_not_repeated() {
+    let (store, chat) = (FakeStore::default(), chat());
+    // The other replica's finished work lands just before our first write.
+    let done = PluginData {
+        user: "requester@example.com".into(),
+        messages: vec![crate::access::SentMessage {
+            channel_id: "ch-team".into(),
+            post_id: "theirs".into(),
+        }],
+        ..PluginData::default()
+    };
+    *store.interloper.lock().unwrap() = Some(
+        done.encode()
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+    );
+    let p = processor("a", &store, &chat);
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert!(
+        chat.posts.lock().unwrap().is_empty(),
+        "nothing posted twice"
+    );
+    assert_eq!(stored(&store), done, "their data is not overwritten");
+    assert_eq!(p.metrics.cas_conflicts.get(), 1);
+}
+
+#[tokio::test]
+async fn undecodable_plugin_data_fails_the_event_without_writing() {
+    let (store, chat) = (FakeStore::default(), chat());
+    store.data.lock().unwrap().insert(
+        ID.into(),
+        BTreeMap::from([("reviews_count".into(), "many".into())]),
+    );
+    let p = processor("a", &store, &chat);
+    match p.handle(ID, request(RequestState::Pending, &[])).await {
+        Outcome::Fail(why) => assert!(why.contains("reviews_count"), "{why}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(*store.writes.lock().unwrap(), 0);
+    assert!(chat.posts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn writes_keep_keys_they_do_not_own_and_expect_them_as_read() {
+    let (store, chat) = (FakeStore::default(), chat());
+    // A key of an older encoding (button era) that this plugin neither reads nor migrates.
+    let mut m = PluginData {
+        user: "requester@example.com".into(),
+        ..PluginData::default()
+    }
+    .encode();
+    m.retain(|_, v| !v.is_empty());
+    m.insert("post_id".into(), "old-post".into());
+    store.data.lock().unwrap().insert(ID.into(), m);
+    let p = processor("a", &store, &chat);
+    let approved = request(RequestState::Approved, &[]);
+    assert!(matches!(p.handle(ID, approved).await, Outcome::Done));
+    let raw = store.get_now(ID).unwrap();
+    assert_eq!(raw["post_id"], "old-post");
+    assert_eq!(stored(&store).resolution, Resolution::Approved);
+}
+
+#[tokio::test]
+async fn a_request_deleted_before_its_first_write_is_left_alone() {
+    let (store, chat) = (FakeStore::default(), chat());
+    store.deleted.lock().unwrap().insert(ID.into());
+    let p = processor("a", &store, &chat);
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert!(chat.posts.lock().unwrap().is_empty());
+    assert!(store.get_now(ID).is_none());
+}
+
+#[tokio::test]
+async fn a_stale_claim_with_nothing_left_to_do_is_just_released() {
+    let (store, chat) = (FakeStore::default(), chat());
+    let p = processor("a", &store, &chat);
+    p.handle(ID, request(RequestState::Pending, &[])).await;
+    let mut m = store.get_now(ID).unwrap();
+    m.insert(
+        claim::KEY.into(),
+        Claim {
+            owner: "dead".into(),
+            until: 1,
+            phase: Phase::Update,
+        }
+        .encode(),
+    );
+    store.data.lock().unwrap().insert(ID.into(), m);
+    let posts = chat.posts.lock().unwrap().len();
+    assert!(matches!(
+        p.handle(ID, request(RequestState::Pending, &[])).await,
+        Outcome::Done
+    ));
+    assert_eq!(chat.posts.lock().unwrap().len(), posts);
+    assert!(!store.get_now(ID).unwrap().contains_key(claim::KEY));
+}
+
+#[tokio::test]
+async fn a_resolved_request_is_final_and_later_events_write_nothing() {
+    let (store, chat) = (FakeStore::default(), chat());
+    let p = processor("a", &store, &chat);
+    p.handle(ID, request(RequestState::Pending, &[])).await;
+    p.handle(ID, request(RequestState::Denied, &[])).await;
+    let writes = *store.writes.lock().unwrap();
+    for work in [
+        request(RequestState::Denied, &[]),
+        request(RequestState::Approved, &[]),
+        Work::Deleted,
+    ] {
+        assert!(matches!(p.handle(ID, work).await, Outcome::Done));
+    }
+    assert_eq!(*store.writes.lock().unwrap(), writes);
+    assert_eq!(stored(&store).resolution, Resolution::Denied);
+}
+
+#[test]
+fn the_fake_applies_teleports_update_rule() {
+    use super::fakes::apply_update;
+    use crate::access::RawData;
+    let cur = RawData::from([("a".into(), "1".into()), ("b".into(), "2".into())]);
+    let set = RawData::from([("a".into(), "".into()), ("c".into(), "3".into())]);
+    let ok = RawData::from([("a".into(), "1".into()), ("z".into(), "".into())]);
+    let next = apply_update(Some(&cur), &set, &ok).unwrap().unwrap();
+    assert_eq!(
+        next,
+        RawData::from([("b".into(), "2".into()), ("c".into(), "3".into())])
+    );
+    let stale = RawData::from([("b".into(), "9".into())]);
+    assert_eq!(apply_update(Some(&cur), &set, &stale), Err("b".to_string()));
+    // No entry yet: any non-empty expectation fails; empty ones pass.
+    assert_eq!(apply_update(None, &set, &stale), Err("b".to_string()));
+    assert!(apply_update(None, &set, &RawData::from([("b".into(), "".into())])).is_ok());
+    // An entry that ends up empty is removed.
+    let clear = RawData::from([("a".into(), "".into()), ("b".into(), "".into())]);
+    assert_eq!(apply_update(Some(&cur), &clear, &RawData::new()), Ok(None));
+}

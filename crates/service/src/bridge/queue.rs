@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::retry::Backoff;
+use crate::sync;
 
 /// What a handler says about an item it could not finish.
 #[derive(Debug)]
@@ -112,7 +113,7 @@ where
 
     /// Queues `value` for `key`; starts a worker for the key unless one is running.
     pub fn submit(&self, key: K, value: V) {
-        let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = sync::lock(&self.inner.slots);
         if let Some(slot) = slots.get_mut(&key) {
             slot.pending = Some(match slot.pending.take() {
                 Some(old) => old.supersede(value),
@@ -156,7 +157,7 @@ where
     let mut current: Option<V> = None;
     loop {
         let newer = {
-            let mut slots = inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slots = sync::lock(&inner.slots);
             let Some(slot) = slots.get_mut(&key) else {
                 return;
             };

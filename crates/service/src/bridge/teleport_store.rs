@@ -1,44 +1,70 @@
 //! The bridge's plugin-data port over the Teleport client.
 
-use super::ports::{Map, PortError, Store};
-use crate::access::cas::PluginDataStore;
-use crate::teleport::TeleportError;
-use crate::teleport::client::PluginDataClient;
+use super::ports::{PortError, Store};
+use crate::access::RawData;
+use crate::teleport::{PluginDataClient, TeleportError};
 
-/// How a Teleport error affects an event: retry, conflict, gone, or give up.
-pub fn port_error(e: TeleportError) -> PortError {
+/// How a Teleport error affects an event: conflict (re-read), gone, retry later (by
+/// [`TeleportError::is_transient`]), or give up.
+fn port_error(e: TeleportError) -> PortError {
     match e {
         TeleportError::CompareFailed(_) => PortError::Conflict,
         TeleportError::NotFound(_) => PortError::NotFound,
-        TeleportError::ConnectionProblem(m) => PortError::Retry {
-            reason: m,
+        e if e.is_transient() => PortError::Retry {
+            reason: e.message().to_string(),
             after: None,
         },
-        TeleportError::Other {
-            code:
-                tonic::Code::Unknown
-                | tonic::Code::Internal
-                | tonic::Code::ResourceExhausted
-                | tonic::Code::Aborted,
-            message,
-        } => PortError::Retry {
-            reason: message,
-            after: None,
-        },
-        other => PortError::Fatal(other.to_string()),
+        e => PortError::Fatal(e.to_string()),
     }
 }
 
 impl Store for PluginDataClient {
-    async fn get(&self, request_id: &str) -> Result<Option<Map>, PortError> {
-        PluginDataStore::get(self, request_id)
+    async fn get(&self, request_id: &str) -> Result<Option<RawData>, PortError> {
+        self.client
+            .get_plugin_data(&self.plugin, request_id)
             .await
             .map_err(port_error)
     }
 
-    async fn update(&self, request_id: &str, set: Map, expect: Map) -> Result<(), PortError> {
-        PluginDataStore::update(self, request_id, set, expect)
+    async fn update(
+        &self,
+        request_id: &str,
+        set: RawData,
+        expect: RawData,
+    ) -> Result<(), PortError> {
+        self.client
+            .update_plugin_data(&self.plugin, request_id, set, expect)
             .await
             .map_err(port_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn teleport_errors_become_port_errors_by_the_one_classifier() {
+        let port = |code| port_error(TeleportError::from(tonic::Status::new(code, "why")));
+        assert_eq!(port(tonic::Code::FailedPrecondition), PortError::Conflict);
+        assert_eq!(port(tonic::Code::NotFound), PortError::NotFound);
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::DeadlineExceeded,
+            tonic::Code::Cancelled,
+            tonic::Code::Internal,
+        ] {
+            assert_eq!(
+                port(code),
+                PortError::Retry {
+                    reason: "why".into(),
+                    after: None
+                },
+                "{code:?}"
+            );
+        }
+        for code in [tonic::Code::PermissionDenied, tonic::Code::InvalidArgument] {
+            assert!(matches!(port(code), PortError::Fatal(_)), "{code:?}");
+        }
     }
 }

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::BridgeMetrics;
 use super::queue::KeyedQueue;
 use super::work::Work;
-use crate::access::{AccessMonitoringRule, RequestState};
-use crate::http::Readiness;
+use crate::access::{AccessMonitoringRule, PluginData, RawData, RequestState, Resolution};
+use crate::health::Readiness;
 use crate::retry::Backoff;
 use crate::route::{PLUGIN_NAME, Routing, RuleSpec};
 use crate::teleport::client::RequestFilter;
@@ -48,24 +48,6 @@ pub enum WatchError {
     FailFast(String),
     #[error("the watch on Teleport failed: {0}")]
     Other(String),
-}
-
-/// Errors a re-watch may fix: connection problems, and the codes Teleport ends streams
-/// with on restarts and cache re-initialisation.
-fn transient(e: &TeleportError) -> bool {
-    e.is_retryable()
-        || matches!(
-            e,
-            TeleportError::Other {
-                code: tonic::Code::Unknown
-                    | tonic::Code::Internal
-                    | tonic::Code::Aborted
-                    | tonic::Code::ResourceExhausted
-                    | tonic::Code::DeadlineExceeded
-                    | tonic::Code::Cancelled,
-                ..
-            }
-        )
 }
 
 pub struct Watcher {
@@ -112,7 +94,9 @@ impl Watcher {
                 | End::Teleport(TeleportError::BadParameter(m)) => {
                     return Err(WatchError::PermissionDenied(m));
                 }
-                End::Teleport(e) if !transient(&e) => return Err(WatchError::Other(e.to_string())),
+                End::Teleport(e) if !e.is_transient() => {
+                    return Err(WatchError::Other(e.to_string()));
+                }
                 End::Teleport(e) => e,
             };
             if self.fail_fast {
@@ -305,16 +289,19 @@ impl Watcher {
 
     /// Requests deleted while nobody watched: their plugin data (kept by Teleport for an hour
     /// after the access expiry) still says they are open, and no DELETE will come again.
-    fn deleted_while_away(
-        &self,
-        data: Vec<(String, crate::access::cas::RawData)>,
-        live: &HashSet<String>,
-    ) -> usize {
+    fn deleted_while_away(&self, data: Vec<(String, RawData)>, live: &HashSet<String>) -> usize {
         let mut n = 0;
-        for (id, data) in data {
-            let open = data.get("resolution").is_none_or(|r| r.is_empty());
-            let posted = data.get("messages").is_some_and(|m| !m.is_empty());
-            if open && posted && !live.contains(&id) {
+        for (id, raw) in data {
+            if live.contains(&id) {
+                continue;
+            }
+            // Data this plugin cannot read would fail the same way in the processor.
+            let Ok(data) = PluginData::decode(&raw) else {
+                tracing::debug!(request_id = %id, "catch-up: unreadable plugin data of a deleted request; leaving it");
+                continue;
+            };
+            let open = data.resolution == Resolution::Unresolved;
+            if open && !data.messages.is_empty() {
                 self.queue.submit(id, Work::Deleted);
                 n += 1;
             }

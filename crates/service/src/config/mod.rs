@@ -36,7 +36,8 @@ pub struct Config {
     pub role_to_recipients: BTreeMap<String, Vec<Recipient>>,
     pub log: LogConfig,
     pub http: HttpConfig,
-    pub review: ReviewConfig,
+    /// In-chat review: present only when `review.enabled = true` and valid.
+    pub review: Option<EnabledReview>,
     pub bridge: BridgeConfig,
     /// Things that work but deserve attention (deprecated keys, overridden tables).
     pub warnings: Vec<String>,
@@ -99,19 +100,28 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub listen_addr: SocketAddr,
-    /// The base URL Mattermost uses to reach this service (buttons, dialogs, slash command).
-    pub public_addr: Option<Url>,
     /// When non-empty, the Mattermost callback routes answer 403 to any other peer.
     pub callback_allowed_sources: Vec<IpNet>,
 }
 
+/// The default `review.user_id_trait`: the Teleport user trait holding a Mattermost user id.
+pub const DEFAULT_USER_ID_TRAIT: &str = "mattermost_user_id";
+
+/// In-chat review as validated: everything it needs is here, so start-up checks nothing again.
 #[derive(Debug, Clone)]
-pub struct ReviewConfig {
-    pub enabled: bool,
+pub struct EnabledReview {
+    /// `http.public_addr`: the base URL Mattermost uses to reach this service.
+    pub public_addr: Url,
+    /// `<public_addr>/mattermost/action`, called by the buttons.
+    pub action_url: Url,
+    /// `<public_addr>/mattermost/dialog`, called by the reason dialogs.
+    pub dialog_url: Url,
+    /// Signs button contexts and dialog states (`review.signing_secret`).
+    pub signing_secret: SecretString,
+    /// `review.command_token`: none means the slash command is refused.
+    pub command_tokens: Vec<SecretString>,
     pub user_id_trait: String,
     pub allow_email_username_match: bool,
-    pub signing_secret: Option<SecretString>,
-    pub command_tokens: Vec<SecretString>,
     pub require_reason: RequireReason,
     pub link_only_roles: Vec<String>,
 }
@@ -232,20 +242,6 @@ impl Config {
             source: "TOML text".into(),
             problems,
         })
-    }
-}
-
-impl ReviewConfig {
-    pub fn disabled() -> Self {
-        Self {
-            enabled: false,
-            user_id_trait: "mattermost_user_id".into(),
-            allow_email_username_match: false,
-            signing_secret: None,
-            command_tokens: Vec::new(),
-            require_reason: RequireReason::Deny,
-            link_only_roles: Vec::new(),
-        }
     }
 }
 

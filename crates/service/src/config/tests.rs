@@ -67,8 +67,7 @@ fn minimal_config_gets_the_upstream_defaults() {
     assert_eq!(c.log.severity, tracing::Level::INFO);
     assert_eq!(c.log.format, LogFormat::Text);
     assert_eq!(c.http.listen_addr.to_string(), "0.0.0.0:8081");
-    assert!(!c.review.enabled);
-    assert_eq!(c.review.user_id_trait, "mattermost_user_id");
+    assert!(c.review.is_none(), "review is off by default");
     assert_eq!(c.bridge.concurrency, 128);
     assert!(c.role_to_recipients.is_empty());
     assert_eq!(c.mattermost.token.expose_secret(), "secret-token");
@@ -230,7 +229,7 @@ fn token_from_file_is_trimmed() {
 fn secrets_never_appear_in_debug_output() {
     let f = Fixture::new();
     let toml = format!(
-        "{}[review]\nsigning_secret = \"0123456789abcdef0123456789abcdef-hmac\"\ncommand_token = [\"cmd-token-a\", \"cmd-token-b\"]\n",
+        "{}[http]\npublic_addr = \"https://tm.example.com\"\n[review]\nenabled = true\nsigning_secret = \"0123456789abcdef0123456789abcdef-hmac\"\ncommand_token = [\"cmd-token-a\", \"cmd-token-b\"]\n",
         f.minimal()
     );
     let c = f.load(&toml).unwrap();
@@ -243,7 +242,7 @@ fn secrets_never_appear_in_debug_output() {
     ] {
         assert!(!dbg.contains(secret), "{secret} leaked into Debug: {dbg}");
     }
-    assert_eq!(c.review.command_tokens.len(), 2);
+    assert_eq!(c.review.expect("review is enabled").command_tokens.len(), 2);
 }
 
 #[test]
@@ -363,6 +362,36 @@ fn review_needs_a_secret_and_a_public_address() {
     );
     let short = format!("{}[review]\nsigning_secret = \"short\"\n", f.minimal());
     has(&f.problems(&short), "shorter than 32 characters");
+}
+
+#[test]
+fn enabled_review_carries_its_secret_callback_urls_and_defaults() {
+    let f = Fixture::new();
+    let toml = format!(
+        "{}[http]\npublic_addr = \"https://tm.example.com:8081\"\n[review]\nenabled = true\nsigning_secret = \"0123456789abcdef0123456789abcdef\"\n",
+        f.minimal()
+    );
+    let r = f.load(&toml).unwrap().review.expect("review is enabled");
+    assert_eq!(r.public_addr.as_str(), "https://tm.example.com:8081/");
+    assert_eq!(
+        r.action_url.as_str(),
+        "https://tm.example.com:8081/mattermost/action"
+    );
+    assert_eq!(
+        r.dialog_url.as_str(),
+        "https://tm.example.com:8081/mattermost/dialog"
+    );
+    assert_eq!(
+        r.signing_secret.expose_secret(),
+        "0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(r.user_id_trait, "mattermost_user_id");
+    assert_eq!(r.require_reason, RequireReason::Deny);
+    assert!(!r.allow_email_username_match);
+    assert!(r.command_tokens.is_empty() && r.link_only_roles.is_empty());
+    // The same keys without `enabled = true`: no review at all.
+    let off = f.load(&toml.replace("enabled = true\n", "")).unwrap();
+    assert!(off.review.is_none());
 }
 
 #[test]

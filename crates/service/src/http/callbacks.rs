@@ -33,8 +33,13 @@ struct Inner {
 }
 
 impl Callbacks {
-    /// `metrics` counts refused callbacks; pass it when review is enabled.
-    pub fn new(enabled: bool, allowed: Vec<IpNet>, metrics: Option<ReviewMetrics>) -> Self {
+    /// Routes that serve once [`Callbacks::set_ready`] is called; `metrics` counts refused
+    /// callbacks.
+    pub fn enabled(allowed: Vec<IpNet>, metrics: ReviewMetrics) -> Self {
+        Self::new(true, allowed, Some(metrics))
+    }
+
+    fn new(enabled: bool, allowed: Vec<IpNet>, metrics: Option<ReviewMetrics>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 enabled,
@@ -55,11 +60,6 @@ impl Callbacks {
         if self.inner.service.set(service).is_err() {
             tracing::warn!("the review service was already set; keeping the first");
         }
-    }
-
-    /// The metric families for refused callbacks (present when review is enabled).
-    pub fn metrics(&self) -> Option<ReviewMetrics> {
-        self.inner.metrics.clone()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -269,7 +269,7 @@ mod tests {
     #[tokio::test]
     async fn routes_answer_503_until_the_service_is_ready() {
         let metrics = Metrics::new();
-        let cb = Callbacks::new(true, vec![], Some(ReviewMetrics::new(&metrics)));
+        let cb = Callbacks::enabled(vec![], ReviewMetrics::new(&metrics));
         for path in [
             "/mattermost/action",
             "/mattermost/dialog",
@@ -291,7 +291,7 @@ mod tests {
             IpNet::parse("10.0.0.0/8").unwrap(),
             IpNet::parse("2001:db8::/32").unwrap(),
         ];
-        let cb = Callbacks::new(true, nets, None);
+        let cb = Callbacks::enabled(nets, ReviewMetrics::new(&Metrics::new()));
         assert_eq!(
             status(&cb, "/mattermost/action", "192.0.2.1:5000").await,
             StatusCode::FORBIDDEN

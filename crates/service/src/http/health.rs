@@ -1,28 +1,11 @@
 //! `/healthz` (the process answers), `/readyz` (the Teleport watch is established) and
 //! `/metrics` (Prometheus text).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::HttpState;
-
-/// Set by the bridge while its watch on Teleport is live; read by `/readyz`.
-#[derive(Clone, Default, Debug)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
 
 pub async fn healthz() -> &'static str {
     "ok\n"

@@ -15,9 +15,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 
 pub use callbacks::Callbacks;
-pub use health::Readiness;
 pub use observe::HttpMetrics;
 
+use crate::health::Readiness;
 use crate::metrics::Metrics;
 
 /// Mattermost callbacks and slash commands are a few KiB; anything bigger is not for us.

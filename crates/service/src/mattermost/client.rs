@@ -25,6 +25,7 @@ use super::retry::{Admission, Pacer, RetryPolicy, Throttled, rate_limit_wait};
 use crate::config::MattermostConfig;
 use crate::metrics::Metrics;
 use crate::route::Recipient;
+use crate::sync;
 
 /// Responses larger than this are cut (and then fail to decode): no API answer we use is
 /// anywhere near it, and a misdirected URL must not fill memory.
@@ -270,10 +271,7 @@ impl MattermostClient {
 
     /// The display name recorded for a channel id during resolution.
     pub(crate) fn channel_display(&self, channel_id: &str) -> Option<String> {
-        self.inner
-            .channel_names
-            .lock()
-            .expect("channel name map poisoned")
+        sync::lock(&self.inner.channel_names)
             .get(channel_id)
             .cloned()
     }

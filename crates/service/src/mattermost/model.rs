@@ -28,6 +28,16 @@ impl Props {
         self.0.get()
     }
 
+    /// The JSON text, moved out without copying.
+    pub fn into_json(self) -> String {
+        Box::<str>::from(self.0).into()
+    }
+
+    /// Takes JSON text as is (checked to be JSON, not re-serialized).
+    pub fn from_json(json: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(json).map(Self)
+    }
+
     /// As a `Value`, for inspection.
     pub fn to_value(&self) -> Value {
         serde_json::from_str(self.0.get()).unwrap_or(Value::Null)

@@ -16,6 +16,7 @@ use super::client::MattermostClient;
 use super::error::{MattermostError, UserKey};
 use super::model::User;
 use crate::route::Recipient;
+use crate::sync;
 
 /// Where a recipient's posts go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         Fut: Future<Output = Result<V, E>>,
     {
         let slot = {
-            let mut slots = self.slots.lock().expect("cache lock poisoned");
+            let mut slots = sync::lock(&self.slots);
             if slots.len() > SWEEP_ABOVE {
                 let ttl = self.ttl;
                 slots.retain(|_, s| s.get().is_none_or(|(_, at)| at.elapsed() < ttl));
@@ -88,7 +89,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 
     pub(crate) fn invalidate(&self, key: &K) {
-        self.slots.lock().expect("cache lock poisoned").remove(key);
+        sync::lock(&self.slots).remove(key);
     }
 }
 
@@ -142,10 +143,7 @@ impl MattermostClient {
                 }
             }
         };
-        self.inner
-            .channel_names
-            .lock()
-            .expect("channel name map poisoned")
+        sync::lock(&self.inner.channel_names)
             .insert(resolved.channel_id.clone(), resolved.display.clone());
         Ok(resolved)
     }

@@ -336,7 +336,7 @@ impl Throttled {
 
 impl Pacer {
     fn with<T>(&self, f: impl FnOnce(&mut PaceState) -> T) -> T {
-        f(&mut self.state.lock().expect("pacer lock poisoned"))
+        f(&mut crate::sync::lock(&self.state))
     }
 
     /// A turn for the call with this fingerprint: now, after a wait of at most `max_wait`, or

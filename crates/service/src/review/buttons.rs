@@ -1,23 +1,32 @@
 //! Button clicks (`POST /mattermost/action`) and reason dialogs (`POST /mattermost/dialog`):
 //! the signature is checked on the raw body before anything else, the click is bound to one
-//! of our request posts, the clicker to one Teleport user, then the review is submitted.
+//! of our request posts (the dialog state to its clicker), then the review pipeline decides.
+
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use url::Url;
 
-use super::CallbackError;
-use super::metrics::Source;
+use super::metrics::{ReviewMetrics, Source};
 use super::outcome::{Outcome, code};
-use super::service::{DIALOG_TTL_SECS, MAX_REASON_CHARS, ReviewService};
-use super::signing::{Action, ButtonContext, DialogState};
-use crate::access::{PluginData, RequestState, Resolution};
+use super::pipeline::{Attempt, Decision, MAX_REASON_CHARS};
+use super::service::LivePipeline;
+use super::{CallbackError, unauthorized};
+use crate::access::{AccessRequest, PluginData};
+use crate::mattermost::MattermostClient;
 use crate::mattermost::integration::{
     DialogSubmission, DialogSubmissionReply, PostActionRequest, PostActionResponse,
 };
 use crate::mattermost::model::{Dialog, DialogElement, OpenDialog};
 use crate::route::PLUGIN_NAME;
+use crate::signing::{Action, ButtonContext, DialogState, SignatureError, Signer};
+use crate::teleport::TeleportClient;
 
-pub(crate) fn unix_now() -> i64 {
+/// How long a reason dialog may stay open before its state is refused.
+pub const DIALOG_TTL_SECS: i64 = 15 * 60;
+
+fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -26,13 +35,6 @@ fn ephemeral(text: String) -> PostActionResponse {
         ephemeral_text: text,
         ..Default::default()
     }
-}
-
-/// Whether a click is on one of the request's posts.
-enum PostCheck {
-    Ours(PluginData),
-    /// Answer the clicker with this instead (request gone, Teleport unreachable, ...).
-    Show(Outcome),
 }
 
 /// The one field read before the signature is checked.
@@ -48,27 +50,30 @@ struct StateOnly {
     state: String,
 }
 
-impl ReviewService {
+/// The button and dialog callbacks.
+pub struct ButtonCallbacks {
+    pub(super) pipeline: Arc<LivePipeline>,
+    /// Reads plugin data, to bind a click to one of the request's posts.
+    pub(super) teleport: TeleportClient,
+    /// Opens reason dialogs.
+    pub(super) mattermost: MattermostClient,
+    pub(super) signer: Signer,
+    /// `<public_addr>/mattermost/dialog`.
+    pub(super) dialog_url: Url,
+    pub(super) metrics: ReviewMetrics,
+}
+
+impl ButtonCallbacks {
     /// Parses only `context` and checks its signature and expiry.
     fn verified_button(&self, body: &[u8], now: i64) -> Result<ButtonContext, CallbackError> {
         let outer: ContextOnly = serde_json::from_slice(body)
             .map_err(|_| CallbackError::BadRequest("the body is not a JSON object".into()))?;
         let ctx: ButtonContext = serde_json::from_value(outer.context)
-            .map_err(|_| self.unauthorized("action", "malformed_context"))?;
+            .map_err(|_| unauthorized(&self.metrics, "action", "malformed_context"))?;
         self.signer
             .verify_button(&ctx, now)
-            .map_err(|e| self.unauthorized("action", signature_reason(&e)))?;
+            .map_err(|e| unauthorized(&self.metrics, "action", signature_reason(&e)))?;
         Ok(ctx)
-    }
-
-    pub(crate) fn unauthorized(&self, route: &str, reason: &'static str) -> CallbackError {
-        self.metrics.refused(route, reason);
-        tracing::warn!(
-            http.route = route,
-            reason,
-            "refused an unauthenticated Mattermost callback (bad or expired signature, wrong token, or another user's dialog)"
-        );
-        CallbackError::Unauthorized
     }
 
     /// A button click. Answers with an ephemeral text, or `{}` after opening the dialog;
@@ -82,47 +87,35 @@ impl ReviewService {
                 "the click has no user_id or post_id".into(),
             ));
         }
-        let data = match self.bound_post(&ctx, &click).await? {
-            PostCheck::Ours(data) => data,
-            PostCheck::Show(outcome) => return Ok(self.refuse(Source::Button, outcome)),
+        if let Some(outcome) = self.bound_post(&ctx, &click).await? {
+            self.metrics.review(Source::Button, outcome.label());
+            return Ok(ephemeral(outcome.text()));
+        }
+        let attempt = Attempt {
+            chat_user_id: click.user_id.clone(),
+            request_id: ctx.request_id.clone(),
+            action: ctx.action,
+            reason: String::new(),
+            source: Source::Button,
         };
-        if let Some(outcome) = resolved(data.resolution) {
-            return Ok(self.refuse(Source::Button, outcome));
+        match self.pipeline.decide(&attempt).await {
+            Decision::Done(outcome) => Ok(ephemeral(outcome.text())),
+            Decision::NeedsReason {
+                request, author, ..
+            } => Ok(self
+                .open_reason_dialog(&ctx, &click, &request, &author)
+                .await),
         }
-        if let Some(outcome) =
-            self.in_teleport_only(&ctx.request_id, &data.roles, false, ctx.action)
-        {
-            return Ok(self.refuse(Source::Button, outcome));
-        }
-        let author = match self.identify(&click.user_id).await {
-            Ok(a) => a,
-            Err(outcome) => return Ok(self.refuse(Source::Button, outcome)),
-        };
-        if author == data.user {
-            return Ok(self.refuse(Source::Button, Outcome::SelfReview));
-        }
-        if self.reason_required(ctx.action) {
-            return Ok(self.open_reason_dialog(&ctx, &click, &data, &author).await);
-        }
-        let outcome = self
-            .submit(Source::Button, &ctx.request_id, &author, ctx.action, "")
-            .await;
-        Ok(ephemeral(outcome.text()))
     }
 
-    fn refuse(&self, source: Source, outcome: Outcome) -> PostActionResponse {
-        self.record(source, &outcome);
-        ephemeral(outcome.text())
-    }
-
-    /// The request's plugin data, once the clicked post is known to be one of its root
-    /// posts. The context binds the channel; the post id comes from Mattermost, so together
-    /// they name exactly one of our posts.
+    /// `None` once the clicked post is known to be one of the request's root posts; else
+    /// the outcome to answer with (plugin data gone or unreadable). The context binds the
+    /// channel; the post id comes from Mattermost, so together they name exactly one post.
     async fn bound_post(
         &self,
         ctx: &ButtonContext,
         click: &PostActionRequest,
-    ) -> Result<PostCheck, CallbackError> {
+    ) -> Result<Option<Outcome>, CallbackError> {
         let raw = match self
             .teleport
             .get_plugin_data(PLUGIN_NAME, &ctx.request_id)
@@ -130,18 +123,18 @@ impl ReviewService {
         {
             Ok(Some(raw)) => raw,
             // Plugin data outlives its request by an hour, then it is gone too.
-            Ok(None) => return Ok(PostCheck::Show(Outcome::Gone)),
-            Err(e) if e.is_retryable() => return Ok(PostCheck::Show(Outcome::Unavailable)),
+            Ok(None) => return Ok(Some(Outcome::Gone)),
+            Err(e) if e.is_transient() => return Ok(Some(Outcome::Unavailable)),
             Err(e) => {
                 tracing::warn!(request_id = %ctx.request_id, error = %e, "reading plugin data for a click failed");
-                return Ok(PostCheck::Show(Outcome::Failed(e.message().to_string())));
+                return Ok(Some(Outcome::Failed(e.message().to_string())));
             }
         };
         let data = match PluginData::decode(&raw) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(request_id = %ctx.request_id, error = %e, "plugin data of a clicked request is unreadable");
-                return Ok(PostCheck::Show(Outcome::Failed(
+                return Ok(Some(Outcome::Failed(
                     "the service cannot read its records of this request".into(),
                 )));
             }
@@ -162,17 +155,17 @@ impl ReviewService {
                 "this button does not belong to the request's post",
             ));
         }
-        Ok(PostCheck::Ours(data))
+        Ok(None)
     }
 
     async fn open_reason_dialog(
         &self,
         ctx: &ButtonContext,
         click: &PostActionRequest,
-        data: &PluginData,
+        request: &AccessRequest,
         author: &str,
     ) -> PostActionResponse {
-        let required = self.reason_required(ctx.action);
+        let required = self.pipeline.policy().reason_required(ctx.action);
         let state = self.signer.dialog(
             &ctx.request_id,
             ctx.action,
@@ -184,7 +177,7 @@ impl ReviewService {
             Action::Approve => ("Approve access request", "Approve"),
             Action::Deny => ("Deny access request", "Deny"),
         };
-        let roles = data.roles.iter().map(|r| code(r)).collect::<Vec<_>>();
+        let roles = request.roles.iter().map(|r| code(r)).collect::<Vec<_>>();
         let open = OpenDialog {
             trigger_id: click.trigger_id.clone(),
             url: self.dialog_url.to_string(),
@@ -194,7 +187,7 @@ impl ReviewService {
                 introduction_text: format!(
                     "Request {} by {} for {}. Your review is submitted as Teleport user {}; Teleport checks your rights.",
                     code(&ctx.request_id),
-                    code(&data.user),
+                    code(&request.user),
                     roles.join(", "),
                     code(author)
                 ),
@@ -235,15 +228,15 @@ impl ReviewService {
         let outer: StateOnly = serde_json::from_slice(body)
             .map_err(|_| CallbackError::BadRequest("the body is not a JSON object".into()))?;
         let state: DialogState = serde_json::from_str(&outer.state)
-            .map_err(|_| self.unauthorized("dialog", "malformed_state"))?;
+            .map_err(|_| unauthorized(&self.metrics, "dialog", "malformed_state"))?;
         self.signer
             .verify_dialog(&state, unix_now())
-            .map_err(|e| self.unauthorized("dialog", signature_reason(&e)))?;
+            .map_err(|e| unauthorized(&self.metrics, "dialog", signature_reason(&e)))?;
         let sub: DialogSubmission = serde_json::from_slice(body)
             .map_err(|e| CallbackError::BadRequest(format!("unexpected dialog submission: {e}")))?;
         // The state is visible to the browser: it only counts for the user it was made for.
         if sub.user_id != state.user_id {
-            return Err(self.unauthorized("dialog", "other_user"));
+            return Err(unauthorized(&self.metrics, "dialog", "other_user"));
         }
         if sub.cancelled {
             return Ok(DialogSubmissionReply::default());
@@ -255,52 +248,27 @@ impl ReviewService {
             .unwrap_or("")
             .trim()
             .to_string();
-        if let Some(problem) = self.reason_problem(state.action, &reason) {
-            let mut errors = Map::new();
-            errors.insert("reason".into(), Value::String(problem));
-            return Ok(DialogSubmissionReply {
-                errors,
-                ..Default::default()
-            });
-        }
-        let author = match self.identify(&state.user_id).await {
-            Ok(a) => a,
-            Err(outcome) => {
-                self.record(Source::Dialog, &outcome);
-                return Ok(dialog_error(outcome.text()));
-            }
+        let attempt = Attempt {
+            chat_user_id: state.user_id,
+            request_id: state.request_id,
+            action: state.action,
+            reason,
+            source: Source::Dialog,
         };
-        let outcome = self
-            .submit(
-                Source::Dialog,
-                &state.request_id,
-                &author,
-                state.action,
-                &reason,
-            )
-            .await;
-        if outcome.is_success() {
-            Ok(DialogSubmissionReply::default())
-        } else {
-            Ok(dialog_error(outcome.text()))
-        }
-    }
-
-    /// What is wrong with a reason under `review.require_reason`, if anything.
-    pub fn reason_problem(&self, action: Action, reason: &str) -> Option<String> {
-        if reason.is_empty() && self.reason_required(action) {
-            return Some(format!(
-                "A reason is required to {} this request.",
-                action.as_str()
-            ));
-        }
-        let n = reason.chars().count();
-        (n > MAX_REASON_CHARS).then(|| {
-            format!("The reason has {n} characters; at most {MAX_REASON_CHARS} are allowed.")
+        Ok(match self.pipeline.decide(&attempt).await {
+            Decision::Done(outcome) if outcome.is_success() => DialogSubmissionReply::default(),
+            Decision::Done(outcome) => dialog_error(outcome.text()),
+            Decision::NeedsReason { problem, .. } => {
+                let mut errors = Map::new();
+                errors.insert("reason".into(), Value::String(problem));
+                DialogSubmissionReply {
+                    errors,
+                    ..Default::default()
+                }
+            }
         })
     }
 }
-
 fn dialog_error(text: String) -> DialogSubmissionReply {
     DialogSubmissionReply {
         error: Some(text),
@@ -308,22 +276,10 @@ fn dialog_error(text: String) -> DialogSubmissionReply {
     }
 }
 
-/// What plugin data says about a request that no longer takes reviews.
-fn resolved(r: Resolution) -> Option<Outcome> {
-    let state = match r {
-        Resolution::Unresolved => return None,
-        Resolution::Expired => return Some(Outcome::Gone),
-        Resolution::Approved => RequestState::Approved,
-        Resolution::Denied => RequestState::Denied,
-        Resolution::Promoted => RequestState::Promoted,
-    };
-    Some(Outcome::Resolved { state })
-}
-
-fn signature_reason(e: &super::signing::SignatureError) -> &'static str {
+fn signature_reason(e: &SignatureError) -> &'static str {
     match e {
-        super::signing::SignatureError::Malformed(_) => "malformed_signature",
-        super::signing::SignatureError::BadSignature => "bad_signature",
-        super::signing::SignatureError::Expired => "expired",
+        SignatureError::Malformed(_) => "malformed_signature",
+        SignatureError::BadSignature => "bad_signature",
+        SignatureError::Expired => "expired",
     }
 }

@@ -3,9 +3,10 @@
 
 use std::fmt;
 
+use super::pipeline::MAX_REASON_CHARS;
+
 /// Shortest request id prefix accepted, so a typo does not match some random request.
 pub const MIN_PREFIX: usize = 4;
-const MAX_REASON_CHARS: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {

@@ -1,6 +1,7 @@
 //! Who clicked: a Mattermost user id is bound to exactly one Teleport user through a user
 //! trait (default `mattermost_user_id`), looked up in a briefly cached index of all users, or
-//! by e-mail = Teleport user name when the admin explicitly allows it.
+//! by e-mail = Teleport user name when the admin explicitly allows it. [`TeleportDirectory`]
+//! is the review pipeline's directory port over both clients.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,8 +10,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::outcome::Outcome;
+use super::ports::Directory;
 use crate::access::User;
-use crate::teleport::TeleportError;
+use crate::mattermost::MattermostClient;
+use crate::sync;
+use crate::teleport::{TeleportClient, TeleportError};
 
 /// How long a listing of users answers lookups; a removed trait stops working within this.
 pub const INDEX_TTL: Duration = Duration::from_secs(60);
@@ -128,10 +133,7 @@ impl UserIndex {
     }
 
     fn cached(&self) -> Option<Arc<Snapshot>> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        sync::read(&self.current).clone()
     }
 
     /// A snapshot good enough to look up `chat_user_id`, listing users with `list` when the
@@ -170,8 +172,86 @@ impl UserIndex {
             bound = fresh.by_chat_id.len(),
             "loaded the Teleport user index"
         );
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh.clone());
+        *sync::write(&self.current) = Some(fresh.clone());
         Ok(fresh)
+    }
+}
+
+/// The directory in production: the trait index over Teleport's users, then, when
+/// `review.allow_email_username_match` allows it, the clicker's Mattermost e-mail.
+pub struct TeleportDirectory {
+    index: UserIndex,
+    teleport: TeleportClient,
+    mattermost: MattermostClient,
+    allow_email: bool,
+}
+
+impl TeleportDirectory {
+    pub fn new(
+        teleport: TeleportClient,
+        mattermost: MattermostClient,
+        trait_name: &str,
+        allow_email: bool,
+    ) -> Self {
+        Self {
+            index: UserIndex::new(trait_name),
+            teleport,
+            mattermost,
+            allow_email,
+        }
+    }
+
+    async fn by_email(&self, snapshot: &Snapshot, chat_user_id: &str) -> Result<Binding, Outcome> {
+        match self.mattermost.user_by_id(chat_user_id).await {
+            Ok(u) if u.is_bot || u.delete_at != 0 => Ok(Binding::Unlinked),
+            Ok(u) => Ok(snapshot.by_email(&u.email, chat_user_id)),
+            Err(e) if e.is_transient() => Err(Outcome::Unavailable),
+            Err(e) => {
+                tracing::warn!(mattermost.user_id = %chat_user_id, error = %e, "looking up a reviewer's e-mail in Mattermost failed");
+                Ok(Binding::Unlinked)
+            }
+        }
+    }
+}
+
+impl Directory for TeleportDirectory {
+    async fn identify(&self, chat_user_id: &str) -> Result<String, Outcome> {
+        let teleport = &self.teleport;
+        let snapshot = self
+            .index
+            .snapshot(chat_user_id, || teleport.list_users())
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "listing Teleport users to identify a reviewer failed");
+                if e.is_transient() {
+                    Outcome::Unavailable
+                } else {
+                    Outcome::Failed(format!(
+                        "the service cannot list Teleport users ({}); ask an admin to give its role `list` and `read` on `user`",
+                        e.message()
+                    ))
+                }
+            })?;
+        let binding = match snapshot.by_trait(chat_user_id) {
+            Binding::Unlinked if self.allow_email => self.by_email(&snapshot, chat_user_id).await?,
+            b => b,
+        };
+        let trait_name = self.index.trait_name();
+        match binding {
+            Binding::User(name) => Ok(name),
+            Binding::Unlinked => Err(Outcome::Unlinked {
+                chat_user_id: chat_user_id.to_string(),
+                trait_name: trait_name.to_string(),
+                email_allowed: self.allow_email,
+            }),
+            Binding::Ambiguous(users) => {
+                tracing::warn!(mattermost.user_id = %chat_user_id, teleport.users = ?users, "several Teleport users carry the same Mattermost user id; refusing the review");
+                Err(Outcome::Ambiguous {
+                    users,
+                    trait_name: trait_name.to_string(),
+                })
+            }
+        }
     }
 }
 
@@ -321,7 +401,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(err.is_retryable());
+        assert!(err.is_transient());
         let calls = AtomicUsize::new(0);
         assert_eq!(
             lookup(&index, "mm-a", &calls).await,

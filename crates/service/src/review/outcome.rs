@@ -3,9 +3,9 @@
 
 use url::Url;
 
-use super::signing::Action;
 use crate::access::{AccessRequest, RequestState};
 use crate::mattermost::render::escape::inline;
+use crate::signing::Action;
 use crate::teleport::TeleportError;
 
 /// Teleport's text for a second review by the same person (its plugins match this suffix).
@@ -204,7 +204,7 @@ pub fn classify(
     author: &str,
     current: Option<Option<&AccessRequest>>,
 ) -> Outcome {
-    if err.is_retryable() {
+    if err.is_transient() {
         return Outcome::Unavailable;
     }
     if matches!(err, TeleportError::PermissionDenied(m) if m.contains(ALREADY_REVIEWED)) {

@@ -2,23 +2,25 @@
 //! constant time before anything else is read, then `help`, `pending`, `show`, `approve`,
 //! `deny` and `explain` answer with a message only the caller sees.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
-use time::format_description::well_known::Rfc3339;
 
-use super::CallbackError;
 use super::command::{Command, USAGE};
-use super::metrics::Source;
+use super::metrics::{ReviewMetrics, Source};
 use super::outcome::{Outcome, code, progress};
-use super::service::ReviewService;
-use super::signing::Action;
+use super::pipeline::{Attempt, Decision};
+use super::service::LivePipeline;
+use super::{CallbackError, unauthorized};
 use crate::access::{AccessRequest, PluginData, RequestState};
 use crate::mattermost::integration::{CommandRequest, CommandResponse};
 use crate::mattermost::render::{REASON_LIMIT, markdown_escape};
-use crate::route::{Env, PLUGIN_NAME};
-use crate::teleport::RequestFilter;
+use crate::route::{Env, PLUGIN_NAME, Routing};
+use crate::signing::Action;
+use crate::teleport::{RequestFilter, TeleportClient};
 
 /// Requests listed by `pending` at most; the rest are counted.
 const PENDING_SHOWN: usize = 20;
@@ -54,29 +56,39 @@ fn reply(text: impl Into<String>) -> CommandResponse {
     }
 }
 
-impl ReviewService {
+/// The `/teleport` command.
+pub struct SlashCommand {
+    pub(super) pipeline: Arc<LivePipeline>,
+    /// Lists and reads requests for `pending`, `show`, `explain` and id prefixes.
+    pub(super) teleport: TeleportClient,
+    /// `review.command_token`.
+    pub(super) tokens: Vec<SecretString>,
+    /// `review.user_id_trait`, named by `help`.
+    pub(super) user_id_trait: String,
+    /// The bridge's routing (live rule cache), for `explain`.
+    pub(super) routing: Arc<Routing>,
+    pub(super) metrics: ReviewMetrics,
+}
+
+impl SlashCommand {
     /// Checks the command token from `Authorization: Token <t>` or, without that header, the
     /// form field `token`, against every configured token. Nothing else is parsed before.
-    pub fn authorize_command(
-        &self,
-        authorization: Option<&str>,
-        form: &[u8],
-    ) -> Result<(), CallbackError> {
+    pub fn authorize(&self, authorization: Option<&str>, form: &[u8]) -> Result<(), CallbackError> {
         let presented = match authorization.and_then(|h| h.strip_prefix("Token ")) {
             Some(t) => t.trim().to_string(),
             None => serde_urlencoded::from_bytes::<TokenOnly>(form)
                 .map(|t| t.token)
                 .unwrap_or_default(),
         };
-        if token_matches(&self.config.command_tokens, &presented) {
+        if token_matches(&self.tokens, &presented) {
             Ok(())
         } else {
-            Err(self.unauthorized("command", "bad_token"))
+            Err(unauthorized(&self.metrics, "command", "bad_token"))
         }
     }
 
     /// Runs an authorized command.
-    pub async fn on_command(&self, req: &CommandRequest) -> CommandResponse {
+    pub async fn run(&self, req: &CommandRequest) -> CommandResponse {
         let cmd = match Command::parse(&req.text) {
             Ok(c) => c,
             Err(usage) => return reply(usage.to_string()),
@@ -84,7 +96,7 @@ impl ReviewService {
         match cmd {
             Command::Help => reply(format!(
                 "{USAGE}\nReviews are submitted as your Teleport user (the one whose trait {} holds your Mattermost user id); Teleport decides whether you may review.",
-                code(&self.config.user_id_trait)
+                code(&self.user_id_trait)
             )),
             Command::Pending => self.pending(&req.user_id).await,
             Command::Show(id) => self.show(&req.user_id, &id).await,
@@ -105,7 +117,8 @@ impl ReviewService {
         let unavailable = |_| Outcome::Unavailable.text();
         if prefix.len() == FULL_ID_LEN {
             return self
-                .request(prefix)
+                .teleport
+                .get_access_request(prefix)
                 .await
                 .map_err(unavailable)?
                 .ok_or_else(|| {
@@ -146,6 +159,7 @@ impl ReviewService {
         }
     }
 
+    /// `approve`/`deny`: the prefix names the request, then the pipeline decides.
     async fn review_command(
         &self,
         user_id: &str,
@@ -157,45 +171,28 @@ impl ReviewService {
             Ok(r) => r,
             Err(text) => return reply(text),
         };
-        let refuse = |outcome: Outcome| {
-            self.record(Source::Command, &outcome);
-            reply(outcome.text())
+        let attempt = Attempt {
+            chat_user_id: user_id.to_string(),
+            request_id: request.id,
+            action,
+            reason: reason.trim().to_string(),
+            source: Source::Command,
         };
-        if let Some(o) =
-            self.in_teleport_only(&request.id, &request.roles, request.is_long_term(), action)
-        {
-            return refuse(o);
-        }
-        if let Some(problem) = self.reason_problem(action, reason) {
-            return reply(format!(
+        match self.pipeline.decide(&attempt).await {
+            Decision::Done(outcome) => reply(outcome.text()),
+            Decision::NeedsReason { problem, .. } => reply(format!(
                 "{problem} Write it after the id: {}",
                 code(&format!(
                     "/teleport {} {} <reason>",
                     action.as_str(),
-                    request.id
+                    attempt.request_id
                 ))
-            ));
+            )),
         }
-        let author = match self.identify(user_id).await {
-            Ok(a) => a,
-            Err(o) => return refuse(o),
-        };
-        if request.state.is_resolved() {
-            return refuse(Outcome::Resolved {
-                state: request.state,
-            });
-        }
-        if request.user == author {
-            return refuse(Outcome::SelfReview);
-        }
-        let outcome = self
-            .submit(Source::Command, &request.id, &author, action, reason)
-            .await;
-        reply(outcome.text())
     }
 
     async fn pending(&self, user_id: &str) -> CommandResponse {
-        let author = match self.identify(user_id).await {
+        let author = match self.pipeline.identify(user_id).await {
             Ok(a) => a,
             Err(o) => return reply(o.text()),
         };
@@ -232,6 +229,8 @@ impl ReviewService {
                 progress(r)
             );
             if self
+                .pipeline
+                .policy()
                 .in_teleport_only(&r.id, &r.roles, r.is_long_term(), Action::Approve)
                 .is_some()
             {
@@ -250,7 +249,7 @@ impl ReviewService {
     }
 
     async fn show(&self, user_id: &str, prefix: &str) -> CommandResponse {
-        if let Err(o) = self.identify(user_id).await {
+        if let Err(o) = self.pipeline.identify(user_id).await {
             return reply(o.text());
         }
         let r = match self.find(prefix).await {
@@ -292,7 +291,12 @@ impl ReviewService {
             ));
         }
         if !r.state.is_resolved() {
-            match self.in_teleport_only(&r.id, &r.roles, r.is_long_term(), Action::Approve) {
+            match self.pipeline.policy().in_teleport_only(
+                &r.id,
+                &r.roles,
+                r.is_long_term(),
+                Action::Approve,
+            ) {
                 Some(o) => lines.push(o.text()),
                 None => lines.push(format!(
                     "Review with {} or {}.",
@@ -305,14 +309,14 @@ impl ReviewService {
     }
 
     async fn explain(&self, user_id: &str, prefix: &str) -> CommandResponse {
-        if let Err(o) = self.identify(user_id).await {
+        if let Err(o) = self.pipeline.identify(user_id).await {
             return reply(o.text());
         }
         let r = match self.find(prefix).await {
             Ok(r) => r,
             Err(text) => return reply(text),
         };
-        let routed = self.routing.recipients(&env_of(&r));
+        let routed = self.routing.recipients(&Env::from(&r));
         let mut lines = vec![format!(
             "**Who was notified about** {}, and why:",
             code(&r.id)
@@ -334,23 +338,6 @@ impl ReviewService {
             lines.push(format!("Posts made for it: {}.", d.messages.len()));
         }
         reply(lines.join("\n"))
-    }
-}
-
-/// What routing conditions see of a request (the same fields the bridge routes with).
-fn env_of(r: &AccessRequest) -> Env {
-    let rfc3339 = |t: Option<time::OffsetDateTime>| {
-        t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
-    };
-    Env {
-        user: r.user.clone(),
-        roles: r.roles.clone(),
-        suggested_reviewers: r.suggested_reviewers.clone(),
-        system_annotations: r.system_annotations.clone(),
-        request_reason: r.request_reason.clone(),
-        creation_time: rfc3339(r.created),
-        expiry: rfc3339(r.expires),
-        plugin_name: PLUGIN_NAME.into(),
     }
 }
 

@@ -2,10 +2,11 @@
 //! from the watch stream (PUT replaces, DELETE removes) and filled by a list at start-up.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock};
 
 use super::predicate::{Env, Predicate, PredicateError};
 use super::recipient::Recipient;
+use crate::sync;
 
 /// The notification name that addresses a rule to us (upstream's plugin name).
 pub const PLUGIN_NAME: &str = "mattermost";
@@ -40,7 +41,7 @@ impl RuleCache {
         let name = rule.name.clone();
         let ours =
             rule.notification_name == PLUGIN_NAME && rule.subjects.iter().any(|s| s == SUBJECT);
-        let mut rules = self.rules.write().unwrap_or_else(|e| e.into_inner());
+        let mut rules = sync::write(&self.rules);
         if !ours {
             rules.remove(&name);
             return;
@@ -49,10 +50,7 @@ impl RuleCache {
     }
 
     pub fn delete(&self, name: &str) {
-        self.rules
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        sync::write(&self.rules).remove(name);
     }
 
     /// Replaces the whole cache (the list after a (re)connect).
@@ -61,12 +59,15 @@ impl RuleCache {
         for r in rules {
             fresh.put(r);
         }
-        let fresh = fresh.rules.into_inner().unwrap_or_else(|e| e.into_inner());
-        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        let fresh = fresh
+            .rules
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        *sync::write(&self.rules) = fresh;
     }
 
     pub fn len(&self) -> usize {
-        self.rules.read().unwrap_or_else(|e| e.into_inner()).len()
+        sync::read(&self.rules).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -75,7 +76,7 @@ impl RuleCache {
 
     /// The rules whose condition holds for `env`, with their recipients.
     pub fn matching(&self, env: &Env) -> Vec<(String, Vec<Recipient>)> {
-        let rules = self.rules.read().unwrap_or_else(|e| e.into_inner());
+        let rules = sync::read(&self.rules);
         let mut out = Vec::new();
         for (name, rule) in rules.iter() {
             let matched = match &rule.predicate {

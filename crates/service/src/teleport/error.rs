@@ -1,5 +1,5 @@
 //! `TeleportError`: what a caller of the Teleport client branches on, mapped from gRPC
-//! status codes the way Teleport's `trace` package maps them (spec §4.3), with the server's
+//! status codes the way Teleport's `trace` package maps them, with the server's
 //! message kept verbatim.
 
 use std::error::Error as _;
@@ -33,9 +33,40 @@ pub enum TeleportError {
 }
 
 impl TeleportError {
-    /// True for errors a later attempt may not hit (connection problems, timeouts).
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::ConnectionProblem(_))
+    /// The service's one rule for "would the same call, made again later, likely succeed
+    /// without anyone changing anything?" — used by start-up, the watch, the bridge's
+    /// plugin-data port and the review flow alike.
+    ///
+    /// Transient: connection problems (`Unavailable`, a broken transport, our own timeout),
+    /// and the codes a healthy-but-busy or restarting Teleport answers with:
+    /// `DeadlineExceeded` (the server gave up within the deadline we sent), `Cancelled` (the
+    /// server cancelled the call, e.g. while shutting down), `ResourceExhausted` (rate
+    /// limit), `Aborted`, and `Unknown`/`Internal` (what Teleport ends streams and backend
+    /// hiccups with on restarts and cache re-initialisation). Waiting is the fix for all.
+    ///
+    /// Permanent: everything that needs someone to act or describes the data itself —
+    /// `NotFound`, `AlreadyExists`, `PermissionDenied`, `InvalidArgument`, `Unimplemented`,
+    /// `Unauthenticated`, `OutOfRange`, `DataLoss` — and `FailedPrecondition`
+    /// ([`TeleportError::CompareFailed`]): a compare-and-swap conflict is not cured by
+    /// repeating the same write; the caller re-reads first.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::ConnectionProblem(_) => true,
+            Self::Other { code, .. } => matches!(
+                code,
+                Code::DeadlineExceeded
+                    | Code::Cancelled
+                    | Code::ResourceExhausted
+                    | Code::Aborted
+                    | Code::Unknown
+                    | Code::Internal
+            ),
+            Self::NotFound(_)
+            | Self::AlreadyExists(_)
+            | Self::PermissionDenied(_)
+            | Self::CompareFailed(_)
+            | Self::BadParameter(_) => false,
+        }
     }
 
     /// The server's message (or ours for local failures), without the category prefix.
@@ -134,8 +165,41 @@ mod tests {
             assert!(format!("{e:?}").starts_with(want), "{code:?} -> {e:?}");
             assert_eq!(e.message(), "server text");
         }
-        assert!(TeleportError::from(tonic::Status::unavailable("x")).is_retryable());
-        assert!(!TeleportError::from(tonic::Status::permission_denied("x")).is_retryable());
+    }
+
+    #[test]
+    fn every_grpc_code_is_classified_transient_or_permanent() {
+        let transient = [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Cancelled,
+            Code::ResourceExhausted,
+            Code::Aborted,
+            Code::Unknown,
+            Code::Internal,
+        ];
+        let permanent = [
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::FailedPrecondition,
+            Code::InvalidArgument,
+            Code::Unimplemented,
+            Code::Unauthenticated,
+            Code::OutOfRange,
+            Code::DataLoss,
+        ];
+        for code in transient {
+            let e = TeleportError::from(tonic::Status::new(code, "server text"));
+            assert!(e.is_transient(), "{code:?} -> {e:?} should be transient");
+        }
+        for code in permanent {
+            let e = TeleportError::from(tonic::Status::new(code, "server text"));
+            assert!(!e.is_transient(), "{code:?} -> {e:?} should be permanent");
+        }
+        // Every code but Ok is in one list or the other.
+        assert_eq!(transient.len() + permanent.len(), 16);
+        assert!(TeleportError::timeout("Ping", Duration::from_secs(1)).is_transient());
     }
 
     #[test]
@@ -143,6 +207,6 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
         let s = tonic::Status::from_error(Box::new(io));
         let e = TeleportError::from(s);
-        assert!(e.is_retryable(), "{e:?}");
+        assert!(e.is_transient(), "{e:?}");
     }
 }

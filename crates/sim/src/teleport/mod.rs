@@ -38,7 +38,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use teleport_mattermost::access::cas::RawData;
+use teleport_mattermost::access::RawData;
 use teleport_mattermost::access::{AccessMonitoringRule, AccessRequest, RequestState, User};
 use teleport_mattermost::teleport::NewReview;
 use teleport_mattermost::teleport::client::review_submission;

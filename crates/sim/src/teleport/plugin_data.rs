@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 use tonic::Status;
 
-use teleport_mattermost::access::KIND_ACCESS_REQUEST;
-use teleport_mattermost::access::cas::{RawData, apply_update, expectation_failed_message};
+use teleport_mattermost::access::{KIND_ACCESS_REQUEST, RawData};
 use teleport_mattermost::teleport::convert;
 use teleport_mattermost::teleport::wire::types;
 
@@ -137,4 +136,38 @@ impl PluginDataTable {
             self.items.remove(id);
         }
     }
+}
+
+/// Teleport's server-side update rule (`PluginDataV3.Update` with `checkExpectations`):
+/// check `expect` key by key against the current entry (`""` = absent; with no entry every
+/// expected value must be `""`), then apply `set` (`""` deletes). Returns the new entry
+/// (`None` when it ended up empty) or the first key whose expectation failed.
+pub fn apply_update(
+    current: Option<&RawData>,
+    set: &RawData,
+    expect: &RawData,
+) -> Result<Option<RawData>, String> {
+    for (k, want) in expect {
+        let have = current
+            .and_then(|c| c.get(k))
+            .map(String::as_str)
+            .unwrap_or("");
+        if have != want {
+            return Err(k.clone());
+        }
+    }
+    let mut next = current.cloned().unwrap_or_default();
+    for (k, v) in set {
+        if v.is_empty() {
+            next.remove(k);
+        } else {
+            next.insert(k.clone(), v.clone());
+        }
+    }
+    Ok((!next.is_empty()).then_some(next))
+}
+
+/// The text Teleport uses for a failed expectation.
+pub fn expectation_failed_message(key: &str) -> String {
+    format!("expectations not met for field {key:?}")
 }

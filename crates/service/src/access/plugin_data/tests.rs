@@ -164,6 +164,20 @@ fn legacy_single_message_keys_are_read_as_the_first_message() {
 }
 
 #[test]
+fn a_legacy_pair_left_beside_the_messages_it_was_written_into_is_counted_once() {
+    let first = PluginData::decode(&map(&[("channel_id", "C0"), ("timestamp", "P0")])).unwrap();
+    // A read-modify-write keeps the legacy keys (they are never written) and now also lists
+    // the pair in `messages`; reading that back must not grow the list.
+    let mut stored = map(&[("channel_id", "C0"), ("timestamp", "P0")]);
+    stored.extend(non_empty(&first.encode()));
+    for _ in 0..3 {
+        let again = PluginData::decode(&stored).unwrap();
+        assert_eq!(again.messages, first.messages);
+        stored.extend(non_empty(&again.encode()));
+    }
+}
+
+#[test]
 fn json_values_are_escaped_like_go() {
     let data = PluginData {
         system_annotations: BTreeMap::from([(

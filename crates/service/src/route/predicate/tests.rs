@@ -161,3 +161,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_environment_of_a_request_carries_what_conditions_read() {
+    use time::macros::datetime;
+    let r = crate::access::AccessRequest {
+        user: "alice".into(),
+        roles: vec!["editor".into()],
+        suggested_reviewers: vec!["bob".into()],
+        system_annotations: BTreeMap::from([("team".into(), vec!["db".into()])]),
+        request_reason: "oncall".into(),
+        created: Some(datetime!(2026-03-02 14:00 UTC)),
+        ..Default::default()
+    };
+    let env = Env::from(&r);
+    assert_eq!(env.user, "alice");
+    assert_eq!(env.creation_time, "2026-03-02T14:00:00Z");
+    assert_eq!(env.expiry, "", "unset times are empty");
+    assert_eq!(env.plugin_name, "mattermost");
+    let p = Predicate::parse(
+        r#"contains(access_request.spec.roles, "editor") && contains(access_request.spec.system_annotations["team"], "db") && plugin.spec.name == "mattermost""#,
+    )
+    .unwrap();
+    assert!(p.matches(&env).unwrap());
+}

@@ -16,6 +16,7 @@ use super::error::{DialError, Peer, explain_tls};
 use super::upgrade::{self, UPGRADE_PATH};
 use super::web::{ProxyInfo, Web, connect_tcp};
 use super::{ConnectPath, ProxyOptions};
+use crate::sync;
 use crate::teleport::connect::{BoxedIo, DialFuture, Dialer, tls_handshake};
 
 /// A [`Dialer`] that chooses its path on first use (see the module docs).
@@ -95,7 +96,7 @@ impl Dialer for AutoDialer {
 
 impl Inner {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        sync::lock(&self.state)
     }
 
     fn web(&self) -> Result<Arc<Web>, String> {

@@ -1,0 +1,205 @@
+//! The processor's plugin-data writes, all compare-and-swap through the [`Store`] port:
+//! take the claim (or see that another replica holds it), renew it before each batch of
+//! Mattermost writes, and record progress with the claim kept or released.
+
+use super::{BUSY_WAIT, FRESH, Held, Processor, retry, target};
+use crate::access::{PluginData, RawData, Resolution};
+use crate::bridge::claim::{self, Claim, Phase};
+use crate::bridge::ports::{Chat, PortError, Store};
+use crate::bridge::queue::Outcome;
+use crate::bridge::render::Renderer;
+use crate::bridge::work::{Work, reviews};
+
+fn encode(data: &PluginData, claim: Option<&Claim>) -> RawData {
+    let mut m = data.encode();
+    m.insert(
+        claim::KEY.into(),
+        claim.map(Claim::encode).unwrap_or_default(),
+    );
+    m
+}
+
+/// `Expect` for a write of `set` over `stored`: the values exactly as read (not re-encoded,
+/// so data written by the Go plugin with other formatting still compares equal), and ""
+/// for keys we add.
+fn as_stored(stored: &RawData, set: &RawData) -> RawData {
+    let mut expect = stored.clone();
+    for k in set.keys() {
+        expect.entry(k.clone()).or_default();
+    }
+    expect
+}
+
+/// Plugin data as first written for a new request (upstream keys, from the request).
+fn initial_data(work: &Work) -> Option<PluginData> {
+    let Work::Put(r, _) = work else { return None };
+    Some(PluginData {
+        user: r.user.clone(),
+        roles: r.roles.clone(),
+        resources: r.resources.iter().map(ToString::to_string).collect(),
+        request_reason: r.request_reason.clone(),
+        system_annotations: r.system_annotations.clone(),
+        suggested_reviewers: r.suggested_reviewers.clone(),
+        max_duration: r.max_duration,
+        ..PluginData::default()
+    })
+}
+
+/// Whether `data` lags behind `work` (something to post or update).
+fn behind(work: &Work, data: &PluginData) -> bool {
+    if data.resolution != Resolution::Unresolved {
+        // A resolved request is final: repeated events and a later deletion are no-ops.
+        return false;
+    }
+    let new_reviews = reviews(work).len() > data.reviews_count as usize;
+    let resolved = target(work) != Resolution::Unresolved;
+    resolved || (new_reviews && !data.messages.is_empty())
+}
+
+impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
+    /// Takes the claim when there is work; `None` when the posts are already current.
+    pub(super) async fn acquire(&self, id: &str, work: &Work) -> Result<Option<Held>, Acquire> {
+        let now = claim::now_ms();
+        let Some(stored) = self
+            .store
+            .get(id)
+            .await
+            .map_err(|e| Acquire::Stop(retry(e)))?
+        else {
+            let Some(data) = initial_data(work).filter(|_| work.was_pending()) else {
+                // Never seen pending (resolved before the first listing, or deleted): there
+                // is nothing to post, as upstream, so a first start does not post history.
+                return Ok(None);
+            };
+            let c = Claim::new(&self.owner, Phase::Post);
+            let set = encode(&data, Some(&c));
+            let expect = set.keys().map(|k| (k.clone(), String::new())).collect();
+            return match self.store.update(id, set.clone(), expect).await {
+                Ok(()) => Ok(Some(Held {
+                    data,
+                    written: set,
+                    phase: Phase::Post,
+                    renewed: std::time::Instant::now(),
+                })),
+                Err(PortError::Conflict) => Err(Acquire::Again),
+                Err(e) => Err(Acquire::Stop(retry(e))),
+            };
+        };
+        let data =
+            PluginData::decode(&stored).map_err(|e| Acquire::Stop(Outcome::Fail(e.to_string())))?;
+        let held_claim = stored.get(claim::KEY).and_then(|c| Claim::parse(c));
+        if let Some(c) = &held_claim
+            && c.owner != self.owner
+            && !c.expired(now)
+        {
+            // Check back soon: the holder usually finishes in milliseconds, and if it
+            // died the lease runs out within the queue's retry budget.
+            let wait = c.remaining(now).min(BUSY_WAIT)
+                + std::time::Duration::from_millis(rand::random_range(10..100));
+            return Err(Acquire::Stop(Outcome::Wait {
+                reason: format!("another replica ({}) is updating this request", c.owner),
+                after: wait,
+            }));
+        }
+        let phase = held_claim.as_ref().map_or(Phase::Update, |c| c.phase);
+        if phase == Phase::Update && !behind(work, &data) {
+            if held_claim.is_none() {
+                return Ok(None);
+            }
+            // A stale claim with nothing left to do: just release it.
+            let set = encode(&data, None);
+            let expect = as_stored(&stored, &set);
+            return match self.store.update(id, set, expect).await {
+                Ok(()) | Err(PortError::NotFound) => Ok(None),
+                Err(PortError::Conflict) => Err(Acquire::Again),
+                Err(e) => Err(Acquire::Stop(retry(e))),
+            };
+        }
+        if held_claim.is_some() {
+            tracing::info!(request_id = %id, "taking over an expired claim on this request");
+        }
+        let c = Claim::new(&self.owner, phase);
+        let set = encode(&data, Some(&c));
+        let expect = as_stored(&stored, &set);
+        match self.store.update(id, set.clone(), expect).await {
+            Ok(()) => Ok(Some(Held {
+                data,
+                written: set,
+                phase,
+                renewed: std::time::Instant::now(),
+            })),
+            Err(PortError::Conflict) => Err(Acquire::Again),
+            Err(e) => Err(Acquire::Stop(retry(e))),
+        }
+    }
+
+    /// Makes sure the claim is ours and fresh before a batch of Mattermost writes (fencing):
+    /// a replica that stalled past its lease learns it here, before writing anything stale.
+    /// Records the progress so far with it.
+    pub(super) async fn renew(&self, id: &str, held: &mut Held) -> Result<(), Outcome> {
+        if held.renewed.elapsed() < FRESH {
+            return Ok(());
+        }
+        match self.write(id, held, Some(held.phase)).await {
+            Ok(()) => Ok(()),
+            Err(PortError::Conflict) => {
+                tracing::warn!(request_id = %id, "this replica's claim on the request expired and another took over; leaving the work to it");
+                self.metrics.cas_conflicts.inc();
+                Err(Outcome::Done)
+            }
+            Err(PortError::NotFound) => Err(Outcome::Done),
+            Err(e) => Err(retry(e)),
+        }
+    }
+
+    /// The one compare-and-swap write of a held request: its progress, with the claim renewed
+    /// (`Some(phase)`) or released (`None`), expecting exactly what we wrote last.
+    pub(super) async fn write(
+        &self,
+        id: &str,
+        held: &mut Held,
+        claim: Option<Phase>,
+    ) -> Result<(), PortError> {
+        let c = claim.map(|p| Claim::new(&self.owner, p));
+        let set = encode(&held.data, c.as_ref());
+        self.store
+            .update(id, set.clone(), held.written.clone())
+            .await?;
+        held.written = set;
+        held.renewed = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Records progress; `keep` renews the claim (work remains), `None` releases it.
+    pub(super) async fn save_then(
+        &self,
+        id: &str,
+        held: &mut Held,
+        keep: Option<Phase>,
+        then: Outcome,
+    ) -> Outcome {
+        match self.write(id, held, keep).await {
+            Ok(()) => then,
+            // The request is gone; its plugin data with it. Nothing left to record.
+            Err(PortError::NotFound) => then,
+            Err(PortError::Conflict) => {
+                // Our claim expired and another replica took over: it finishes the work.
+                tracing::warn!(request_id = %id, "lost the claim on this request to another replica; leaving the rest to it");
+                self.metrics.cas_conflicts.inc();
+                match then {
+                    Outcome::Done => Outcome::Done,
+                    _ => Outcome::Retry {
+                        reason: "claim lost".into(),
+                        after: None,
+                    },
+                }
+            }
+            Err(e) => retry(e),
+        }
+    }
+}
+
+pub(super) enum Acquire {
+    Again,
+    Stop(Outcome),
+}
