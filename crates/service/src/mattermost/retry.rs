@@ -557,12 +557,18 @@ mod tests {
     async fn without_rate_limit_headers_calls_go_at_once_after_the_first_answer() {
         let p = Pacer::default();
         let now = Instant::now();
-        assert_eq!(p.admit(|| 1, now, LONG, LONG), Admission::Go(Duration::ZERO));
+        assert_eq!(
+            p.admit(|| 1, now, LONG, LONG),
+            Admission::Go(Duration::ZERO)
+        );
         // The first call is still out: the next waits for its answer.
         assert_eq!(p.admit(|| 2, now, LONG, LONG), Admission::AwaitProbe(0));
         p.observe(&HeaderMap::new(), now);
         for i in 0..1000 {
-            assert_eq!(p.admit(|| i, now, LONG, LONG), Admission::Go(Duration::ZERO));
+            assert_eq!(
+                p.admit(|| i, now, LONG, LONG),
+                Admission::Go(Duration::ZERO)
+            );
         }
     }
 
@@ -588,7 +594,10 @@ mod tests {
         assert!(turns.len() >= 17, "{turns:?}");
         for pair in turns.windows(2) {
             let gap = (pair[1] - pair[0]).as_secs_f64();
-            assert!((0.1..=0.102).contains(&gap), "{gap} between turns: {turns:?}");
+            assert!(
+                (0.1..=0.102).contains(&gap),
+                "{gap} between turns: {turns:?}"
+            );
         }
         // A call handed back gets its own turn again, not a new one at the end.
         assert_eq!(
@@ -609,19 +618,27 @@ mod tests {
             Admission::Step(QUANTUM)
         );
         let later = now + Duration::from_secs(3);
-        assert_eq!(p.admit(|| 1, later, LONG, LONG), Admission::Go(Duration::ZERO));
+        assert_eq!(
+            p.admit(|| 1, later, LONG, LONG),
+            Admission::Go(Duration::ZERO)
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn throttling_is_summarised_at_most_once_a_minute() {
         let p = Pacer::default();
         let now = Instant::now();
-        assert!(p.note(Throttled::Refused, now).is_some(), "the first one is reported");
+        assert!(
+            p.note(Throttled::Refused, now).is_some(),
+            "the first one is reported"
+        );
         for s in 1..60 {
             let at = now + Duration::from_secs(s);
             assert!(p.note(Throttled::Deferred, at).is_none());
         }
-        let summary = p.note(Throttled::Refused, now + Duration::from_secs(60)).unwrap();
+        let summary = p
+            .note(Throttled::Refused, now + Duration::from_secs(60))
+            .unwrap();
         assert_eq!((summary.deferred, summary.refused), (59, 1));
     }
 
