@@ -45,14 +45,20 @@ fn floor(posts: usize, limit: &RateLimit) -> Duration {
     Duration::from_secs_f64(posts.saturating_sub(allowed_at_once) as f64 / f64::from(limit.per_sec))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_posts_is_paced_under_the_limit_and_each_is_made_once() {
+/// The client fixture with a limit of 20/s and a burst of 40 (about 2 s to refill).
+async fn limited() -> (crate::mattermost::Fixture, RateLimit) {
     let limit = RateLimit::new(20, 40);
     let fx = fixture(SimConfig {
         rate_limit: Some(limit.clone()),
         ..SimConfig::default()
     })
     .await;
+    (fx, limit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_posts_is_paced_under_the_limit_and_each_is_made_once() {
+    let (fx, limit) = limited().await;
     // Long enough a queue that no call is handed back: this is the pacing alone.
     let (c, metrics) = metered(&fx.sim, |o| {
         o.retry.max_queue_wait = Duration::from_secs(30)
@@ -93,12 +99,7 @@ async fn a_burst_of_posts_is_paced_under_the_limit_and_each_is_made_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_handed_back_get_their_turn_again_and_nothing_is_posted_twice() {
-    let limit = RateLimit::new(20, 40);
-    let fx = fixture(SimConfig {
-        rate_limit: Some(limit.clone()),
-        ..SimConfig::default()
-    })
-    .await;
+    let (fx, limit) = limited().await;
     // The default queue bound (2 s) is shorter than this burst needs: later calls are handed
     // back with their wait, as the bridge sees them, and come again with the same post.
     let c = MattermostClient::new(
