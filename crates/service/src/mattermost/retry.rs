@@ -102,6 +102,8 @@ pub(crate) enum Admission {
     AwaitProbe(u64),
 }
 
+/// How long calls wait for the first call's answer before sending one themselves.
+const PROBE_PATIENCE: Duration = Duration::from_secs(2);
 /// A longer wait for a turn is taken in steps of this (see [`Pacer::admit`]).
 const QUANTUM: Duration = Duration::from_millis(200);
 /// How soon a call handed back comes again while the pace is not settled.
@@ -152,7 +154,8 @@ struct PaceState {
     /// Whether any answer came back yet. Until one does, a single call is sent (the probe) and
     /// the others wait for it, so a cold start does not send a burst past the limit.
     answered: bool,
-    probing: bool,
+    /// When the call out finding that out was sent.
+    probing: Option<Instant>,
     model: Option<Model>,
     /// A `Retry-After` from a server (or proxy) that sends no rate-limit headers: nobody
     /// sends before then.
@@ -351,10 +354,12 @@ impl Pacer {
     ) -> Admission {
         self.with(|s| {
             if !s.answered {
-                if s.probing {
+                // A probe that has not answered within the patience (cancelled, or slow) is
+                // replaced by this call, so no call waits on one forever.
+                if s.probing.is_some_and(|at| now < at + PROBE_PATIENCE) {
                     return Admission::AwaitProbe(*self.probes.borrow());
                 }
-                s.probing = true;
+                s.probing = Some(now);
                 return Admission::Go(Duration::ZERO);
             }
             let blocked = s.blocked_until.filter(|t| *t > now);
@@ -411,7 +416,7 @@ impl Pacer {
 
     /// A call got no answer (transport error): if it was the probe, another call becomes it.
     pub(crate) fn no_answer(&self) {
-        if self.with(|s| std::mem::take(&mut s.probing)) {
+        if self.with(|s| s.probing.take().is_some()) {
             self.probes.send_modify(|g| *g += 1);
         }
     }
@@ -439,7 +444,7 @@ impl Pacer {
 
     fn learn(&self, rate: Option<RateHeaders>, now: Instant, let_through: bool) {
         let first = self.with(|s| {
-            s.probing = false;
+            s.probing = None;
             let first = !std::mem::replace(&mut s.answered, true);
             match (rate, s.model.as_mut()) {
                 (None, _) if let_through => s.model = None,
