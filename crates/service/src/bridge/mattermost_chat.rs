@@ -8,10 +8,7 @@ use crate::route::Recipient;
 /// How a Mattermost error affects an event: retry (with the server's wait), gone, or give up.
 fn port_error(e: MattermostError) -> PortError {
     match e {
-        MattermostError::RateLimited { wait, .. } => PortError::Retry {
-            reason: "Mattermost rate limit".into(),
-            after: Some(wait),
-        },
+        MattermostError::RateLimited { wait, .. } => PortError::Throttled { after: wait },
         e if e.is_transient() => PortError::Retry {
             reason: e.to_string(),
             after: None,

@@ -16,12 +16,16 @@ pub enum PortError {
     /// The resource (access request, access list) no longer exists.
     #[error("resource not found")]
     NotFound,
-    /// Temporary (unavailable, timeout, 5xx, 429); `after` is the server's requested wait.
+    /// Temporary (unavailable, timeout, 5xx); `after` is the server's requested wait.
     #[error("temporary failure: {reason}")]
     Retry {
         reason: String,
         after: Option<Duration>,
     },
+    /// Held back by Mattermost's rate limit until `after` from now: not a failure, so it does
+    /// not use up the event's retry budget.
+    #[error("held back by Mattermost's rate limit for {after:?}")]
+    Throttled { after: Duration },
     /// Retrying will not help (permission, bad request, too large).
     #[error("{0}")]
     Fatal(String),

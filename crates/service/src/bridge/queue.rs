@@ -27,8 +27,9 @@ pub enum Outcome {
     },
     /// Retrying cannot help (bad data); logged and dropped.
     Fail(String),
-    /// Another replica holds the request's claim: come back after `after`. Not a failure of
-    /// ours, so it does not use up the retry budget (claims expire, so this ends).
+    /// Another replica holds the request's claim, or Mattermost's rate limit has the next call
+    /// wait its turn: come back after `after`. Not a failure of ours, so it does not use up the
+    /// retry budget (claims expire and turns come, so this ends).
     Wait {
         reason: String,
         after: Duration,

@@ -77,6 +77,10 @@ struct Held {
 fn retry(e: PortError) -> Outcome {
     match e {
         PortError::Retry { reason, after } => Outcome::Retry { reason, after },
+        PortError::Throttled { after } => Outcome::Wait {
+            reason: "Mattermost's rate limit".into(),
+            after,
+        },
         PortError::Conflict => Outcome::Retry {
             reason: "plugin data changed concurrently".into(),
             after: None,
@@ -144,6 +148,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 for r in join_all(posts).await {
                     match r {
                         Ok(_) => self.metrics.sent("reply", true),
+                        Err(e @ PortError::Throttled { .. }) => {
+                            return self
+                                .save_then(id, &mut held, Some(Phase::Update), retry(e))
+                                .await;
+                        }
                         Err(e @ PortError::Retry { .. }) => {
                             self.metrics.sent("reply", false);
                             // Replies before `i` are recorded; the retry posts the rest

@@ -75,6 +75,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                         post_id,
                     });
                 }
+                // Its turn under the rate limit comes later: not a failure.
+                Err(e @ PortError::Throttled { .. }) => {
+                    failure.get_or_insert(e);
+                }
                 Err(e) => {
                     self.metrics.sent("root", false);
                     tracing::warn!(request_id = %id, channel_id = %ch, error = %e, "Failed to post a message");
@@ -120,6 +124,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 // A deleted post cannot be updated; the others still are.
                 Err(PortError::NotFound) => {
                     tracing::warn!(request_id = %id, post_id = %m.post_id, "post no longer exists; not updating it")
+                }
+                Err(e @ PortError::Throttled { .. }) => {
+                    failure.get_or_insert(e);
                 }
                 Err(e) => {
                     self.metrics.updated(false);
