@@ -360,7 +360,7 @@ pub async fn rate_limited(n: usize) -> anyhow::Result<RateLimitedFigures> {
     let bin = std::env::current_exe().context("finding this binary")?;
     let limit = RateLimit::default();
     progress("rate limited: starting the simulators (the default rate limit on) and the service");
-    let w = SimWorld::start(false).await?;
+    let w = start_world().await?;
     w.mm.faults().set_rate_limit(Some(limit.clone()));
     let (config, http, log) = write_config(&w, "rate-limited")?;
     let mut svc = ServiceProcess::spawn(&bin, &config, http, &[], Some(&log))?;

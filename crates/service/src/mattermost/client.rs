@@ -21,7 +21,7 @@ use super::error::{AppError, MESSAGE_LENGTH_ERROR_ID, MattermostError, Target, U
 use super::metrics::ClientMetrics;
 use super::model::User;
 use super::resolve::{ResolvedChannel, TtlCache};
-use super::retry::{Admission, Pacer, RetryPolicy, Throttled, rate_limit_wait};
+use super::retry::{self, Admission, Pacer, RetryPolicy, Throttled, rate_limit_wait};
 use crate::config::MattermostConfig;
 use crate::metrics::Metrics;
 use crate::route::Recipient;
@@ -292,9 +292,12 @@ impl MattermostClient {
     pub(crate) async fn execute(&self, call: Call) -> Result<Bytes, MattermostError> {
         let started = Instant::now();
         let policy = &self.inner.retry;
+        let deadline = retry::deadline(started, call.give_up_after);
         let time_left = || {
-            call.give_up_after
-                .map(|limit| limit.saturating_sub(started.elapsed()))
+            deadline.map(|d| {
+                d.saturating_duration_since(Instant::now())
+                    .saturating_sub(retry::SEND_ALLOWANCE)
+            })
         };
         let mut attempt = 0u32;
         loop {

@@ -58,6 +58,34 @@ impl RetryPolicy {
     }
 }
 
+/// Kept from the end of a caller's deadline for the request itself: waits (a turn, a 429, a
+/// backoff) end this long before it, so a caller that cancels the call at its deadline never
+/// cuts off a request in flight (a post made whose id never arrives).
+pub(crate) const SEND_ALLOWANCE: Duration = Duration::from_secs(1);
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Runs `calls` with a deadline every Mattermost call made inside them honours: a call that
+/// cannot get its turn (or wait out a 429) in time is handed back as `RateLimited` instead of
+/// waiting on, and nothing is sent later than [`SEND_ALLOWANCE`] before it. The bridge bounds
+/// each call by half a claim lease this way.
+pub async fn within<F: std::future::Future>(budget: Duration, calls: F) -> F::Output {
+    DEADLINE.scope(Instant::now() + budget, calls).await
+}
+
+/// The deadline of a call started at `started`: its own `give_up_after` or the caller's
+/// [`within`], whichever comes first.
+pub(crate) fn deadline(started: Instant, give_up_after: Option<Duration>) -> Option<Instant> {
+    let own = give_up_after.map(|d| started + d);
+    let caller = DEADLINE.try_with(|d| *d).ok();
+    match (own, caller) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The rate-limit headers of one answer (Mattermost sends them on every answer while its
 /// limiter is on, 429 or not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +197,8 @@ struct PaceState {
 const MEASURE_OVER: Duration = Duration::from_secs(1);
 /// Calls are paced this much slower than the measured rate, against its rounding.
 const MARGIN: f64 = 1.01;
+/// The smallest share of the allowance a client keeps for itself (see [`Model::share`]).
+const MIN_SHARE: f64 = 1.0 / 16.0;
 
 /// The server's limiter as learned from its headers.
 #[derive(Debug, Clone, Copy)]
@@ -188,6 +218,14 @@ struct Model {
     allowed: u64,
     /// The theoretical arrival time after every call sent or given a turn.
     tat: Instant,
+    /// The part of the server's rate this client paces itself at. The allowance is per client
+    /// address, so replicas behind one address (or a NAT) share it, and each answer's headers
+    /// show the allowance, not who used it: a 429 for a call the model let go means others
+    /// use it too, and the share halves (at most once a second); every answer let through
+    /// gives a little back, and a full allowance while calls wait gives it all back.
+    share: f64,
+    /// When the share was last halved.
+    cut: Option<Instant>,
 }
 
 impl Model {
@@ -200,7 +238,14 @@ impl Model {
             mark: None,
             allowed: 0,
             tat: now,
+            share: 1.0,
+            cut: None,
         }
+    }
+
+    /// The interval this client paces its own calls at: the server's, divided by its share.
+    fn pace(&self) -> f64 {
+        self.interval() / self.share
     }
 
     /// The interval paced at: the measured one (a little slower) within the hard bounds;
@@ -289,8 +334,18 @@ impl Model {
             self.allowed += 1;
         }
         self.measure(h, now);
-        let i = Duration::from_secs_f64(self.interval());
-        if h.remaining.saturating_add(1) >= h.limit && self.tat > now + i * 2 {
+        if let_through {
+            self.share = (self.share + 1.0 / f64::from(h.limit.max(1))).min(1.0);
+        } else if self.cut.is_none_or(|t| now - t >= MEASURE_OVER) {
+            self.share = (self.share / 2.0).max(MIN_SHARE);
+            self.cut = Some(now);
+        }
+        let i = Duration::from_secs_f64(self.pace());
+        if h.remaining.saturating_add(1) >= h.limit && self.tat > now + i * 2 && self.share < 1.0
+        {
+            // Nobody else is using the allowance after all.
+            self.share = 1.0;
+        } else if h.remaining.saturating_add(1) >= h.limit && self.tat > now + i * 2 {
             // The allowance is full while calls wait their turn: the pace is too slow (the
             // headers alone cannot tell a fast limit with a small burst). Go twice as fast
             // from here (the queued turns move up with the pace); the hard bounds and the next
@@ -375,7 +430,7 @@ impl Pacer {
                         let i = Duration::from_secs_f64(m.interval());
                         // One interval of the burst is held back against the headers' rounding.
                         let tolerance = i * m.limit.saturating_sub(1);
-                        m.tat = m.tat.max(now) + i;
+                        m.tat = m.tat.max(now) + Duration::from_secs_f64(m.pace());
                         m.tat.checked_sub(tolerance).unwrap_or(now).max(now)
                     }
                     None => now,
@@ -450,9 +505,9 @@ impl Pacer {
                 (None, _) if let_through => s.model = None,
                 (None, _) => {}
                 (Some(h), Some(m)) => {
-                    let before = m.interval();
+                    let before = m.pace();
                     m.learn(h, now, let_through);
-                    let after = m.interval();
+                    let after = m.pace();
                     if (after / before - 1.0).abs() > 0.001 {
                         s.rescale(after / before, now);
                     }
@@ -492,7 +547,7 @@ impl Pacer {
                 deferred: sum.deferred,
                 refused: sum.refused,
                 limit: s.model.map(|m| m.limit),
-                per_sec: s.model.map(|m| 1.0 / m.interval()),
+                per_sec: s.model.map(|m| 1.0 / m.pace()),
             };
             *sum = Summary {
                 last_warn: Some(now),

@@ -20,7 +20,7 @@ use super::ports::{Chat, NewPost, PortError, Store};
 use super::queue::Outcome;
 use super::render::Renderer;
 use super::work::{Summary, Work, resolution_of, reviews};
-use crate::access::{PluginData, RawData, Resolution};
+use crate::access::{PluginData, RawData, Resolution, SentMessage};
 use crate::route::Routing;
 use cas::Acquire;
 
@@ -33,11 +33,13 @@ const CALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(claim::L
 /// renewing it (fresh + CALL_BUDGET stays inside the lease).
 const FRESH: std::time::Duration = std::time::Duration::from_secs(claim::LEASE.as_secs() / 4);
 
-/// Bounds one Mattermost call by [`CALL_BUDGET`].
+/// Bounds one Mattermost call by [`CALL_BUDGET`]. The client knows the deadline too, so a call
+/// held back by the rate limit is handed back as throttled before it (a wait, not a failure),
+/// and the timeout only cuts a Mattermost that is slow to answer.
 async fn bounded<T>(
     call: impl std::future::Future<Output = Result<T, PortError>>,
 ) -> Result<T, PortError> {
-    tokio::time::timeout(CALL_BUDGET, call)
+    tokio::time::timeout(CALL_BUDGET, crate::mattermost::within(CALL_BUDGET, call))
         .await
         .unwrap_or_else(|_| {
             Err(PortError::Retry {
@@ -137,35 +139,56 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     return o;
                 }
                 let body = self.render.reply(&summary, &all[..=i]);
-                let posts = held.data.messages.iter().map(|m| {
-                    bounded(self.chat.post(NewPost {
-                        channel_id: m.channel_id.clone(),
-                        root_id: Some(m.post_id.clone()),
-                        body: body.clone(),
-                        idempotency_key: format!("tm:{id}:review:{i}:{}", m.channel_id),
-                    }))
-                });
-                for r in join_all(posts).await {
-                    match r {
-                        Ok(_) => self.metrics.sent("reply", true),
-                        Err(e @ PortError::Throttled { .. }) => {
-                            return self
-                                .save_then(id, &mut held, Some(Phase::Update), retry(e))
-                                .await;
-                        }
-                        Err(e @ PortError::Retry { .. }) => {
-                            self.metrics.sent("reply", false);
-                            // Replies before `i` are recorded; the retry posts the rest
-                            // (re-sent ones of `i` are deduplicated by Mattermost).
-                            return self
-                                .save_then(id, &mut held, Some(Phase::Update), retry(e))
-                                .await;
-                        }
-                        Err(e) => {
-                            self.metrics.sent("reply", false);
-                            tracing::warn!(request_id = %id, error = %e, "Failed to post a review reply; skipping it");
+                let mut to: Vec<SentMessage> = held.data.messages.clone();
+                while !to.is_empty() {
+                    let posts = to.iter().map(|m| {
+                        bounded(self.chat.post(NewPost {
+                            channel_id: m.channel_id.clone(),
+                            root_id: Some(m.post_id.clone()),
+                            body: body.clone(),
+                            idempotency_key: format!("tm:{id}:review:{i}:{}", m.channel_id),
+                        }))
+                    });
+                    let results = join_all(posts).await;
+                    let (mut later, mut wait) = (Vec::new(), None);
+                    for (m, r) in to.iter().zip(results) {
+                        match r {
+                            Ok(_) => self.metrics.sent("reply", true),
+                            Err(PortError::Throttled { after }) => {
+                                later.push(m.clone());
+                                wait = wait.max(Some(after));
+                            }
+                            Err(e @ PortError::Retry { .. }) => {
+                                self.metrics.sent("reply", false);
+                                // Replies before `i` are recorded; the retry posts the rest
+                                // (re-sent ones of `i` are deduplicated by Mattermost).
+                                return self
+                                    .save_then(id, &mut held, Some(Phase::Update), retry(e))
+                                    .await;
+                            }
+                            Err(e) => {
+                                self.metrics.sent("reply", false);
+                                tracing::warn!(request_id = %id, error = %e, "Failed to post a review reply; skipping it");
+                            }
                         }
                     }
+                    let Some(after) = wait else { break };
+                    if later.len() == to.len() {
+                        // Nothing of this reply went out: step aside until its turn.
+                        let e = PortError::Throttled { after };
+                        return self
+                            .save_then(id, &mut held, Some(Phase::Update), retry(e))
+                            .await;
+                    }
+                    // Part of this reply is posted, and `reviews_count` counts whole replies:
+                    // wait for the rest's turn here, holding the claim, rather than re-send
+                    // the posted ones later (past Mattermost's `pending_post_id` window they
+                    // would be posted twice).
+                    tokio::time::sleep(after.min(FRESH)).await;
+                    if let Err(o) = self.renew(id, &mut held).await {
+                        return o;
+                    }
+                    to = later;
                 }
                 held.data.reviews_count = i as u32 + 1;
             }
@@ -195,8 +218,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 held.data.resolution = Resolution::Unresolved;
                 return self.save_then(id, &mut held, Some(Phase::Update), o).await;
             }
-            if resolving {
-                self.notify_requester(id, &final_summary, &held).await;
+            if resolving && let Err(o) = self.notify_requester(id, &final_summary, &held).await {
+                // Held back by the rate limit: not recorded as resolved yet, so the retry
+                // tells the requester (and re-applies the root updates).
+                held.data.resolution = Resolution::Unresolved;
+                return self.save_then(id, &mut held, Some(Phase::Update), o).await;
             }
         }
         // Reactions only once the progress is saved and the claim released: cosmetic calls

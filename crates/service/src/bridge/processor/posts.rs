@@ -177,18 +177,29 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     /// The requester gets a DM with the outcome when their Teleport name is an e-mail, the
     /// DMs are on, and the request was posted to someone: as upstream, a request nobody was
     /// told about gets no message at all.
-    pub(super) async fn notify_requester(&self, id: &str, summary: &Summary, held: &Held) {
+    ///
+    /// Held back by the rate limit, it hands back the wait: the message is still owed.
+    pub(super) async fn notify_requester(
+        &self,
+        id: &str,
+        summary: &Summary,
+        held: &Held,
+    ) -> Result<(), Outcome> {
         if !self.notify_requester || !crate::route::recipient::is_email(&summary.user) {
-            return;
+            return Ok(());
         }
         if held.data.messages.is_empty() {
             tracing::debug!(request_id = %id, "request was never posted; not notifying the requester");
-            return;
+            return Ok(());
         }
         let recipient = Recipient::Email(summary.user.to_lowercase());
-        let Ok(Some(channel)) = self.resolve(&recipient).await else {
-            tracing::debug!(request_id = %id, "requester has no Mattermost account by e-mail; not notifying them");
-            return;
+        let channel = match self.resolve(&recipient).await {
+            Ok(Some(channel)) => channel,
+            Err(e @ PortError::Throttled { .. }) => return Err(retry(e)),
+            _ => {
+                tracing::debug!(request_id = %id, "requester has no Mattermost account by e-mail; not notifying them");
+                return Ok(());
+            }
         };
         let post = NewPost {
             channel_id: channel,
@@ -201,10 +212,12 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 self.metrics.sent("requester", true);
                 tracing::info!(request_id = %id, "Successfully notified user");
             }
+            Err(e @ PortError::Throttled { .. }) => return Err(retry(e)),
             Err(e) => {
                 self.metrics.sent("requester", false);
                 tracing::warn!(request_id = %id, error = %e, "could not notify the requester");
             }
         }
+        Ok(())
     }
 }
