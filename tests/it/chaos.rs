@@ -456,16 +456,6 @@ async fn chaos(rate_limit: Option<RateLimit>) {
         findings.outcome.len()
     );
     if !findings.ok() {
-        let _ = std::fs::create_dir_all("/tmp/chaos-logs");
-        for i in &instances {
-            let _ = std::fs::copy(&i.log, format!("/tmp/chaos-logs/{}", i.log.file_name().unwrap().to_string_lossy()));
-        }
-        for r in findings.replies.iter().take(5) {
-            let id = r.split([' ', ':']).next().unwrap();
-            for p in w.mm.posts().iter().filter(|p| !p.root_id.is_empty() && p.pending_post_id.contains(id)) {
-                eprintln!("DEBUGREPLY {id} {} root {} create_at {} pending {}", p.id, p.root_id, p.create_at, p.pending_post_id);
-            }
-        }
         for i in &instances {
             eprintln!("--- {}:\n{}", i.log.display(), tail(&i.log, 40));
         }

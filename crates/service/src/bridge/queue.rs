@@ -27,13 +27,16 @@ pub enum Outcome {
     },
     /// Retrying cannot help (bad data); logged and dropped.
     Fail(String),
-    /// Another replica holds the request's claim, or Mattermost's rate limit has the next call
-    /// wait its turn: come back after `after`. Not a failure of ours, so it does not use up the
-    /// retry budget (claims expire and turns come, so this ends).
+    /// Another replica holds the request's claim: come back after `after`. Not a failure of
+    /// ours, so it does not use up the retry budget (claims expire, so this ends).
     Wait {
         reason: String,
         after: Duration,
     },
+    /// Mattermost's rate limit has the next call wait its turn: come back after `after`.
+    /// Neither a failure nor a wait for someone who may be gone, so it counts against no
+    /// budget and never makes the event give up: the turn comes.
+    Throttled { after: Duration },
 }
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -195,6 +198,13 @@ where
                     continue;
                 }
                 tracing::debug!(request_id = %key, reason = %reason, retry_in_ms = after.as_millis() as u64, "waiting for another replica");
+                tokio::select! {
+                    _ = tokio::time::sleep(after) => {}
+                    _ = newer.notified() => {}
+                }
+            }
+            Outcome::Throttled { after } => {
+                tracing::debug!(request_id = %key, retry_in_ms = after.as_millis() as u64, "waiting for a turn under Mattermost's rate limit");
                 tokio::select! {
                     _ = tokio::time::sleep(after) => {}
                     _ = newer.notified() => {}

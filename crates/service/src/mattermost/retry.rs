@@ -2,7 +2,7 @@
 //! transport errors, and the server's own wait (`Retry-After`, `X-RateLimit-Reset`) for 429;
 //! and the client-wide [`Pacer`] that keeps calls under Mattermost's rate limit instead of
 //! sending them to be refused (the limiter it mirrors is described in
-//! `docs/mattermost-rate-limit.md`).
+//! `docs/mattermost-api.md`, "Rate limiting").
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use tokio::time::Instant;
+
+use crate::logging::{Throttle, Verdict};
 
 /// Retry bounds of every Mattermost call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +152,8 @@ pub(crate) struct Pacer {
     state: Mutex<PaceState>,
     /// Bumped whenever a probe ends (answered or not), waking the calls queued behind it.
     probes: tokio::sync::watch::Sender<u64>,
+    /// When the throttling summary is due at warn.
+    summary_log: Throttle,
 }
 
 impl Default for Pacer {
@@ -157,6 +161,7 @@ impl Default for Pacer {
         Self {
             state: Mutex::default(),
             probes: tokio::sync::watch::channel(0).0,
+            summary_log: Throttle::new(SUMMARY_EVERY),
         }
     }
 }
@@ -363,7 +368,6 @@ impl Model {
 /// Throttling since the last warn line.
 #[derive(Default)]
 struct Summary {
-    last_warn: Option<Instant>,
     queued: u64,
     queued_for: Duration,
     deferred: u64,
@@ -528,6 +532,10 @@ impl Pacer {
     /// Counts a throttled call; returns the summary line's figures when one is due (at the
     /// first throttling and then at most once a minute while it lasts).
     pub(crate) fn note(&self, what: Throttled, now: Instant) -> Option<ThrottleSummary> {
+        let due = self
+            .summary_log
+            .note_at(("mattermost", "rate_limit"), now.into_std())
+            != Verdict::Quiet;
         self.with(|s| {
             let sum = &mut s.summary;
             match what {
@@ -538,7 +546,7 @@ impl Pacer {
                 Throttled::Deferred => sum.deferred += 1,
                 Throttled::Refused => sum.refused += 1,
             }
-            if sum.last_warn.is_some_and(|t| now - t < SUMMARY_EVERY) {
+            if !due {
                 return None;
             }
             let out = ThrottleSummary {
@@ -549,10 +557,7 @@ impl Pacer {
                 limit: s.model.map(|m| m.limit),
                 per_sec: s.model.map(|m| 1.0 / m.pace()),
             };
-            *sum = Summary {
-                last_warn: Some(now),
-                ..Summary::default()
-            };
+            *sum = Summary::default();
             Some(out)
         })
     }

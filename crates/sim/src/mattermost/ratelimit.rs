@@ -1,5 +1,5 @@
 //! Mattermost's optional rate limiter, answered as the server answers it (the facts are in
-//! `docs/mattermost-rate-limit.md`): the generic cell rate algorithm of the `throttled` library
+//! `docs/mattermost-api.md`, "Rate limiting"): the generic cell rate algorithm of the `throttled` library
 //! keyed per client (remote address by default), `X-RateLimit-Limit/Remaining/Reset` on every
 //! answer it lets through, and a plain-text 429 with `Retry-After` on the ones it refuses.
 

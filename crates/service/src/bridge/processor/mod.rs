@@ -79,10 +79,7 @@ struct Held {
 fn retry(e: PortError) -> Outcome {
     match e {
         PortError::Retry { reason, after } => Outcome::Retry { reason, after },
-        PortError::Throttled { after } => Outcome::Wait {
-            reason: "Mattermost's rate limit".into(),
-            after,
-        },
+        PortError::Throttled { after } => Outcome::Throttled { after },
         PortError::Conflict => Outcome::Retry {
             reason: "plugin data changed concurrently".into(),
             after: None,
