@@ -177,14 +177,18 @@ async fn a_429_with_retry_after_is_waited_out_without_spending_an_attempt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_limited_burst_through_the_bridge_posts_everything_once_and_fails_nothing() {
+async fn under_a_sustained_limit_the_bridge_posts_everything_once_gives_up_nothing_and_fails_nothing()
+ {
     let w = World::start().await;
-    w.mm.faults().set_rate_limit(Some(RateLimit::new(30, 60)));
+    // 20/s with a burst of 20: the 200 posts below keep the limit busy for about 9 s, far
+    // longer than a call may wait (2 s in the queue, 6 s under the bridge's deadline), so
+    // most events are handed back and come again, some several times.
+    let limit = RateLimit::new(20, 20);
+    w.mm.faults().set_rate_limit(Some(limit.clone()));
     let svc = w
         .service("[role_to_recipients]\n\"*\" = [\"team-llama/channel-llama\"]\n")
         .await;
-    // 60 requests × (the channel + the suggested reviewer's DM): about 2 s past the burst.
-    let ids: Vec<String> = (0..60)
+    let ids: Vec<String> = (0..100)
         .map(|_| {
             w.tp.create_request(
                 NewRequest::new(REQUESTER, &["editor"]).suggested_reviewers(&[REVIEWER1]),
@@ -201,24 +205,35 @@ async fn a_rate_limited_burst_through_the_bridge_posts_everything_once_and_fails
             .into_iter()
             .filter(|p| p.root_id.is_empty())
             .count();
-    assert_eq!(roots, 120, "each request posted once per recipient");
-    assert!(refused(&w.mm) <= 6, "{} refused", refused(&w.mm));
+    assert_eq!(roots, 200, "each request posted once per recipient");
+    // A small fraction: the first answers, which the pace is learned from, may come late on a
+    // loaded machine (the unpaced client of the issue got 15 refusals per post).
+    assert!(refused(&w.mm) <= 10, "{} refused", refused(&w.mm));
     let text = svc.metrics.render();
+    // Nothing counted as failed, retried as a failure, or given up on.
+    for series in [
+        r#"teleport_mattermost_posts_total{kind="root",outcome="error"}"#,
+        "teleport_mattermost_mattermost_retries_total{",
+    ] {
+        assert!(!text.contains(series), "{series} in {text}");
+    }
     assert!(
-        !text.contains(r#"teleport_mattermost_posts_total{kind="root",outcome="error"}"#),
-        "{text}"
-    );
-    assert!(
-        text.contains("teleport_mattermost_mattermost_throttled_total{"),
-        "the burst was throttled: {text}"
+        sample(
+            &svc.metrics,
+            r#"teleport_mattermost_mattermost_throttled_total{call="create_post",outcome="deferred"}"#
+        ) > 0.0,
+        "the limit was sustained long enough to hand events back: {text}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_distinct_reviewer_costs_one_lookup_and_one_direct_channel_per_burst() {
+    const N: usize = 60;
     let w = World::start().await;
-    w.mm.faults().set_rate_limit(Some(RateLimit::new(200, 400)));
-    let reviewers: Vec<String> = (0..150).map(|i| format!("rev{i}@example.com")).collect();
+    // Tight enough that some direct-channel steps wait longer than a call may (handed back
+    // after the user was looked up): the retried resolution must not look the user up again.
+    w.mm.faults().set_rate_limit(Some(RateLimit::new(50, 50)));
+    let reviewers: Vec<String> = (0..N).map(|i| format!("rev{i}@example.com")).collect();
     for (i, email) in reviewers.iter().enumerate() {
         w.mm.add_user(&format!("rev{i}"), email);
     }
@@ -227,9 +242,9 @@ async fn each_distinct_reviewer_costs_one_lookup_and_one_direct_channel_per_burs
         .await;
     // Every reviewer is suggested on two requests created at once, so two resolutions of each
     // run concurrently (and some are handed back by the pacer and retried).
-    let ids: Vec<String> = (0..150)
+    let ids: Vec<String> = (0..N)
         .map(|i| {
-            let pair = [reviewers[i].as_str(), reviewers[(i + 1) % 150].as_str()];
+            let pair = [reviewers[i].as_str(), reviewers[(i + 1) % N].as_str()];
             w.tp.create_request(NewRequest::new(REQUESTER, &["editor"]).suggested_reviewers(&pair))
                 .id
         })
@@ -237,6 +252,15 @@ async fn each_distinct_reviewer_costs_one_lookup_and_one_direct_channel_per_burs
     for id in &ids {
         w.data_when(id, |d| d.messages.len() == 3).await;
     }
-    assert_eq!(w.mm.request_count("GET", "/api/v4/users/email/"), 150);
-    assert_eq!(w.mm.request_count("POST", "/api/v4/channels/direct"), 150);
+    // Counted as the server counts them against the limit: a 429 is the same lookup sent
+    // again by the client once its wait is over (and a few are allowed, see above).
+    let answered = |method: &str, prefix: &str| {
+        w.mm.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with(prefix) && r.status != 429)
+            .count()
+    };
+    assert_eq!(answered("GET", "/api/v4/users/email/"), N);
+    assert_eq!(answered("POST", "/api/v4/channels/direct"), N);
+    assert!(refused(&w.mm) <= 10, "{} refused", refused(&w.mm));
 }

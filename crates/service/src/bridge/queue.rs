@@ -36,7 +36,9 @@ pub enum Outcome {
     /// Mattermost's rate limit has the next call wait its turn: come back after `after`.
     /// Neither a failure nor a wait for someone who may be gone, so it counts against no
     /// budget and never makes the event give up: the turn comes.
-    Throttled { after: Duration },
+    Throttled {
+        after: Duration,
+    },
 }
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;

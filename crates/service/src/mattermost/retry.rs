@@ -346,8 +346,7 @@ impl Model {
             self.cut = Some(now);
         }
         let i = Duration::from_secs_f64(self.pace());
-        if h.remaining.saturating_add(1) >= h.limit && self.tat > now + i * 2 && self.share < 1.0
-        {
+        if h.remaining.saturating_add(1) >= h.limit && self.tat > now + i * 2 && self.share < 1.0 {
             // Nobody else is using the allowance after all.
             self.share = 1.0;
         } else if h.remaining.saturating_add(1) >= h.limit && self.tat > now + i * 2 {
