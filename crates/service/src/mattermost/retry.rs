@@ -102,12 +102,7 @@ pub(crate) struct RateHeaders {
 
 impl RateHeaders {
     pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let int = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u32>().ok())
-        };
+        let int = |name: &str| header_int::<u32>(headers, name);
         Some(Self {
             limit: int("x-ratelimit-limit").filter(|l| *l > 0)?,
             remaining: int("x-ratelimit-remaining")?,
@@ -576,14 +571,16 @@ pub(crate) struct ThrottleSummary {
 /// The wait a 429 asks for: `Retry-After` (seconds), else `X-RateLimit-Reset` (seconds until
 /// the bucket is full again; Mattermost sends relative seconds, not an epoch).
 pub(crate) fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
-    let seconds = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
-    };
+    let seconds = |name: &str| header_int::<u64>(headers, name).map(Duration::from_secs);
     seconds("retry-after").or_else(|| seconds("x-ratelimit-reset"))
+}
+
+/// A header holding a whole number (the rate limiter's headers all do).
+fn header_int<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
