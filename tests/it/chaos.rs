@@ -6,8 +6,12 @@
 //! the posts of resolved requests show the final state, and every review has exactly one
 //! reply under every root.
 //!
-//! A second run does the same with Mattermost's default rate limit on (10 requests/s, a burst
-//! of 100, shared by the three instances: one client address): fewer requests, since the limit
+//! A second run does the same with Mattermost's `pending_post_id` de-duplication off (as
+//! behind several Mattermost nodes without a shared cache): a killed instance's unrecorded
+//! posts must then be adopted by its successor, not re-created.
+//!
+//! A third does the same with Mattermost's default rate limit on (10 requests/s, a burst of
+//! 100, shared by the three instances: one client address): fewer requests, since the limit
 //! sets the pace, and a 429 or a turn in the queue must delay posts, never lose or repeat one.
 //!
 //! `CHAOS_REQUESTS` (default 1000; 60 with the rate limit) and `CHAOS_SEED` change the run.
@@ -204,17 +208,24 @@ fn tail(path: &Path, lines: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_killed_at_random_converge_to_exactly_one_post_per_recipient() {
-    chaos(None).await;
+    chaos(true, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_mattermost_dedup_killed_processes_still_converge_to_exactly_one_post_per_recipient()
+ {
+    chaos(false, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_mattermosts_default_rate_limit_killed_processes_still_converge_to_exactly_one_post_per_recipient()
  {
-    chaos(Some(RateLimit::default())).await;
+    chaos(true, Some(RateLimit::default())).await;
 }
 
-/// One chaos run, with Mattermost's rate limiter set to `rate_limit` throughout.
-async fn chaos(rate_limit: Option<RateLimit>) {
+/// One chaos run; `dedup` is Mattermost's `pending_post_id` de-duplication, `rate_limit` its
+/// rate limiter throughout.
+async fn chaos(dedup: bool, rate_limit: Option<RateLimit>) {
     let _turn = crate::harness::HEAVY.lock().await;
     let limited = rate_limit.is_some();
     let requests: usize = env_or("CHAOS_REQUESTS", if limited { 60 } else { 1000 });
@@ -222,6 +233,7 @@ async fn chaos(rate_limit: Option<RateLimit>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let began = Instant::now();
     let w = World::start().await;
+    w.mm.set_pending_post_dedup(dedup);
     w.mm.faults().set_rate_limit(rate_limit.clone());
     // Under the limit every call waits its turn: the posts that queued up during the chaos
     // take up to (calls − burst) / rate longer.
@@ -435,9 +447,10 @@ async fn chaos(rate_limit: Option<RateLimit>) {
     });
     let calls = w.mm.requests();
     println!(
-        "chaos (seed {seed}, rate limit {limit}): {} requests, {accepted} reviews accepted ({refused} refused as already resolved); \
+        "chaos (seed {seed}, pending_post_id de-duplication {}, rate limit {limit}): {} requests, {accepted} reviews accepted ({refused} refused as already resolved); \
          {kills} SIGKILLs, {exits} exits by themselves (starts per instance {starts:?}), {cuts} watch cuts, {bursts} bursts of 429, \
          10% of Mattermost calls failed with 500, identity rotated once; chaos {chaos_secs:.1} s, converged in {converge_secs:.1} s, total {:.1} s",
+        if dedup { "on" } else { "off" },
         ids.len(),
         began.elapsed().as_secs_f64()
     );
@@ -470,10 +483,19 @@ async fn chaos(rate_limit: Option<RateLimit>) {
         }
         for id in findings.missing.iter().chain(&findings.stale).take(3) {
             let id = id.split([' ', ':']).next().unwrap();
+            let raw = w.plugin_data(id);
             eprintln!(
-                "plugin data of {id}: {:?}",
-                w.plugin_data(id).map(|m| PluginData::decode(&m))
+                "plugin data of {id}: {:?}\n  claim {:?}, owed {:?}",
+                raw.as_ref().map(PluginData::decode),
+                raw.as_ref().and_then(|m| m.get("claim")),
+                raw.as_ref().and_then(|m| m.get("owed_recipients")),
             );
+            for i in &instances {
+                let log = std::fs::read_to_string(&i.log).unwrap_or_default();
+                for line in log.lines().filter(|l| l.contains(id)) {
+                    eprintln!("  {}: {line}", i.log.display());
+                }
+            }
         }
     }
     assert!(

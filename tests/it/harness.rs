@@ -1,6 +1,7 @@
 //! What end-to-end tests add to the simulators' shared world: the service itself running
 //! in-process against them over real sockets, ready checks and plugin-data polling.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -128,11 +129,21 @@ impl World {
     /// `checkPluginData` does: the service records progress right after it posts, so a test
     /// may look in between.
     pub async fn data_when(&self, id: &str, pred: impl Fn(&PluginData) -> bool) -> PluginData {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.data_within(id, WAIT, |d, _| pred(d)).await
+    }
+
+    /// [`World::data_when`] with its own timeout and a look at the stored keys too.
+    pub async fn data_within(
+        &self,
+        id: &str,
+        within: Duration,
+        pred: impl Fn(&PluginData, &BTreeMap<String, String>) -> bool,
+    ) -> PluginData {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(m) = self.plugin_data(id)
                 && let d = PluginData::decode(&m).unwrap()
-                && pred(&d)
+                && pred(&d, &m)
                 && !m.contains_key("claim")
             {
                 return d;

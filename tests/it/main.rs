@@ -7,6 +7,7 @@ mod chaos;
 mod check;
 mod cli;
 mod dashboard;
+mod delivery;
 mod demo;
 mod edge;
 mod harness;

@@ -446,3 +446,69 @@ async fn serves_thousands_of_posts_without_slowing_down() {
         "{first:?} then {second:?}"
     );
 }
+
+#[tokio::test]
+async fn without_dedup_a_repeated_pending_post_id_posts_again_and_since_lists_what_changed() {
+    let fx = fixture(SimConfig::default()).await;
+    let c = client(&fx.sim);
+    let mut post = NewPost::new(&fx.channel, "first");
+    post.pending_post_id = Some("tm:r1:root:x".into());
+    let first = c.create_post(&post).await.unwrap();
+    assert_eq!(
+        c.create_post(&post).await.unwrap().id,
+        first.id,
+        "de-duplicated by default"
+    );
+    fx.sim.set_pending_post_dedup(false);
+    let second = c.create_post(&post).await.unwrap();
+    assert_ne!(second.id, first.id);
+    // `since` lists the posts changed after it.
+    let ids = |posts: Vec<teleport_mattermost::mattermost::model::ListedPost>| {
+        let mut ids: Vec<String> = posts.into_iter().map(|p| p.id).collect();
+        ids.sort();
+        ids
+    };
+    let all = c.channel_posts_since(&fx.channel, 1).await.unwrap();
+    let mut both = vec![second.id.clone(), first.id.clone()];
+    both.sort();
+    assert_eq!(ids(all), both);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let later = c
+        .create_post(&NewPost::new(&fx.channel, "later"))
+        .await
+        .unwrap();
+    let since = c
+        .channel_posts_since(&fx.channel, later.create_at as u64 - 1)
+        .await
+        .unwrap();
+    assert_eq!(ids(since), vec![later.id.clone()]);
+}
+
+#[tokio::test]
+async fn a_listing_past_the_servers_1000_post_cap_is_read_again_page_by_page() {
+    let fx = fixture(SimConfig::default()).await;
+    let c = client(&fx.sim);
+    let bot = fx.sim.bot_id().to_string();
+    let before = fx.sim.post_as(&bot, &fx.channel, "", "older").unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    for i in 0..1100 {
+        fx.sim
+            .post_as(&bot, &fx.channel, "", &format!("post {i}"))
+            .unwrap();
+    }
+    let since = fx
+        .sim
+        .posts_in(&fx.channel)
+        .iter()
+        .find(|p| p.message == "post 0")
+        .unwrap()
+        .create_at as u64;
+    let listed = c.channel_posts_since(&fx.channel, since).await.unwrap();
+    assert_eq!(listed.len(), 1100, "all of them, not the first 1000");
+    assert!(listed.iter().all(|p| p.id != before.id));
+    assert!(
+        fx.sim
+            .request_count("GET", &format!("/api/v4/channels/{}/posts", fx.channel))
+            >= 7
+    );
+}

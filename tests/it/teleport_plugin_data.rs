@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use teleport_mattermost::access::{PluginData, RawData, Resolution};
 use teleport_mattermost::bridge::metrics::BridgeMetrics;
-use teleport_mattermost::bridge::ports::{Body, Chat, NewPost, PortError, Store};
+use teleport_mattermost::bridge::ports::{Body, Chat, Found, NewPost, Place, PortError, Store};
 use teleport_mattermost::bridge::post_render::PostRenderer;
 use teleport_mattermost::bridge::processor::Processor;
 use teleport_mattermost::bridge::queue::Outcome;
@@ -40,6 +40,11 @@ impl Chat for RecordingChat {
         Ok(format!("post-{}", posts.len()))
     }
 
+    async fn find(&self, _place: Place<'_>) -> Result<Vec<Found>, PortError> {
+        // Nothing is ever left unrecorded here: no takeover in these tests.
+        Ok(Vec::new())
+    }
+
     async fn update(&self, _channel_id: &str, post_id: &str, _body: Body) -> Result<(), PortError> {
         self.updates.lock().unwrap().push(post_id.to_string());
         Ok(())
@@ -68,6 +73,8 @@ pub fn processor(
         owner: "it".into(),
         notify_requester: true,
         metrics: BridgeMetrics::new(&teleport_mattermost::metrics::Metrics::new()),
+        health: Default::default(),
+        scans: Default::default(),
     }
 }
 

@@ -206,6 +206,8 @@ impl Application {
             owner: self.options.replica.clone().unwrap_or_else(replica_name),
             notify_requester: cfg.mattermost.notify_requester,
             metrics: bridge_metrics.clone(),
+            health: self.state.readiness.clone(),
+            scans: Default::default(),
         });
         let histogram = bridge_metrics.event_seconds.clone();
         let queue = KeyedQueue::new(

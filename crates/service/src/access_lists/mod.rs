@@ -416,7 +416,7 @@ impl Reminders {
         users: Option<&Snapshot>,
     ) -> Result<Option<String>, PortError> {
         let owner = match t {
-            Target::Extra(r) => return Chat::resolve(&self.parts.mattermost, r).await,
+            Target::Extra(r) => return reachable(Chat::resolve(&self.parts.mattermost, r).await),
             Target::Owner(o) => o,
         };
         if let Some([id]) = users.map(|u| u.chat_ids(owner)) {
@@ -434,11 +434,13 @@ impl Reminders {
             }
         }
         if is_email(owner) {
-            return Chat::resolve(
-                &self.parts.mattermost,
-                &Recipient::Email(owner.to_lowercase()),
-            )
-            .await;
+            return reachable(
+                Chat::resolve(
+                    &self.parts.mattermost,
+                    &Recipient::Email(owner.to_lowercase()),
+                )
+                .await,
+            );
         }
         Ok(None)
     }
@@ -489,4 +491,17 @@ fn full_jitter(d: Duration) -> Duration {
 /// `d` minus up to a seventh, so replicas do not look in lockstep (upstream's jitter).
 fn seventh_jitter(d: Duration) -> Duration {
     d.mul_f64(1.0 - rand::rng().random_range(0.0..=1.0 / 7.0))
+}
+
+/// A recipient Mattermost refuses (a missing channel, one the bot may not use) is nobody to
+/// send to this run (logged as unreachable); only a temporary failure ends the run.
+fn reachable(r: Result<Option<String>, PortError>) -> Result<Option<String>, PortError> {
+    match r {
+        Err(PortError::Fatal(e)) => {
+            tracing::debug!(error = %e, "access list reminder recipient refused by Mattermost");
+            Ok(None)
+        }
+        Err(PortError::NotFound) => Ok(None),
+        other => other,
+    }
 }

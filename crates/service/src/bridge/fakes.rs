@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use super::ports::{Body, Chat, NewPost, PortError, Store};
+use super::ports::{Body, Chat, Found, Marker, NewPost, Place, PortError, Store};
 use super::render::Renderer;
 use super::work::Summary;
 use crate::access::{RawData, Review};
@@ -71,6 +71,14 @@ pub struct Posted {
     pub root_id: Option<String>,
     pub message: String,
     pub key: String,
+    pub props: Option<String>,
+}
+
+impl Posted {
+    pub fn marker(&self) -> Option<Marker> {
+        let props: serde_json::Value = serde_json::from_str(self.props.as_deref()?).ok()?;
+        Marker::of_props(&props)
+    }
 }
 
 #[derive(Clone, Default)]
@@ -81,8 +89,16 @@ pub struct FakeChat {
     pub updates: Arc<Mutex<Vec<(String, String)>>>,
     /// (post id, emoji name) of every reaction added.
     pub reactions: Arc<Mutex<Vec<(String, String)>>>,
-    /// Channels whose next posts fail with a temporary error.
+    /// Channels whose next posts fail with a temporary error (a 500: surely not posted).
     pub failing: Arc<Mutex<BTreeMap<String, u32>>>,
+    /// Channels whose posts fail with this error until removed.
+    pub refusing: Arc<Mutex<BTreeMap<String, PortError>>>,
+    /// Mattermost's `pending_post_id` cache forgot everything (another node, or 30 s later).
+    pub no_dedup: Arc<Mutex<bool>>,
+    /// Channels whose next post is made but its answer lost (a timeout).
+    pub answer_lost: Arc<Mutex<BTreeSet<String>>>,
+    /// Listings made (takeovers only).
+    pub finds: Arc<Mutex<u32>>,
 }
 
 impl FakeChat {
@@ -136,24 +152,61 @@ impl Chat for FakeChat {
                 after: None,
             });
         }
+        if let Some(e) = self.refusing.lock().unwrap().get(&p.channel_id) {
+            return Err(e.clone());
+        }
         let mut posts = self.posts.lock().unwrap();
         // Mattermost returns the first post for a repeated pending_post_id.
-        if let Some(existing) = posts.iter().find(|x| x.key == p.idempotency_key) {
+        if !*self.no_dedup.lock().unwrap()
+            && let Some(existing) = posts.iter().find(|x| x.key == p.idempotency_key)
+        {
             return Ok(existing.id.clone());
         }
         let id = format!("post-{}", posts.len() + 1);
+        let lost = self.answer_lost.lock().unwrap().remove(&p.channel_id);
         posts.push(Posted {
             id: id.clone(),
             channel_id: p.channel_id,
             root_id: p.root_id,
             message: p.body.message,
             key: p.idempotency_key,
+            props: p.body.props,
         });
+        if lost {
+            return Err(PortError::Uncertain("timed out".into()));
+        }
         Ok(id)
+    }
+
+    async fn find(&self, place: Place<'_>) -> Result<Vec<Found>, PortError> {
+        *self.finds.lock().unwrap() += 1;
+        let posts = self.posts.lock().unwrap();
+        Ok(posts
+            .iter()
+            .filter(|p| match place {
+                Place::Channel { channel_id, .. } => p.channel_id == channel_id,
+                Place::Thread { root_id } => p.root_id.as_deref() == Some(root_id),
+            })
+            .filter_map(|p| {
+                Some(Found {
+                    post_id: p.id.clone(),
+                    marker: p.marker()?,
+                })
+            })
+            .collect())
     }
 
     async fn update(&self, _channel_id: &str, post_id: &str, body: Body) -> Result<(), PortError> {
         tokio::task::yield_now().await;
+        if let Some(p) = self
+            .posts
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find(|p| p.id == post_id)
+        {
+            p.props = body.props;
+        }
         self.updates
             .lock()
             .unwrap()

@@ -1,6 +1,7 @@
 //! The bridge's chat port over the Mattermost client.
 
-use super::ports::{Body, Chat, NewPost, PortError};
+use super::ports::{Body, Chat, Found, NewPost, Place, PortError};
+use crate::mattermost::error::Target;
 use crate::mattermost::model::{self, Props};
 use crate::mattermost::{MattermostClient, MattermostError};
 use crate::route::Recipient;
@@ -9,6 +10,11 @@ use crate::route::Recipient;
 fn port_error(e: MattermostError) -> PortError {
     match e {
         MattermostError::RateLimited { wait, .. } => PortError::Throttled { after: wait },
+        // Sent, and no answer: the call may have taken effect.
+        MattermostError::Transport { ref error, .. } if !error.is_connect() => {
+            PortError::Uncertain(e.to_string())
+        }
+        e @ MattermostError::Unauthorized { .. } => PortError::Unauthorized(e.to_string()),
         e if e.is_transient() => PortError::Retry {
             reason: e.to_string(),
             after: None,
@@ -30,13 +36,21 @@ impl Chat for MattermostClient {
     async fn resolve(&self, recipient: &Recipient) -> Result<Option<String>, PortError> {
         match MattermostClient::resolve(self, recipient).await {
             Ok(r) => Ok(Some(r.channel_id)),
-            Err(e) if e.is_transient() => Err(port_error(e)),
-            // A missing user or channel, or one the bot may not use, is skipped (upstream
-            // posted to an empty channel id instead); the error text names the fix.
-            Err(e) => {
+            // A person without a Mattermost account is skipped, as upstream.
+            Err(
+                e @ MattermostError::NotFound {
+                    target: Target::User(_),
+                    ..
+                },
+            ) => {
                 tracing::warn!(recipient = %recipient, error = %e, "recipient does not resolve; skipping it");
                 Ok(None)
             }
+            // A missing channel, or one the bot may not use, is a refusal: the caller decides
+            // (the bridge keeps it owed until fixed); the text names the fix. A 404 here is
+            // not "the request is gone".
+            Err(e @ MattermostError::NotFound { .. }) => Err(PortError::Fatal(e.to_string())),
+            Err(e) => Err(port_error(e)),
         }
     }
 
@@ -53,6 +67,27 @@ impl Chat for MattermostClient {
             .await
             .map(|p| p.id)
             .map_err(port_error)
+    }
+
+    async fn find(&self, place: Place<'_>) -> Result<Vec<Found>, PortError> {
+        let posts = match place {
+            Place::Channel { channel_id, since } => {
+                self.channel_posts_since(channel_id, since).await
+            }
+            Place::Thread { root_id } => self.thread(root_id).await,
+        }
+        .map_err(port_error)?;
+        let bot = self.bot_id().await.map_err(port_error)?;
+        Ok(posts
+            .into_iter()
+            .filter(|p| p.user_id == bot && p.delete_at == 0)
+            .filter_map(|p| {
+                Some(Found {
+                    marker: serde_json::from_value(p.props.teleport_mattermost?).ok()?,
+                    post_id: p.id,
+                })
+            })
+            .collect())
     }
 
     async fn update(&self, _channel_id: &str, post_id: &str, body: Body) -> Result<(), PortError> {

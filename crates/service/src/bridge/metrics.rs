@@ -9,6 +9,9 @@ pub struct BridgeMetrics {
     pub events: IntCounterVec,
     pub sent: IntCounterVec,
     pub updates: IntCounterVec,
+    pub adopted: IntCounterVec,
+    pub owed: IntCounterVec,
+    pub token_rejected: IntGauge,
     pub cas_conflicts: IntCounter,
     pub event_seconds: Histogram,
     pub watch_reconnects: IntCounter,
@@ -36,6 +39,23 @@ impl BridgeMetrics {
                 "teleport_mattermost_post_updates_total",
                 "Mattermost root posts updated in place, by outcome.",
                 &["outcome"],
+            ),
+            adopted: counter_vec(
+                "teleport_mattermost_posts_adopted_total",
+                "Posts an interrupted replica made but never recorded, found by their marker and adopted instead of posted again, by kind (root, reply, requester).",
+                &["kind"],
+            ),
+            owed: counter_vec(
+                "teleport_mattermost_recipients_owed_total",
+                "Times a recipient was left without its root post after an attempt (it stays owed and is posted by a later attempt, event or resync), by reason: unauthorized (401), refused (403, 404, 400), temporary.",
+                &["reason"],
+            ),
+            token_rejected: m.register(
+                &IntGauge::new(
+                    "teleport_mattermost_mattermost_token_rejected",
+                    "1 while Mattermost refuses the bot token (401) on the bridge's calls; 0 once a call succeeds.",
+                )
+                .expect("static metric"),
             ),
             cas_conflicts: m.register(
                 &IntCounter::new(

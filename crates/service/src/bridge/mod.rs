@@ -7,6 +7,7 @@
 pub mod claim;
 pub mod mattermost_chat;
 pub mod metrics;
+pub mod owed;
 pub mod ports;
 pub mod post_render;
 pub mod processor;
@@ -16,6 +17,8 @@ pub mod teleport_store;
 pub mod watcher;
 pub mod work;
 
+#[cfg(test)]
+mod delivery_tests;
 #[cfg(test)]
 mod fakes;
 #[cfg(test)]

@@ -12,11 +12,11 @@ use super::work::Work;
 use crate::access::{AccessRequest, PluginData, RequestState, Resolution, Review};
 use crate::route::{Recipient, Routing};
 
-const ID: &str = "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091";
+pub(super) const ID: &str = "0193a2b4-7c1d-7e2f-8a3b-4c5d6e7f8091";
 
-type P = Processor<FakeStore, FakeChat, FakeRender>;
+pub(super) type P = Processor<FakeStore, FakeChat, FakeRender>;
 
-fn routing() -> Arc<Routing> {
+pub(super) fn routing() -> Arc<Routing> {
     Arc::new(Routing::new(BTreeMap::from([(
         "editor".to_string(),
         vec![
@@ -27,7 +27,7 @@ fn routing() -> Arc<Routing> {
     )])))
 }
 
-fn processor(owner: &str, store: &FakeStore, chat: &FakeChat) -> P {
+pub(super) fn processor(owner: &str, store: &FakeStore, chat: &FakeChat) -> P {
     Processor {
         store: store.clone(),
         chat: chat.clone(),
@@ -36,10 +36,12 @@ fn processor(owner: &str, store: &FakeStore, chat: &FakeChat) -> P {
         owner: owner.into(),
         notify_requester: true,
         metrics: BridgeMetrics::new(&crate::metrics::Metrics::new()),
+        health: Default::default(),
+        scans: Default::default(),
     }
 }
 
-fn chat() -> FakeChat {
+pub(super) fn chat() -> FakeChat {
     FakeChat::with(&[
         ("team/channel", "ch-team"),
         ("reviewer1@example.com", "ch-dm-r1"),
@@ -47,7 +49,7 @@ fn chat() -> FakeChat {
     ])
 }
 
-fn request(state: RequestState, reviews: &[(&str, RequestState)]) -> Work {
+pub(super) fn request(state: RequestState, reviews: &[(&str, RequestState)]) -> Work {
     Work::put(AccessRequest {
         id: ID.into(),
         user: "requester@example.com".into(),
@@ -74,7 +76,7 @@ fn request(state: RequestState, reviews: &[(&str, RequestState)]) -> Work {
     })
 }
 
-fn stored(store: &FakeStore) -> PluginData {
+pub(super) fn stored(store: &FakeStore) -> PluginData {
     PluginData::decode(&store.get_now(ID).expect("plugin data exists")).unwrap()
 }
 
@@ -299,7 +301,10 @@ async fn a_request_resolved_before_it_was_seen_is_not_posted() {
 async fn a_fresh_claim_of_another_replica_is_waited_for_briefly() {
     let (store, chat) = (FakeStore::default(), chat());
     let mut m = PluginData::default().encode();
-    m.insert(claim::KEY.into(), Claim::new("other", Phase::Post).encode());
+    m.insert(
+        claim::KEY.into(),
+        Claim::new("other", Phase::Post, claim::now_ms()).encode(),
+    );
     store.data.lock().unwrap().insert(ID.into(), m);
     let p = processor("a", &store, &chat);
     match p.handle(ID, request(RequestState::Pending, &[])).await {
@@ -327,6 +332,7 @@ async fn a_takeover_after_a_crash_completes_without_duplicates() {
             owner: "dead".into(),
             until: 1,
             phase: Phase::Post,
+            since: None,
         }
         .encode(),
     );
@@ -360,8 +366,10 @@ async fn a_failed_post_keeps_progress_and_the_retry_posts_only_what_is_missing()
         1,
         "the successful post is recorded"
     );
-    let claim = Claim::parse(&store.get_now(ID).unwrap()[claim::KEY]).unwrap();
-    assert_eq!((claim.owner.as_str(), claim.phase), ("a", Phase::Post));
+    // The claim is released; what is missing is owed, so the retry posts it.
+    let data = store.get_now(ID).unwrap();
+    assert!(!data.contains_key(claim::KEY), "{data:?}");
+    assert_eq!(data[super::owed::KEY], r#"["reviewer1@example.com"]"#);
     assert!(matches!(
         p.handle(ID, request(RequestState::Pending, &[])).await,
         Outcome::Done
@@ -549,6 +557,7 @@ async fn a_stale_claim_with_nothing_left_to_do_is_just_released() {
             owner: "dead".into(),
             until: 1,
             phase: Phase::Update,
+            since: None,
         }
         .encode(),
     );

@@ -1,5 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (the Teleport watch is established) and
-//! `/metrics` (Prometheus text).
+//! `/healthz` (the process answers), `/readyz` (the Teleport watch is established and
+//! Mattermost takes the bot token, with the reason when not) and `/metrics` (Prometheus text).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -12,13 +12,12 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    if state.readiness.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (
+    match state.readiness.reason() {
+        None => (StatusCode::OK, "ready\n".to_string()),
+        Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the watch on Teleport is not established\n",
-        )
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

@@ -10,8 +10,23 @@ use serde::Serialize;
 use super::client::{Call, MattermostClient, Retry};
 use super::error::{MattermostError, Target, UserKey};
 use super::model::{
-    Channel, NewPost, NewReaction, OpenDialog, Post, PostPatch, PostUpdate, Team, User,
+    Channel, ListedPost, NewPost, NewReaction, OpenDialog, Post, PostList, PostPatch, PostUpdate,
+    Team, User,
 };
+
+/// Most posts `GET /channels/{id}/posts?since=` answers (the server's limit for that form).
+const SINCE_CAP: usize = 1000;
+/// Page size of the paged form (the server's maximum).
+const PAGE: usize = 200;
+
+/// The listed posts created at or after `since` (the `since` form also lists older posts
+/// edited since; a page lists older ones too).
+fn created_since(list: PostList<ListedPost>, since: u64) -> Vec<ListedPost> {
+    list.posts
+        .into_values()
+        .filter(|p| p.create_at >= since as i64)
+        .collect()
+}
 
 /// Mattermost remembers a `pending_post_id` for 30 s; retries of one create stop a little
 /// earlier so a late retry cannot land after the server forgot the first attempt.
@@ -244,6 +259,69 @@ impl MattermostClient {
             Target::Post(post_id.into()),
         ))
         .await
+    }
+
+    /// The channel's posts (replies included) created at or after `since` (Unix ms), newest
+    /// first. One `GET /channels/{id}/posts?since=` answers when the channel is quiet; the
+    /// server caps that form at 1000 posts changed since then (edits count), so a full answer
+    /// is read again page by page (`page`/`per_page`, newest first) back to `since`.
+    pub async fn channel_posts_since(
+        &self,
+        channel_id: &str,
+        since: u64,
+    ) -> Result<Vec<ListedPost>, MattermostError> {
+        let target = || Target::ChannelId {
+            id: channel_id.into(),
+            display: None,
+        };
+        let mut call = self.get(
+            "get_channel_posts_since",
+            &["channels", channel_id, "posts"],
+            target(),
+        );
+        call.url
+            .query_pairs_mut()
+            .append_pair("since", &since.to_string());
+        let list: PostList<ListedPost> = self.json(call).await?;
+        if list.order.len() < SINCE_CAP {
+            return Ok(created_since(list, since));
+        }
+        let mut all = Vec::new();
+        for page in 0.. {
+            let mut call = self.get(
+                "get_channel_posts",
+                &["channels", channel_id, "posts"],
+                target(),
+            );
+            call.url
+                .query_pairs_mut()
+                .append_pair("page", &page.to_string())
+                .append_pair("per_page", &PAGE.to_string());
+            let list: PostList<ListedPost> = self.json(call).await?;
+            let full = list.order.len() >= PAGE;
+            let oldest = list
+                .order
+                .last()
+                .and_then(|id| list.posts.get(id))
+                .map_or(0, |p| p.create_at);
+            all.extend(created_since(list, since));
+            if !full || oldest < since as i64 {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// `GET /posts/{id}/thread`: the thread's root and every reply.
+    pub async fn thread(&self, post_id: &str) -> Result<Vec<ListedPost>, MattermostError> {
+        let list: PostList<ListedPost> = self
+            .json(self.get(
+                "get_post_thread",
+                &["posts", post_id, "thread"],
+                Target::Post(post_id.into()),
+            ))
+            .await?;
+        Ok(list.posts.into_values().collect())
     }
 
     /// `POST /actions/dialogs/open`. Not retried after the request may have arrived: a second

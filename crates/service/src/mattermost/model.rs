@@ -133,6 +133,34 @@ pub struct Post {
     pub is_pinned: bool,
 }
 
+/// `PostList`: posts by id, and their order (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PostList<P = Post> {
+    pub order: Vec<String>,
+    pub posts: std::collections::HashMap<String, P>,
+}
+
+/// A post as a takeover's listing reads it: who made it, when, and this service's marker
+/// (props key `teleport_mattermost`), nothing else. The rest of a post (message, attachments
+/// with buttons) is skipped unparsed, which matters when a busy channel is paged through.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ListedPost {
+    pub id: String,
+    pub create_at: i64,
+    pub delete_at: i64,
+    pub user_id: String,
+    pub props: ListedProps,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ListedProps {
+    /// The marker as JSON, decoded by its owner (the bridge).
+    pub teleport_mattermost: Option<serde_json::Value>,
+}
+
 /// A post to create with `POST /api/v4/posts`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct NewPost {

@@ -172,6 +172,7 @@ impl MattermostSim {
             hide_emails: config.hide_emails,
             dedup_ttl: config.dedup_ttl,
             dedup_capacity: 25_000,
+            dedup: true,
             trigger_ttl: config.trigger_ttl,
         };
         let store = Store::new(rules, &config.bot_username, &config.bot_token);
@@ -251,6 +252,12 @@ impl MattermostSim {
     /// The fault switchboard.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+
+    /// Turns `pending_post_id` de-duplication on (the default) or off: off, a re-sent post
+    /// creates a second post, as behind several Mattermost nodes without a shared cache.
+    pub fn set_pending_post_dedup(&self, enabled: bool) {
+        self.shared.store().rules.dedup = enabled;
     }
 
     // ---- set-up -------------------------------------------------------------------------

@@ -43,6 +43,7 @@ impl Store {
         }
         let pending = str_field(body, "pending_post_id").unwrap_or("").to_string();
         if !pending.is_empty()
+            && self.rules.dedup
             && let Some(existing) = self.pending.get(&pending, now)
             && let Some(post) = self.posts.get(&existing)
         {
@@ -268,6 +269,41 @@ impl Store {
                         .team_members
                         .contains(&(c.team_id.clone(), viewer.to_string())))
         })
+    }
+
+    /// `GET /channels/{id}/posts?since=<ms>` as the server answers it (`GetPostsSince`):
+    /// every post of the channel changed after `since` (`update_at > since`), deleted ones
+    /// included, newest first, at most 1000, in a `PostList` without paging.
+    pub(crate) fn channel_posts_since(
+        &self,
+        actor: &str,
+        channel_id: &str,
+        since: i64,
+    ) -> Result<Value, ApiError> {
+        if !is_valid_id(channel_id) {
+            return Err(ApiError::invalid_url_param("channel_id"));
+        }
+        if !self.can_read(channel_id, actor) {
+            return Err(ApiError::permission("read_channel"));
+        }
+        let mut changed: Vec<&SimPost> = self
+            .channel_posts
+            .get(channel_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.posts.get(id))
+            .filter(|p| p.update_at > since || p.delete_at > since)
+            .collect();
+        changed.sort_by_key(|p| std::cmp::Reverse(p.create_at));
+        changed.truncate(1000);
+        let order: Vec<&str> = changed.iter().map(|p| p.id.as_str()).collect();
+        let posts: Map<String, Value> = changed
+            .iter()
+            .map(|p| (p.id.clone(), p.to_json()))
+            .collect();
+        Ok(
+            json!({"order": order, "posts": posts, "next_post_id": "", "prev_post_id": "", "has_next": false}),
+        )
     }
 
     pub(crate) fn thread(&self, actor: &str, id: &str) -> Result<Value, ApiError> {

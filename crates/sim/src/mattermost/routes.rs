@@ -233,11 +233,13 @@ async fn direct_channel(
 }
 
 /// Query parameters the server reads as numbers: a bad one falls back to its default
-/// (`page` 0, `per_page` 60), and `per_page` is capped at 200.
+/// (`page` 0, `per_page` 60), and `per_page` is capped at 200. With `since` (milliseconds),
+/// the server answers every post changed after it instead of a page.
 #[derive(serde::Deserialize)]
 struct PageQuery {
     page: Option<String>,
     per_page: Option<String>,
+    since: Option<String>,
 }
 
 async fn channel_posts(
@@ -247,6 +249,16 @@ async fn channel_posts(
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
     let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<usize>().ok());
+    if let Some(since) = &q.since {
+        let since = since
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| ApiError::invalid_param("since"))?;
+        return read(&s, &h, |store, actor| {
+            store.channel_posts_since(actor, &channel_id, since)
+        });
+    }
     let page = number(&q.page).unwrap_or(0);
     let per_page = number(&q.per_page).unwrap_or(60).min(200);
     read(&s, &h, |store, actor| {

@@ -22,6 +22,9 @@ pub(crate) struct Rules {
     pub hide_emails: bool,
     pub dedup_ttl: Duration,
     pub dedup_capacity: usize,
+    /// `pending_post_id` de-duplication on (the server's default); off imitates a cluster
+    /// whose nodes do not share the cache, or a retry after the 30 s window.
+    pub dedup: bool,
     pub trigger_ttl: Duration,
 }
 

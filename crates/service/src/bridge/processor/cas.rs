@@ -1,22 +1,60 @@
 //! The processor's plugin-data writes, all compare-and-swap through the [`Store`] port:
 //! take the claim (or see that another replica holds it), renew it before each batch of
-//! Mattermost writes, and record progress with the claim kept or released.
+//! Mattermost writes, and record progress with the claim released, or left for a takeover
+//! when something may have been posted without an answer.
 
+use super::recover::Window;
 use super::{BUSY_WAIT, FRESH, Held, Processor, retry, target};
 use crate::access::{PluginData, RawData, Resolution};
 use crate::bridge::claim::{self, Claim, Phase};
+use crate::bridge::owed;
 use crate::bridge::ports::{Chat, PortError, Store};
 use crate::bridge::queue::Outcome;
 use crate::bridge::render::Renderer;
 use crate::bridge::work::{Work, reviews};
 
-fn encode(data: &PluginData, claim: Option<&Claim>) -> RawData {
+fn encode(data: &PluginData, claim: Option<&Claim>, owed: &[String]) -> RawData {
     let mut m = data.encode();
     m.insert(
         claim::KEY.into(),
         claim.map(Claim::encode).unwrap_or_default(),
     );
+    m.insert(owed::KEY.into(), owed::encode(owed));
     m
+}
+
+fn held(
+    data: PluginData,
+    written: RawData,
+    phase: Phase,
+    since: u64,
+    recover: Option<Window>,
+    owed: Vec<String>,
+) -> Held {
+    Held {
+        data,
+        written,
+        phase,
+        renewed: std::time::Instant::now(),
+        since,
+        recover,
+        owed,
+        late: Default::default(),
+    }
+}
+
+/// How an attempt leaves the claim when it records its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leave {
+    /// Everything posted is recorded: the claim goes.
+    Release,
+    /// Kept for the current phase (the lease renewed): work goes on.
+    Keep,
+    /// Something may have been posted and not recorded (a call sent without an answer, or
+    /// a batch that partly failed). The claim stays, so whoever comes next looks for such
+    /// posts first; `wait` keeps the full lease (an unanswered post may still land), else
+    /// it is left expired and the next attempt may take over at once.
+    Recover { wait: bool },
 }
 
 /// `Expect` for a write of `set` over `stored`: the values exactly as read (not re-encoded,
@@ -46,10 +84,13 @@ fn initial_data(work: &Work) -> Option<PluginData> {
 }
 
 /// Whether `data` lags behind `work` (something to post or update).
-fn behind(work: &Work, data: &PluginData) -> bool {
+fn behind(work: &Work, data: &PluginData, owed: &[String]) -> bool {
     if data.resolution != Resolution::Unresolved {
         // A resolved request is final: repeated events and a later deletion are no-ops.
         return false;
+    }
+    if !owed.is_empty() && matches!(work, Work::Put(..)) {
+        return true;
     }
     let new_reviews = reviews(work).len() > data.reviews_count as usize;
     let resolved = target(work) != Resolution::Unresolved;
@@ -71,16 +112,11 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 // is nothing to post, as upstream, so a first start does not post history.
                 return Ok(None);
             };
-            let c = Claim::new(&self.owner, Phase::Post);
-            let set = encode(&data, Some(&c));
+            let c = Claim::new(&self.owner, Phase::Post, now);
+            let set = encode(&data, Some(&c), &[]);
             let expect = set.keys().map(|k| (k.clone(), String::new())).collect();
             return match self.store.update(id, set.clone(), expect).await {
-                Ok(()) => Ok(Some(Held {
-                    data,
-                    written: set,
-                    phase: Phase::Post,
-                    renewed: std::time::Instant::now(),
-                })),
+                Ok(()) => Ok(Some(held(data, set, Phase::Post, now, None, Vec::new()))),
                 Err(PortError::Conflict) => Err(Acquire::Again),
                 Err(e) => Err(Acquire::Stop(retry(e))),
             };
@@ -88,8 +124,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let data =
             PluginData::decode(&stored).map_err(|e| Acquire::Stop(Outcome::Fail(e.to_string())))?;
         let held_claim = stored.get(claim::KEY).and_then(|c| Claim::parse(c));
+        let owed = owed::decode(stored.get(owed::KEY));
+        // Every attempt releases its claim, so a live one is another replica at work, or
+        // one that may have posted without an answer (this one included): wait out its lease.
         if let Some(c) = &held_claim
-            && c.owner != self.owner
             && !c.expired(now)
         {
             // Check back soon: the holder usually finishes in milliseconds, and if it
@@ -101,13 +139,19 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 after: wait,
             }));
         }
-        let phase = held_claim.as_ref().map_or(Phase::Update, |c| c.phase);
-        if phase == Phase::Update && !behind(work, &data) {
+        let phase = match &held_claim {
+            Some(c) => c.phase,
+            None if !owed.is_empty() && matches!(work, Work::Put(..)) => Phase::Post,
+            None => Phase::Update,
+        };
+        if phase == Phase::Update && !behind(work, &data, &owed) {
             if held_claim.is_none() {
                 return Ok(None);
             }
-            // A stale claim with nothing left to do: just release it.
-            let set = encode(&data, None);
+            // A stale claim with nothing left to do: its holder recorded all it posted (a
+            // reply or the requester's message leaves the request behind until recorded),
+            // so it is just released.
+            let set = encode(&data, None, &owed);
             let expect = as_stored(&stored, &set);
             return match self.store.update(id, set, expect).await {
                 Ok(()) | Err(PortError::NotFound) => Ok(None),
@@ -115,19 +159,22 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 Err(e) => Err(Acquire::Stop(retry(e))),
             };
         }
-        if held_claim.is_some() {
-            tracing::info!(request_id = %id, "taking over an expired claim on this request");
+        // A claim still there means its holder was interrupted (it died, stalled, or could
+        // not tell whether a post was made): what it posted since its last claim write may be
+        // unrecorded.
+        let recover = held_claim.as_ref().map(|c| Window {
+            since: c.began(),
+            until: c.until,
+        });
+        if let Some(c) = &held_claim {
+            tracing::info!(request_id = %id, holder = %c.owner, "taking over an interrupted claim on this request");
         }
-        let c = Claim::new(&self.owner, phase);
-        let set = encode(&data, Some(&c));
+        let since = recover.map_or(now, |w| w.since);
+        let c = Claim::new(&self.owner, phase, since);
+        let set = encode(&data, Some(&c), &owed);
         let expect = as_stored(&stored, &set);
         match self.store.update(id, set.clone(), expect).await {
-            Ok(()) => Ok(Some(Held {
-                data,
-                written: set,
-                phase,
-                renewed: std::time::Instant::now(),
-            })),
+            Ok(()) => Ok(Some(held(data, set, phase, since, recover, owed))),
             Err(PortError::Conflict) => Err(Acquire::Again),
             Err(e) => Err(Acquire::Stop(retry(e))),
         }
@@ -140,7 +187,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         if held.renewed.elapsed() < FRESH {
             return Ok(());
         }
-        match self.write(id, held, Some(held.phase)).await {
+        match self.write(id, held, Leave::Keep).await {
             Ok(()) => Ok(()),
             Err(PortError::Conflict) => {
                 tracing::warn!(request_id = %id, "this replica's claim on the request expired and another took over; leaving the work to it");
@@ -152,16 +199,24 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
     }
 
-    /// The one compare-and-swap write of a held request: its progress, with the claim renewed
-    /// (`Some(phase)`) or released (`None`), expecting exactly what we wrote last.
+    /// The one compare-and-swap write of a held request: its progress, with the claim as
+    /// `leave` says, expecting exactly what we wrote last.
     pub(super) async fn write(
         &self,
         id: &str,
         held: &mut Held,
-        claim: Option<Phase>,
+        leave: Leave,
     ) -> Result<(), PortError> {
-        let c = claim.map(|p| Claim::new(&self.owner, p));
-        let set = encode(&held.data, c.as_ref());
+        let c = match leave {
+            Leave::Release => None,
+            Leave::Keep | Leave::Recover { wait: true } => {
+                Some(Claim::new(&self.owner, held.phase, held.since))
+            }
+            Leave::Recover { wait: false } => {
+                Some(Claim::expired_now(&self.owner, held.phase, held.since))
+            }
+        };
+        let set = encode(&held.data, c.as_ref(), &held.owed);
         self.store
             .update(id, set.clone(), held.written.clone())
             .await?;
@@ -170,15 +225,15 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         Ok(())
     }
 
-    /// Records progress; `keep` renews the claim (work remains), `None` releases it.
+    /// Records progress and leaves the claim as `leave` says; then `then`.
     pub(super) async fn save_then(
         &self,
         id: &str,
         held: &mut Held,
-        keep: Option<Phase>,
+        leave: Leave,
         then: Outcome,
     ) -> Outcome {
-        match self.write(id, held, keep).await {
+        match self.write(id, held, leave).await {
             Ok(()) => then,
             // The request is gone; its plugin data with it. Nothing left to record.
             Err(PortError::NotFound) => then,

@@ -5,24 +5,32 @@
 //!
 //! - this module: the phases in order ([`Processor::handle`]);
 //! - [`cas`]: the plugin-data side (take, renew and release the claim, record progress);
-//! - [`posts`]: the Mattermost side (root posts, root updates, the requester's DM).
+//! - [`posts`]: the Mattermost side (root posts, replies, root updates, the requester's DM);
+//! - [`recover`]: after an interrupted holder, adopting the posts it made but never recorded.
+//!
+//! What could not be posted stays owed (the `owed_recipients` key, [`super::owed`]): a
+//! refusal for one recipient (403, 404) does not hold up the others, and the next event or
+//! resync posts it; a refused token (401) is retried with backoff and reported by `/readyz`.
 
 mod cas;
 mod posts;
+mod recover;
+mod replies;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-
-use futures_util::future::join_all;
 
 use super::claim::{self, Phase};
 use super::metrics::BridgeMetrics;
-use super::ports::{Chat, NewPost, PortError, Store};
+use super::ports::{Chat, PortError, Store};
 use super::queue::Outcome;
 use super::render::Renderer;
 use super::work::{Summary, Work, resolution_of, reviews};
-use crate::access::{PluginData, RawData, Resolution, SentMessage};
+use crate::access::{PluginData, RawData, Resolution};
+use crate::health::Readiness;
 use crate::route::Routing;
-use cas::Acquire;
+use cas::{Acquire, Leave};
+pub use recover::Scans;
 
 /// Compare-and-swap rounds per event before handing back to the queue's backoff.
 const CAS_ROUNDS: u32 = 16;
@@ -42,13 +50,10 @@ async fn bounded<T>(
     tokio::time::timeout(CALL_BUDGET, crate::mattermost::within(CALL_BUDGET, call))
         .await
         .unwrap_or_else(|_| {
-            Err(PortError::Retry {
-                reason: format!(
-                    "a Mattermost call took longer than {}s",
-                    CALL_BUDGET.as_secs()
-                ),
-                after: None,
-            })
+            Err(PortError::Uncertain(format!(
+                "a Mattermost call took longer than {}s",
+                CALL_BUDGET.as_secs()
+            )))
         })
 }
 
@@ -65,6 +70,10 @@ pub struct Processor<S, C, R> {
     /// `[mattermost] notify_requester`: DM the requester the outcome.
     pub notify_requester: bool,
     pub metrics: BridgeMetrics,
+    /// Told when Mattermost refuses the bot token, and when it takes it again.
+    pub health: Readiness,
+    /// Channel listings shared by the takeovers of this replica (see [`recover`]).
+    pub scans: Scans,
 }
 
 /// The claim we hold and the plugin data as we last wrote it (the next write's `Expect`).
@@ -74,12 +83,28 @@ struct Held {
     phase: Phase,
     /// When the claim was last written (renewed).
     renewed: std::time::Instant,
+    /// The claim's `since`: when this holder took the request, or the interrupted window it
+    /// took over.
+    since: u64,
+    /// A claim was found when this one was taken: its holder was interrupted and may have
+    /// posted without recording it. What it posted after this time (Unix ms) is looked for
+    /// before anything is posted again.
+    recover: Option<recover::Window>,
+    /// Recipients still lacking their root post (the `owed_recipients` key).
+    owed: Vec<String>,
+    /// Channels whose root was posted in this attempt after replies were already made
+    /// under the other roots: they get those replies too.
+    late: BTreeSet<String>,
 }
 
 fn retry(e: PortError) -> Outcome {
     match e {
         PortError::Retry { reason, after } => Outcome::Retry { reason, after },
         PortError::Throttled { after } => Outcome::Throttled { after },
+        PortError::Unauthorized(reason) | PortError::Uncertain(reason) => Outcome::Retry {
+            reason,
+            after: None,
+        },
         PortError::Conflict => Outcome::Retry {
             reason: "plugin data changed concurrently".into(),
             after: None,
@@ -117,6 +142,31 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
     }
 
+    /// One Mattermost call, bounded by [`CALL_BUDGET`]; a refused token is reported to
+    /// readiness and the metric, and any success clears that report.
+    async fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, PortError>>,
+    ) -> Result<T, PortError> {
+        self.observe(bounded(call).await)
+    }
+
+    /// Reports a refused token to readiness and the metric; any success clears that report.
+    fn observe<T>(&self, r: Result<T, PortError>) -> Result<T, PortError> {
+        match &r {
+            Err(PortError::Unauthorized(why)) => {
+                self.metrics.token_rejected.set(1);
+                self.health.set_mattermost_problem(Some(why.clone()));
+            }
+            Ok(_) if self.metrics.token_rejected.get() != 0 => {
+                self.metrics.token_rejected.set(0);
+                self.health.set_mattermost_problem(None);
+            }
+            _ => {}
+        }
+        r
+    }
+
     async fn work(&self, id: &str, work: &Work, mut held: Held) -> Outcome {
         let summary = match work {
             Work::Put(r, _) => Summary::from_request(r),
@@ -128,72 +178,29 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             return o;
         }
         let all = reviews(work);
-        let from = held.data.reviews_count as usize;
         let mut roots_changed = false;
-        if all.len() > from && !held.data.messages.is_empty() {
-            for i in from..all.len() {
-                if let Err(o) = self.renew(id, &mut held).await {
-                    return o;
-                }
-                let body = self.render.reply(&summary, &all[..=i]);
-                let mut to: Vec<SentMessage> = held.data.messages.clone();
-                while !to.is_empty() {
-                    let posts = to.iter().map(|m| {
-                        bounded(self.chat.post(NewPost {
-                            channel_id: m.channel_id.clone(),
-                            root_id: Some(m.post_id.clone()),
-                            body: body.clone(),
-                            idempotency_key: format!("tm:{id}:review:{i}:{}", m.channel_id),
-                        }))
-                    });
-                    let results = join_all(posts).await;
-                    let (mut later, mut wait) = (Vec::new(), None);
-                    for (m, r) in to.iter().zip(results) {
-                        match r {
-                            Ok(_) => self.metrics.sent("reply", true),
-                            Err(PortError::Throttled { after }) => {
-                                later.push(m.clone());
-                                wait = wait.max(Some(after));
-                            }
-                            Err(e @ PortError::Retry { .. }) => {
-                                self.metrics.sent("reply", false);
-                                // Replies before `i` are recorded; the retry posts the rest
-                                // (re-sent ones of `i` are deduplicated by Mattermost).
-                                return self
-                                    .save_then(id, &mut held, Some(Phase::Update), retry(e))
-                                    .await;
-                            }
-                            Err(e) => {
-                                self.metrics.sent("reply", false);
-                                tracing::warn!(request_id = %id, error = %e, "Failed to post a review reply; skipping it");
-                            }
-                        }
-                    }
-                    let Some(after) = wait else { break };
-                    if later.len() == to.len() {
-                        // Nothing of this reply went out: step aside until its turn.
-                        let e = PortError::Throttled { after };
-                        return self
-                            .save_then(id, &mut held, Some(Phase::Update), retry(e))
-                            .await;
-                    }
-                    // Part of this reply is posted, and `reviews_count` counts whole replies:
-                    // wait for the rest's turn here, holding the claim, rather than re-send
-                    // the posted ones later (past Mattermost's `pending_post_id` window they
-                    // would be posted twice).
-                    tokio::time::sleep(after.min(FRESH)).await;
-                    if let Err(o) = self.renew(id, &mut held).await {
-                        return o;
-                    }
-                    to = later;
-                }
-                held.data.reviews_count = i as u32 + 1;
+        if !held.data.messages.is_empty()
+            && (all.len() > held.data.reviews_count as usize
+                || !held.late.is_empty()
+                || held.recover.is_some())
+        {
+            match self.post_replies(id, &summary, all, &mut held).await {
+                Ok(changed) => roots_changed = changed,
+                Err(o) => return o,
             }
-            roots_changed = true;
         }
         let resolution = target(work);
         let resolving =
             resolution != Resolution::Unresolved && held.data.resolution == Resolution::Unresolved;
+        // After a takeover, whether the requester was already told is checked while the
+        // resolution is not yet in `held` (the check renews the claim, which records it).
+        let told = match resolving {
+            true => match self.requester_told(id, &summary, &mut held).await {
+                Ok(told) => told,
+                Err(o) => return o,
+            },
+            false => false,
+        };
         // Renewed before the resolution is set in `held`: a renewal records progress, and the
         // resolution may only be recorded once the posts show it.
         if (resolving || roots_changed)
@@ -203,6 +210,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         }
         if resolving {
             held.data.resolution = resolution;
+            held.owed.clear();
             if let Work::Put(r, _) = work {
                 held.data.resolve_reason = r.resolve_reason.clone();
             }
@@ -213,19 +221,25 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             if let Err(o) = self.update_roots(id, &final_summary, &held).await {
                 // Not recorded as resolved yet, so the retry updates the posts again.
                 held.data.resolution = Resolution::Unresolved;
-                return self.save_then(id, &mut held, Some(Phase::Update), o).await;
+                return self.save_then(id, &mut held, Leave::Release, o).await;
             }
-            if resolving && let Err(o) = self.notify_requester(id, &final_summary, &held).await {
+            if resolving
+                && let Err(o) = self
+                    .notify_requester(id, &final_summary, &held, told)
+                    .await
+            {
                 // Held back by the rate limit: not recorded as resolved yet, so the retry
                 // tells the requester (and re-applies the root updates).
                 held.data.resolution = Resolution::Unresolved;
-                return self.save_then(id, &mut held, Some(Phase::Update), o).await;
+                return self.save_then(id, &mut held, Leave::Release, o).await;
             }
         }
         // Reactions only once the progress is saved and the claim released: cosmetic calls
         // must not hold the claim (or widen the window in which a crash repeats a post).
         let roots = resolving.then(|| held.data.messages.clone());
-        let outcome = self.save_then(id, &mut held, None, Outcome::Done).await;
+        let outcome = self
+            .save_then(id, &mut held, Leave::Release, Outcome::Done)
+            .await;
         if let Some(roots) = roots {
             self.react_roots(id, held.data.resolution, &roots).await;
         }
