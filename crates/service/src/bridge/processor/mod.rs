@@ -224,9 +224,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 return self.save_then(id, &mut held, Leave::Release, o).await;
             }
             if resolving
-                && let Err(o) = self
-                    .notify_requester(id, &final_summary, &held, told)
-                    .await
+                && let Err(o) = self.notify_requester(id, &final_summary, &held, told).await
             {
                 // Held back by the rate limit: not recorded as resolved yet, so the retry
                 // tells the requester (and re-applies the root updates).
