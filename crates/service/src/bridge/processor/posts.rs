@@ -39,7 +39,9 @@ impl Owed {
             self.recipients.push(recipient.to_string());
             return;
         }
-        if matches!(self.retry, Some(PortError::Throttled { .. })) {
+        // A failure to retry decides how the attempt is retried; a refusal leaves a throttled
+        // recipient's turn as it is.
+        if e.is_temporary() && matches!(self.retry, Some(PortError::Throttled { .. })) {
             self.retry = None;
         }
         let reason = match &e {
