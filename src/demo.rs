@@ -112,6 +112,9 @@ impl Stage {
             plugin.roles.push("access-list-reader".into());
             tp.upsert_user(plugin);
         }
+        // Where the compressed reminder schedule escalates.
+        let oncall = world.mm.add_channel(&world.team_id, "oncall");
+        world.mm.add_channel_member(&oncall, world.mm.bot_id());
         // The service's own address must be in its config (buttons call back to it).
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -127,7 +130,8 @@ impl Stage {
             "[role_to_recipients]\n\"*\" = [\"{}\"]\n\n\
              [http]\nlisten_addr = \"127.0.0.1:{port}\"\npublic_addr = \"{service}\"\n\n\
              [review]\nenabled = true\nsigning_secret = \"{secret}\"\ncommand_token = \"{command_token}\"\nrequire_reason = \"always\"\n\n\
-             [access_lists]\ninterval = \"1s\"\n",
+             [access_lists]\ninterval = \"1s\"\n\n\
+             [reminders.roles.auditor]\nremind_after = [\"1s\"]\nescalate_after = \"2s\"\nescalate_to = [\"acme/oncall\"]\n",
             world.channel_path,
         ));
         let config_path = world.dir.path().join("teleport-mattermost.toml");
@@ -337,7 +341,34 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
         short_id(&second)
     ));
 
-    println!("\n⑥ an access list is due for review in 10 days: its owner is reminded");
+    println!(
+        "\n⑥ a request for `auditor` waits: a reminder after 1s, an escalation to ~oncall after 2s (a compressed schedule)"
+    );
+    let third =
+        s.tp.create_request(
+            NewRequest::new(REQUESTER, &["auditor"])
+                .reason("Audit the production database")
+                .suggested_reviewers(&[REVIEWER2]),
+        )
+        .id;
+    let waiting = s.root_in(&s.channel_id, 2).await?;
+    let reminder = s.replies(&waiting.id, 1).await?;
+    s.say("reminder in the post's thread:");
+    s.show(&reminder[0].message);
+    let oncall =
+        s.mm.channels_of(s.mm.bot_id())
+            .into_iter()
+            .find(|c| c.name == "oncall")
+            .context("no ~oncall channel")?;
+    let escalated = s.root_in(&oncall.id, 0).await?;
+    s.say("escalated: posted in ~oncall, with the same buttons:");
+    s.show(&escalated.message);
+    s.tp.approve(&third, "audited")
+        .map_err(|e| anyhow::anyhow!("approve: {e}"))?;
+    s.post_matching(&escalated.id, "✅ APPROVED").await?;
+    s.say("approved in Teleport: the escalation post turns APPROVED too, and no more reminders");
+
+    println!("\n⑦ an access list is due for review in 10 days: its owner is reminded");
     let due = time::OffsetDateTime::now_utc() + time::Duration::days(10);
     s.tp.upsert_access_list(
         SimAccessList::new("prod-admins", &[REVIEWER1], due)
@@ -357,7 +388,7 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
     s.say("direct message to @reviewer1, the list's owner (once a week until it is reviewed):");
     s.show(&reminder.message);
 
-    println!("\n⑦ Metrics, from {}/metrics", s.service);
+    println!("\n⑧ Metrics, from {}/metrics", s.service);
     let metrics = reqwest::get(format!("{}/metrics", s.service))
         .await?
         .text()
@@ -369,6 +400,7 @@ async fn story(s: &Stage) -> anyhow::Result<()> {
             || l.starts_with("teleport_mattermost_watch_up")
             || l.starts_with("teleport_mattermost_reviews_total")
             || l.starts_with("teleport_mattermost_access_list_reminders_total")
+            || l.starts_with("teleport_mattermost_reminders_total")
     }) {
         println!("          {line}");
     }

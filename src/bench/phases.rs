@@ -37,22 +37,39 @@ async fn start_world() -> std::io::Result<SimWorld> {
 
 /// A complete service config: every request goes to the world's channel (plus the suggested
 /// reviewers' DMs), logs at `warn` to `log`, callbacks at `http://<listen>`, in-chat review on.
-fn config_text(w: &SimWorld, listen: std::net::SocketAddr, log: &Path) -> String {
+fn config_text(w: &SimWorld, listen: std::net::SocketAddr, log: &Path, extra: &str) -> String {
     w.config_text(&format!(
-        "[role_to_recipients]\n\"*\" = [\"{}\"]\n\n[log]\noutput = {log:?}\nseverity = \"warn\"\n\n[http]\nlisten_addr = \"{listen}\"\npublic_addr = \"http://{listen}\"\n\n{}",
+        "[role_to_recipients]\n\"*\" = [\"{}\"]\n\n[log]\noutput = {log:?}\nseverity = \"warn\"\n\n[http]\nlisten_addr = \"{listen}\"\npublic_addr = \"http://{listen}\"\n\n{}\n{extra}",
         w.channel_path,
         review_section(),
     ))
+}
+
+/// The restarted service schedules a reminder and an escalation for every open request (none
+/// due while it runs): the idle cost of thousands of scheduled requests.
+fn reminders_section(w: &SimWorld) -> String {
+    format!(
+        "[reminders]\nremind_after = [\"1h\", \"4h\"]\nescalate_after = \"2h\"\nescalate_to = [\"{}\"]\n",
+        w.channel_path
+    )
 }
 
 fn write_config(
     w: &SimWorld,
     name: &str,
 ) -> anyhow::Result<(std::path::PathBuf, std::net::SocketAddr, std::path::PathBuf)> {
+    write_config_with(w, name, "")
+}
+
+fn write_config_with(
+    w: &SimWorld,
+    name: &str,
+    extra: &str,
+) -> anyhow::Result<(std::path::PathBuf, std::net::SocketAddr, std::path::PathBuf)> {
     let http = free_port()?;
     let log = w.dir.path().join(format!("{name}.log"));
     let path = w.dir.path().join(format!("{name}.toml"));
-    std::fs::write(&path, config_text(w, http, &log))
+    std::fs::write(&path, config_text(w, http, &log, extra))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok((path, http, log))
 }
@@ -178,7 +195,7 @@ async fn review_rows(bin: &Path, w: &SimWorld, f: &mut Figures) -> anyhow::Resul
         let id = w.tp.create_request(req).id;
         let (channel, wanted) = (w.channel_id.clone(), id.clone());
         let root =
-            w.mm.wait_for(Duration::from_secs(10), move |sim| {
+            w.mm.wait_for(READY, move |sim| {
                 sim.posts_in(&channel)
                     .into_iter()
                     .find(|p| p.root_id.is_empty() && p.message.contains(&wanted))
@@ -239,7 +256,7 @@ async fn reconcile_row(
     ));
     let posts_before = w.mm.post_count();
     let started = Instant::now();
-    let (config, http, log) = write_config(w, "restarted")?;
+    let (config, http, log) = write_config_with(w, "restarted", &reminders_section(w))?;
     let mut svc = ServiceProcess::spawn(bin, &config, http, &[], Some(&log))?;
     if let Err(e) = svc.wait_ready(READY).await {
         return Err(
@@ -276,7 +293,49 @@ async fn reconcile_row(
     // Give a wrongly re-posting service the chance to show it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     f.reconcile_new_posts = w.mm.post_count().saturating_sub(posts_before);
+    scheduled_idle_row(&svc, ids.len(), f).await?;
     svc.terminate(STOP).await?;
+    Ok(())
+}
+
+/// How long the idle CPU of the scheduled service is measured.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
+
+/// The reconciled service with every open request on the reminder timer: CPU and RSS while
+/// nothing is due (one timer, no task or poll per request, so both should stay flat).
+async fn scheduled_idle_row(svc: &ServiceProcess, n: usize, f: &mut Figures) -> anyhow::Result<()> {
+    progress(&format!(
+        "idle: {n} requests scheduled for reminders, measured for {}s",
+        IDLE_WINDOW.as_secs()
+    ));
+    let deadline = Instant::now() + READY;
+    loop {
+        let scheduled = svc
+            .metric("teleport_mattermost_reminders_scheduled")
+            .await
+            .unwrap_or(0.0);
+        if scheduled >= n as f64 {
+            f.scheduled = scheduled as usize;
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {scheduled} of {n} requests were scheduled for reminders"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = svc.cpu_secs();
+    tokio::time::sleep(IDLE_WINDOW).await;
+    f.idle_cpu_pct_scheduled = match (before, svc.cpu_secs()) {
+        (Some(b), Some(a)) => (a - b) * 100.0 / IDLE_WINDOW.as_secs_f64(),
+        _ => f64::NAN,
+    };
+    f.rss_scheduled_mb = mb(svc.rss_kib());
+    progress(&format!(
+        "idle with {} scheduled: {:.2}% CPU, {:.1} MB RSS",
+        f.scheduled, f.idle_cpu_pct_scheduled, f.rss_scheduled_mb
+    ));
     Ok(())
 }
 

@@ -42,6 +42,11 @@ pub struct Figures {
     pub slash_p99_ms: f64,
     pub click_p50_ms: f64,
     pub click_p99_ms: f64,
+    /// Requests on the reminder timer in the restarted service, and its idle CPU (% of one
+    /// core) and RSS with them.
+    pub scheduled: usize,
+    pub idle_cpu_pct_scheduled: f64,
+    pub rss_scheduled_mb: f64,
 }
 
 impl Figures {
@@ -145,6 +150,18 @@ fn rows(f: &Figures) -> Vec<Row> {
             format!("{:.2} s", f.reconcile_secs),
             "≤ 10 s",
             verdict(f.reconcile_secs <= 10.0),
+        ),
+        row(
+            format!(
+                "service idle with {} requests scheduled for reminders: CPU / RSS",
+                f.scheduled
+            ),
+            format!(
+                "{:.2}% / {:.1} MB",
+                f.idle_cpu_pct_scheduled, f.rss_scheduled_mb
+            ),
+            "≤ 1% / ≤ 64 MB",
+            verdict(f.idle_cpu_pct_scheduled <= 1.0 && f.rss_scheduled_mb <= 64.0),
         ),
         row(
             format!(

@@ -19,6 +19,7 @@ mod playground;
 mod proxy;
 mod proxy_client;
 mod race;
+mod reminders;
 mod review;
 mod review_command;
 mod review_refusals;

@@ -698,6 +698,8 @@ async fn the_exact_bodies_sent_for_create_update_and_patch() {
             context: json!({"action": "approve"}).into(),
         }]),
         promoted_list_title: None,
+        waiting: None,
+        escalated: false,
     };
     let root = root_post(&view);
     let created = c.create_post(&root.new_post(&fx.channel)).await.unwrap();

@@ -211,6 +211,8 @@ fn request_view() -> RequestView {
             },
         ]),
         promoted_list_title: None,
+        waiting: None,
+        escalated: false,
     }
 }
 

@@ -108,6 +108,8 @@ pub fn as_client_request(r: &sim::AccessRequest) -> AccessRequest {
         state: as_client_state(r.state),
         created: r.created,
         expires: r.expires,
+        // The simulator's resource expiry is the access expiry.
+        pending_expires: r.expires,
         max_duration: r.max_duration,
         session_ttl: r.session_ttl,
         request_reason: r.request_reason.clone(),
@@ -177,7 +179,7 @@ pub fn as_client_rule(r: &sim::AccessMonitoringRule) -> AccessMonitoringRule {
 
 pub async fn next_put(stream: &mut EventStream) -> AccessRequest {
     match next(stream).await.unwrap() {
-        WatchEvent::RequestPut(r) => r,
+        WatchEvent::RequestPut(r) => *r,
         other => panic!("expected a request PUT, got {other:?}"),
     }
 }

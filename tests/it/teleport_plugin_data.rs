@@ -72,6 +72,7 @@ pub fn processor(
         routing: Arc::new(routing),
         owner: "it".into(),
         notify_requester: true,
+        reminders: None,
         metrics: BridgeMetrics::new(&teleport_mattermost::metrics::Metrics::new()),
         health: Default::default(),
         scans: Default::default(),

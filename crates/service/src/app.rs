@@ -44,7 +44,8 @@ pub struct Options {
     pub replica: Option<String>,
     /// The HTTP listener's connection deadlines and budgets (tests shorten them).
     pub http: http::serve::Limits,
-    /// The wall clock of the access list reminder windows (tests move it).
+    /// The wall clock of the access list reminder windows and of the request reminders'
+    /// schedule (tests move it).
     pub clock: Clock,
 }
 
@@ -164,6 +165,13 @@ impl Application {
         };
 
         let bridge_metrics = BridgeMetrics::new(&metrics);
+        let reminders = cfg.reminders.clone().map(|config| {
+            Arc::new(crate::remind::Reminders {
+                config,
+                requester: cfg.mattermost.notify_requester,
+                clock: self.options.clock.clone(),
+            })
+        });
         let routing = Arc::new(Routing::new(cfg.role_to_recipients.clone()));
         let render = renderer(self.review.as_ref().map(|r| &r.config), &ping);
         if let Some(review) = &self.review {
@@ -172,6 +180,7 @@ impl Application {
                 mattermost: mattermost.clone(),
                 config: review.config.clone(),
                 routing: routing.clone(),
+                reminders: reminders.clone(),
                 cluster: ClusterFacts::from_ping(&ping, render.link_base.clone()),
                 metrics: review.metrics.clone(),
             }));
@@ -206,6 +215,7 @@ impl Application {
             owner: self.options.replica.clone().unwrap_or_else(replica_name),
             notify_requester: cfg.mattermost.notify_requester,
             metrics: bridge_metrics.clone(),
+            reminders: reminders.clone(),
             health: self.state.readiness.clone(),
             scans: Default::default(),
         });
@@ -223,7 +233,15 @@ impl Application {
                 }) as HandlerFuture
             },
         );
+        let scheduled = bridge_metrics.reminders_scheduled.clone();
+        let scheduler =
+            reminders.map(|r| Arc::new(crate::remind::Scheduler::new(r, scheduled.clone())));
+        if let Some(s) = scheduler.clone() {
+            let (teleport, queue, token) = (teleport.clone(), queue.clone(), shutdown.clone());
+            tokio::spawn(async move { s.run(teleport, queue, token).await });
+        }
         let watcher = Watcher {
+            reminders: scheduler,
             client: teleport,
             queue: queue.clone(),
             routing,

@@ -19,6 +19,8 @@
 //!   compare-and-swap by the bridge's processor through its one `Store` port).
 //! - [`access_lists`]: access list review reminders to the lists' owners (plugin data on
 //!   the list, written through the same `Store` port).
+//! - [`remind`]: reminders, escalation and requester notices for pending requests (sent
+//!   by the bridge's processor, recorded in the request's plugin data).
 //! - [`mattermost`]: REST v4 client (retries, typed errors, recipient cache) and post rendering.
 
 pub mod access;
@@ -32,6 +34,7 @@ pub mod http;
 pub mod logging;
 pub mod mattermost;
 pub mod metrics;
+pub mod remind;
 pub mod retry;
 pub mod review;
 pub mod route;

@@ -9,6 +9,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub mod notices;
+pub use notices::Notices;
+
 /// Every key this encoding owns, in the order upstream writes them.
 pub const KEYS: [&str; 12] = [
     "user",
@@ -24,6 +27,11 @@ pub const KEYS: [&str; 12] = [
     "max_duration",
     "messages",
 ];
+
+/// Keys only this service writes beside upstream's (the Go plugin neither reads them nor
+/// names them in `Expect`, so they do not disturb its writes). The `claim` key is the
+/// processor's, written with these.
+pub const OWN_KEYS: [&str; 1] = [notices::KEY];
 
 /// Plugin data as Teleport stores it: a flat map of one plugin's keys for one request.
 /// `""` in an update's `Set` deletes a key; `""` in its `Expect` means "absent".
@@ -93,6 +101,8 @@ pub struct PluginData {
     pub logins_by_role: BTreeMap<String, Vec<String>>,
     pub max_duration: Option<OffsetDateTime>,
     pub messages: Vec<SentMessage>,
+    /// Reminders, escalation and requester notices sent (`notices`, this service only).
+    pub notices: Notices,
 }
 
 /// A stored value this encoding cannot read.
@@ -128,7 +138,7 @@ fn bad(key: &'static str, value: &str, expected: &'static str) -> DecodeError {
 }
 
 impl PluginData {
-    /// Encodes every key of [`KEYS`]; an absent value is `""`. Sent as `Set`, the empty values
+    /// Encodes every key of [`KEYS`] and [`OWN_KEYS`]; an absent value is `""`. Sent as `Set`, the empty values
     /// delete stale keys; sent as `Expect`, they mean "must not be there". Teleport stores no
     /// empty values, so the stored result is the same as upstream's (which omits the four
     /// optional keys instead of sending them empty).
@@ -180,6 +190,7 @@ impl PluginData {
                 .collect::<Vec<_>>()
                 .join(","),
         );
+        put(notices::KEY, self.notices.encode());
         m
     }
 
@@ -258,6 +269,7 @@ impl PluginData {
                 }
             }
         }
+        d.notices = Notices::decode(get(notices::KEY))?;
         // The legacy pair is never written back, so once `messages` exists it stays beside it:
         // count it once, or every read-modify-write would list it again.
         let [legacy_channel, legacy_post] = LEGACY_KEYS;

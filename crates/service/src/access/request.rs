@@ -175,6 +175,9 @@ pub struct AccessRequest {
     pub created: Option<OffsetDateTime>,
     /// When the granted access ends (`spec.expires`).
     pub expires: Option<OffsetDateTime>,
+    /// When Teleport deletes the request (`metadata.expires`): for a pending request, when
+    /// it expires unreviewed.
+    pub pending_expires: Option<OffsetDateTime>,
     /// Latest time the access may be extended to (an absolute time).
     pub max_duration: Option<OffsetDateTime>,
     pub session_ttl: Option<OffsetDateTime>,

@@ -246,4 +246,23 @@ impl Renderer for FakeRender {
     fn outcome(&self, s: &Summary) -> Body {
         Body::text(format!("outcome {} {:?}", s.id, s.status))
     }
+
+    fn reminder(
+        &self,
+        s: &Summary,
+        waited: std::time::Duration,
+        _mentions: &[String],
+        _here: bool,
+    ) -> Body {
+        Body::text(format!("reminder {} {}s", s.id, waited.as_secs()))
+    }
+
+    fn expiry_notice(
+        &self,
+        s: &Summary,
+        ending: crate::mattermost::render::Ending,
+        _at: time::OffsetDateTime,
+    ) -> Body {
+        Body::text(format!("notice {} {ending:?}", s.id))
+    }
 }

@@ -103,6 +103,19 @@ impl Chat for MattermostClient {
             .map_err(port_error)
     }
 
+    async fn username(&self, teleport_user: &str) -> Result<Option<String>, PortError> {
+        let user = if crate::route::recipient::is_email(teleport_user) {
+            self.user_by_email(&teleport_user.to_lowercase()).await
+        } else {
+            self.user_by_username(teleport_user).await
+        };
+        match user {
+            Ok(u) => Ok(Some(u.username)),
+            Err(e) if e.is_transient() => Err(port_error(e)),
+            Err(_) => Ok(None),
+        }
+    }
+
     async fn react(&self, post_id: &str, emoji: &str) -> Result<(), PortError> {
         self.add_reaction(post_id, emoji).await.map_err(port_error)
     }

@@ -17,6 +17,8 @@ pub struct BridgeMetrics {
     pub watch_reconnects: IntCounter,
     pub watch_up: IntGauge,
     pub rules: IntGauge,
+    pub reminders: IntCounterVec,
+    pub reminders_scheduled: IntGauge,
 }
 
 impl BridgeMetrics {
@@ -97,7 +99,23 @@ impl BridgeMetrics {
                 )
                 .expect("static metric"),
             ),
+            reminders: counter_vec(
+                "teleport_mattermost_reminders_total",
+                "Reminders, escalations and requester expiry notices, by kind (reminder, escalation, expiry_notice) and outcome (sent, failed, skipped).",
+                &["kind", "outcome"],
+            ),
+            reminders_scheduled: m.register(
+                &IntGauge::new(
+                    "teleport_mattermost_reminders_scheduled",
+                    "Requests waiting on the reminder timer for their next notice.",
+                )
+                .expect("static metric"),
+            ),
         }
+    }
+
+    pub fn reminded(&self, kind: &str, outcome: &str) {
+        self.reminders.with_label_values(&[kind, outcome]).inc();
     }
 
     pub fn sent(&self, kind: &str, ok: bool) {

@@ -209,6 +209,15 @@ pub trait Chat: Send + Sync + 'static {
         post_id: &str,
         body: Body,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The Mattermost username of a Teleport user (by e-mail when the name is one, else the
+    /// same name), for `@mentions`; `None` when they have no account. Cosmetic: the default
+    /// mentions nobody.
+    fn username(
+        &self,
+        _teleport_user: &str,
+    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send {
+        async { Ok(None) }
+    }
     /// Adds the bot's reaction (an emoji name such as `white_check_mark`) to a post.
     fn react(
         &self,

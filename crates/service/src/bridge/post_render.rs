@@ -2,6 +2,8 @@
 //! summary, adds the cluster, the web link, and signed Approve/Deny buttons when in-chat
 //! review applies to the request.
 
+use std::time::Duration;
+
 use time::OffsetDateTime;
 use url::Url;
 
@@ -11,7 +13,7 @@ use super::work::Summary;
 use crate::access::{RequestState, Resolution, Review};
 use crate::mattermost::model::Props;
 use crate::mattermost::render::{
-    self as mm, ActionButton, ButtonStyle, RequestView, ReviewProgress, ReviewView, Status,
+    self as mm, ActionButton, ButtonStyle, Ending, RequestView, ReviewProgress, ReviewView, Status,
 };
 use crate::signing::{Action, Signer};
 
@@ -95,6 +97,8 @@ impl PostRenderer {
             link: self.link_base.as_ref().and_then(|b| b.join(&s.id).ok()),
             buttons: None,
             promoted_list_title: s.promoted_title.clone(),
+            waiting: s.waiting.and_then(|w| time::Duration::try_from(w).ok()),
+            escalated: s.escalated,
         }
     }
 
@@ -166,6 +170,16 @@ impl Renderer for PostRenderer {
 
     fn outcome(&self, s: &Summary) -> Body {
         Body::text(mm::requester_dm(&self.view(s)))
+    }
+
+    fn reminder(&self, s: &Summary, waited: Duration, mentions: &[String], here: bool) -> Body {
+        let waited = time::Duration::try_from(waited).unwrap_or_default();
+        Body::text(mm::reminder_reply(&self.view(s), waited, mentions, here))
+    }
+
+    fn expiry_notice(&self, s: &Summary, ending: Ending, at: OffsetDateTime) -> Body {
+        let left = (at - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+        Body::text(mm::expiry_notice(&self.view(s), ending, at, left))
     }
 }
 

@@ -35,6 +35,7 @@ pub(super) fn processor(owner: &str, store: &FakeStore, chat: &FakeChat) -> P {
         routing: routing(),
         owner: owner.into(),
         notify_requester: true,
+        reminders: None,
         metrics: BridgeMetrics::new(&crate::metrics::Metrics::new()),
         health: Default::default(),
         scans: Default::default(),
@@ -609,4 +610,72 @@ fn the_fake_applies_teleports_update_rule() {
     // An entry that ends up empty is removed.
     let clear = RawData::from([("a".into(), "".into()), ("b".into(), "".into())]);
     assert_eq!(apply_update(Some(&cur), &clear, &RawData::new()), Ok(None));
+}
+
+/// A processor with `[reminders]`: reminders at 30m and 2h, escalation to `team/oncall`
+/// after 1h, against a clock fixed at `minutes` after the request's creation.
+fn reminding(store: &FakeStore, chat: &FakeChat, minutes: i64) -> (P, Work) {
+    use crate::config::{ReminderSchedule, RemindersConfig};
+    let created = time::macros::datetime!(2026-12-02 02:00 UTC);
+    let now = created + time::Duration::minutes(minutes);
+    let mut p = processor("a", store, chat);
+    p.reminders = Some(Arc::new(crate::remind::Reminders {
+        config: RemindersConfig {
+            default: ReminderSchedule {
+                remind_after: vec![
+                    std::time::Duration::from_secs(1800),
+                    std::time::Duration::from_secs(7200),
+                ],
+                escalate_after: Some(std::time::Duration::from_secs(3600)),
+                escalate_to: vec![Recipient::parse("team/oncall").unwrap()],
+                mention_channel: false,
+                expiry_notice: std::time::Duration::from_secs(900),
+            },
+            roles: BTreeMap::new(),
+        },
+        requester: true,
+        clock: crate::access_lists::Clock::new(move || now),
+    }));
+    let Work::Put(r, _) = request(RequestState::Pending, &[]) else {
+        unreachable!()
+    };
+    let mut r = (*r).clone();
+    r.created = Some(created);
+    r.pending_expires = Some(created + time::Duration::hours(6));
+    (p, Work::put(r))
+}
+
+#[tokio::test]
+async fn a_reminder_that_fails_is_not_recorded_and_the_retry_sends_it_once() {
+    let (store, chat) = (FakeStore::default(), chat());
+    chat.channels
+        .lock()
+        .unwrap()
+        .insert("team/oncall".into(), "ch-oncall".into());
+    let (early, work) = reminding(&store, &chat, 0);
+    assert!(matches!(
+        early.handle(ID, work.clone()).await,
+        Outcome::Done
+    ));
+    assert!(chat.replies().is_empty(), "nothing due at creation");
+    // Down through the 30 m reminder and the escalation: one late reminder, one escalation.
+    let (late, work) = reminding(&store, &chat, 90);
+    chat.failing.lock().unwrap().insert("ch-team".into(), 1);
+    let first = late.handle(ID, work.clone()).await;
+    assert!(matches!(first, Outcome::Retry { .. }), "{first:?}");
+    assert_eq!(stored(&store).notices, Default::default(), "not recorded");
+    assert!(matches!(late.handle(ID, work.clone()).await, Outcome::Done));
+    let data = stored(&store);
+    assert_eq!(data.notices.reminded, Some(1800));
+    assert!(data.notices.escalated);
+    assert!(data.messages.iter().any(|m| m.channel_id == "ch-oncall"));
+    let reminders: Vec<crate::bridge::fakes::Posted> = chat
+        .replies()
+        .into_iter()
+        .filter(|r| r.message.starts_with("reminder"))
+        .collect();
+    assert_eq!(reminders.len(), 2, "one per root thread: {reminders:?}");
+    // Handled again (a resync): nothing more.
+    assert!(matches!(late.handle(ID, work).await, Outcome::Done));
+    assert_eq!(chat.posts.lock().unwrap().len(), 2 + 2 + 1);
 }

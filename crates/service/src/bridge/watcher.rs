@@ -60,6 +60,8 @@ pub struct Watcher {
     pub fail_fast: bool,
     /// How often the catch-up runs again while the watch is up.
     pub resync: Duration,
+    /// `[reminders]`: every request seen is scheduled for its next notice.
+    pub reminders: Option<Arc<crate::remind::Scheduler>>,
 }
 
 impl Watcher {
@@ -211,10 +213,16 @@ impl Watcher {
                     tracing::warn!(request_id = %r.id, request_state = r.state.as_str(), "Unknown request state");
                     return;
                 }
-                self.queue.submit(r.id.clone(), Work::put(r));
+                if let Some(s) = &self.reminders {
+                    s.track(&r);
+                }
+                self.queue.submit(r.id.clone(), Work::put(*r));
             }
             WatchEvent::RequestDelete { id } => {
                 self.metrics.events.with_label_values(&["delete", ""]).inc();
+                if let Some(s) = &self.reminders {
+                    s.forget(&id);
+                }
                 self.queue.submit(id, Work::Deleted);
             }
             WatchEvent::RulePut(rule) => {
@@ -266,6 +274,9 @@ impl Watcher {
         let live: HashSet<String> = requests.iter().map(|r| r.id.clone()).collect();
         let mut unseen = 0;
         for r in requests {
+            if let Some(s) = &self.reminders {
+                s.track(&r);
+            }
             if r.state == RequestState::Pending {
                 self.queue.submit(r.id.clone(), Work::put(r));
             } else if r.state.is_resolved() {

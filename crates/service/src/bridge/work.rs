@@ -6,6 +6,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::queue::Supersede;
+use crate::access::plugin_data::Notices;
 use crate::access::{AccessRequest, PluginData, RequestState, Resolution, Review};
 
 #[derive(Debug, Clone)]
@@ -86,6 +87,10 @@ pub struct Summary {
     pub promoted_title: Option<String>,
     /// False for long-term (access list) requests: link only, never buttons.
     pub short_term: bool,
+    /// Waiting this long at the last reminder sent (from plugin data's `notices`).
+    pub waiting: Option<std::time::Duration>,
+    /// Posted to the escalation recipients too.
+    pub escalated: bool,
 }
 
 pub fn resolution_of(state: RequestState) -> Resolution {
@@ -122,7 +127,16 @@ impl Summary {
             needed,
             promoted_title: r.promoted_access_list_title.clone(),
             short_term: !r.is_long_term(),
+            waiting: None,
+            escalated: false,
         }
+    }
+
+    /// With what the reminders recorded: the root posts show it (`⏰ waiting 2h`).
+    pub fn with_notices(mut self, n: &Notices) -> Self {
+        self.waiting = n.reminded.map(std::time::Duration::from_secs);
+        self.escalated = n.escalated;
+        self
     }
 
     /// For a deleted request, whose details survive only in plugin data.
@@ -139,6 +153,7 @@ impl Summary {
             short_term: true,
             ..Self::default()
         }
+        .with_notices(&d.notices)
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub review: Option<EnabledReview>,
     pub bridge: BridgeConfig,
     pub access_lists: AccessListsConfig,
+    /// `[reminders]`: `None` when the section is absent (nothing is scheduled).
+    pub reminders: Option<RemindersConfig>,
     /// Things that work but deserve attention (deprecated keys, overridden tables).
     pub warnings: Vec<String>,
     /// Recipient entries that are neither a channel, an e-mail nor a @username: skipped (as
@@ -160,6 +162,32 @@ pub struct AccessListsConfig {
     pub interval: Duration,
     /// Also sent every reminder, once per weekly window (channels, e-mails, `@usernames`).
     pub recipients: Vec<Recipient>,
+}
+
+/// `[reminders]`: reminders, escalation and requester notices for pending requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemindersConfig {
+    /// The schedule of requests whose roles have no override.
+    pub default: ReminderSchedule,
+    /// `[reminders.roles.<role>]`: a role's own schedule (keys it leaves out are the
+    /// default's); among a request's roles the most urgent value of each key wins.
+    pub roles: BTreeMap<String, ReminderSchedule>,
+}
+
+/// One schedule: delays count from the request's creation.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReminderSchedule {
+    /// Thread replies at each of these delays, ascending.
+    pub remind_after: Vec<Duration>,
+    /// When the request is also posted to `escalate_to`; `None`: never.
+    pub escalate_after: Option<Duration>,
+    /// Channels, e-mails, `@usernames`.
+    pub escalate_to: Vec<Recipient>,
+    /// Reminders in channels also mention `@here`.
+    pub mention_channel: bool,
+    /// How long before a pending request expires, and before granted access ends, the
+    /// requester is told.
+    pub expiry_notice: Duration,
 }
 
 /// An IPv4 or IPv6 network in CIDR form, for the callback allow-list.

@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub bridge: RawBridge,
     #[serde(default)]
     pub access_lists: RawAccessLists,
+    pub reminders: Option<RawReminders>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +111,27 @@ pub struct RawAccessLists {
     pub recipients: Vec<String>,
 }
 
+/// `[reminders]`, and each `[reminders.roles.<role>]` (the same keys but `roles`).
+#[derive(Debug, Default, Deserialize)]
+pub struct RawReminders {
+    pub remind_after: Option<Value>,
+    pub escalate_after: Option<Value>,
+    pub escalate_to: Option<Value>,
+    pub mention_channel: Option<Value>,
+    pub expiry_notice: Option<Value>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, Value>,
+}
+
+/// The keys of one reminder schedule (`[reminders]` and `[reminders.roles.<role>]`).
+pub const SCHEDULE_KEYS: &[&str] = &[
+    "remind_after",
+    "escalate_after",
+    "escalate_to",
+    "mention_channel",
+    "expiry_notice",
+];
+
 /// Every key the service understands, by section; anything else is refused by name.
 /// `role_to_recipients` is a free-form table (role name → recipients).
 pub const SECTIONS: &[(&str, &[&str])] = &[
@@ -150,6 +172,17 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("bridge", &["concurrency", "resync_interval"]),
     ("access_lists", &["enabled", "interval", "recipients"]),
+    (
+        "reminders",
+        &[
+            "remind_after",
+            "escalate_after",
+            "escalate_to",
+            "mention_channel",
+            "expiry_notice",
+            "roles",
+        ],
+    ),
 ];
 
 pub const FREE_TABLES: &[&str] = &["role_to_recipients"];

@@ -709,3 +709,94 @@ fn proxy_ca_must_be_a_pem_bundle() {
         "`teleport.proxy_ca` points to /nonexistent/ca.pem, which cannot be read",
     );
 }
+
+#[test]
+fn reminders_are_off_without_the_section_and_read_with_role_overrides() {
+    let f = Fixture::new();
+    assert!(f.load(&f.minimal()).unwrap().reminders.is_none());
+    let toml = format!(
+        "{}[reminders]\nremind_after = [\"2h\", \"1s\", \"30m\"]\nescalate_after = \"1h\"\nescalate_to = [\"team/oncall\", \"@lead\"]\n\
+         [reminders.roles.prod-admin]\nescalate_after = \"15m\"\nmention_channel = true\n",
+        f.minimal()
+    );
+    let r = f.load(&toml).unwrap().reminders.unwrap();
+    let s = Duration::from_secs;
+    assert_eq!(
+        r.default.remind_after,
+        vec![s(1), s(1800), s(7200)],
+        "sorted"
+    );
+    assert_eq!(r.default.escalate_after, Some(s(3600)));
+    assert_eq!(r.default.expiry_notice, s(900), "15m by default");
+    assert!(!r.default.mention_channel);
+    let prod = &r.roles["prod-admin"];
+    assert_eq!(prod.escalate_after, Some(s(900)));
+    assert!(prod.mention_channel);
+    assert_eq!(
+        prod.escalate_to, r.default.escalate_to,
+        "left-out keys are the default's"
+    );
+    assert_eq!(prod.remind_after, r.default.remind_after);
+    // The example `configure` prints documents the section and its bounds.
+    for documented in [
+        "[reminders]",
+        "remind_after",
+        "escalate_after",
+        "escalate_to",
+        "mention_channel",
+        "expiry_notice = \"15m\"",
+        "[reminders.roles.prod-admin]",
+        "from 1s to 7 days",
+    ] {
+        assert!(EXAMPLE.contains(documented), "{documented}");
+    }
+}
+
+#[test]
+fn reminder_problems_name_the_key_and_the_fix() {
+    let f = Fixture::new();
+    let toml = format!(
+        "{}[reminders]\nremind_after = [\"30m\", \"soon\", \"999ms\"]\nescalate_after = \"8d\"\nexpiry_notice = 5\nmention_channel = \"yes\"\nescalate_to = [\"not a recipient\"]\n\
+         [reminders.roles.dba]\nescalate_afterr = \"1m\"\n[reminders.roles.web]\nescalate_after = \"1m\"\nescalate_to = []\n",
+        f.minimal()
+    );
+    let p = f.problems(&toml);
+    has(
+        &p,
+        "`reminders.remind_after` is \"soon\", not a duration: write e.g. \"30s\" or \"5m\" (use a duration from 1s to 168h)",
+    );
+    has(
+        &p,
+        "`reminders.remind_after` is 999ms, out of range: use a duration from 1s to 168h",
+    );
+    has(
+        &p,
+        "`reminders.escalate_after` is 192h, out of range: use a duration from 1s to 168h",
+    );
+    has(
+        &p,
+        "`reminders.expiry_notice` is a number: write a duration string such as \"30s\" (use a duration from 1s to 168h; the default is 15m)",
+    );
+    has(
+        &p,
+        "`reminders.mention_channel` is a string: write true or false",
+    );
+    has(
+        &p,
+        "`reminders.escalate_to` entry \"not a recipient\" is skipped",
+    );
+    has(
+        &p,
+        "unknown key `reminders.roles.dba.escalate_afterr`: remove it or fix its spelling",
+    );
+    has(
+        &p,
+        "`reminders.roles.web.escalate_after` is set but nobody gets the escalation: set `reminders.roles.web.escalate_to`",
+    );
+    // One second is allowed everywhere (trials, black-box tests).
+    let fast = format!(
+        "{}[reminders]\nremind_after = [\"1s\"]\nescalate_after = \"1s\"\nescalate_to = [\"@lead\"]\nexpiry_notice = \"1s\"\n",
+        f.minimal()
+    );
+    f.load(&fast).unwrap();
+}

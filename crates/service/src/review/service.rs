@@ -28,6 +28,8 @@ pub struct ReviewParts {
     pub config: EnabledReview,
     /// The bridge's routing (live rule cache), for `/teleport explain`.
     pub routing: Arc<Routing>,
+    /// `[reminders]`, for `/teleport explain`'s schedule.
+    pub reminders: Option<Arc<crate::remind::Reminders>>,
     pub cluster: ClusterFacts,
     pub metrics: ReviewMetrics,
 }
@@ -83,6 +85,7 @@ impl ReviewService {
                 tokens: c.command_tokens,
                 user_id_trait: c.user_id_trait,
                 routing: parts.routing,
+                reminders: parts.reminders,
                 metrics: parts.metrics.clone(),
             },
             metrics: parts.metrics,

@@ -67,6 +67,8 @@ pub struct SlashCommand {
     pub(super) user_id_trait: String,
     /// The bridge's routing (live rule cache), for `explain`.
     pub(super) routing: Arc<Routing>,
+    /// `[reminders]`, for `explain`'s schedule.
+    pub(super) reminders: Option<Arc<crate::remind::Reminders>>,
     pub(super) metrics: ReviewMetrics,
 }
 
@@ -333,10 +335,19 @@ impl SlashCommand {
                 crate::mattermost::render::escape::inline(&why.join("; "), 500)
             ));
         }
-        if let Ok(Some(raw)) = self.teleport.get_plugin_data(PLUGIN_NAME, &r.id).await
-            && let Ok(d) = PluginData::decode(&raw)
-        {
+        let data = match self.teleport.get_plugin_data(PLUGIN_NAME, &r.id).await {
+            Ok(Some(raw)) => PluginData::decode(&raw).ok(),
+            _ => None,
+        };
+        if let Some(d) = &data {
             lines.push(format!("Posts made for it: {}.", d.messages.len()));
+        }
+        match &self.reminders {
+            Some(rem) => {
+                let sent = data.map(|d| d.notices).unwrap_or_default();
+                lines.extend(rem.explain(&r, &sent));
+            }
+            None => lines.push("**Reminders**: off (no `[reminders]` section).".into()),
         }
         reply(lines.join("\n"))
     }

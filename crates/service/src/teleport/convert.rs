@@ -102,6 +102,10 @@ pub fn request_from_proto(r: &types::AccessRequestV3) -> AccessRequest {
         state: RequestState::from_i32(spec.state),
         created: ts_from(spec.created.as_ref()),
         expires: ts_from(spec.expires.as_ref()),
+        pending_expires: r
+            .metadata
+            .as_ref()
+            .and_then(|m| ts_from(m.expires.as_ref())),
         max_duration: ts_from(spec.max_duration.as_ref()),
         session_ttl: ts_from(spec.session_ttl.as_ref()),
         request_reason: spec.request_reason,

@@ -80,7 +80,8 @@ pub enum WatchEvent {
     Init {
         confirmed_kinds: Option<Vec<String>>,
     },
-    RequestPut(AccessRequest),
+    /// Boxed: a request is far larger than the other events.
+    RequestPut(Box<AccessRequest>),
     /// Teleport deletes requests when they expire.
     RequestDelete {
         id: String,
@@ -126,9 +127,9 @@ pub fn from_wire(ev: proto::Event) -> Option<WatchEvent> {
         (proto::Operation::Init, _) => Some(WatchEvent::Init {
             confirmed_kinds: None,
         }),
-        (proto::Operation::Put, Some(Resource::AccessRequest(r))) => {
-            Some(WatchEvent::RequestPut(convert::request_from_proto(&r)))
-        }
+        (proto::Operation::Put, Some(Resource::AccessRequest(r))) => Some(WatchEvent::RequestPut(
+            Box::new(convert::request_from_proto(&r)),
+        )),
         (proto::Operation::Put, Some(Resource::AccessMonitoringRule(r))) => {
             Some(WatchEvent::RulePut(convert::rule_from_proto(&r)))
         }

@@ -81,3 +81,25 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "\n\nteleport-mattermost: set mattermost.token or mattermost.tokenFromSecret, not both\n" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The keys of one reminder schedule ([reminders] or [reminders.roles.<role>]); keys left out
+are not written (a role's table then keeps the section's value).
+*/}}
+{{- define "teleport-mattermost.reminderSchedule" -}}
+{{- if hasKey . "remindAfter" }}
+remind_after = [{{ range $i, $d := .remindAfter }}{{ if $i }}, {{ end }}{{ $d | toString | toJson }}{{ end }}]
+{{- end }}
+{{- with .escalateAfter }}
+escalate_after = {{ . | toString | toJson }}
+{{- end }}
+{{- if .escalateTo }}
+escalate_to = [{{ range $i, $r := .escalateTo }}{{ if $i }}, {{ end }}{{ $r | toString | toJson }}{{ end }}]
+{{- end }}
+{{- if hasKey . "mentionChannel" }}
+mention_channel = {{ .mentionChannel }}
+{{- end }}
+{{- with .expiryNotice }}
+expiry_notice = {{ . | toString | toJson }}
+{{- end }}
+{{- end }}

@@ -78,7 +78,7 @@ fn encode_plugin_data_writes_the_nine_upstream_keys_exactly() {
     ] {
         assert_eq!(encoded[k], "", "{k}");
     }
-    assert_eq!(encoded.len(), KEYS.len());
+    assert_eq!(encoded.len(), KEYS.len() + OWN_KEYS.len());
 }
 
 /// TestDecodePluginData.
@@ -278,6 +278,11 @@ fn arb_data() -> impl Strategy<Value = PluginData> {
                         post_id: p.replace('/', "_"),
                     })
                     .collect(),
+                notices: Notices {
+                    reminded: reviews_count.checked_sub(1).map(u64::from),
+                    escalated: reviews_count % 2 == 1,
+                    ..Notices::default()
+                },
             },
         )
 }
@@ -286,7 +291,7 @@ proptest! {
     #[test]
     fn decode_never_panics_on_arbitrary_maps(
         m in prop::collection::btree_map(
-            prop::sample::select(KEYS.iter().chain(LEGACY_KEYS.iter()).map(|k| k.to_string()).collect::<Vec<_>>()),
+            prop::sample::select(KEYS.iter().chain(LEGACY_KEYS.iter()).chain(OWN_KEYS.iter()).map(|k| k.to_string()).collect::<Vec<_>>()),
             ".{0,40}",
             0..14,
         )

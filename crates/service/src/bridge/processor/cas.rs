@@ -144,7 +144,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
             None if !owed.is_empty() && matches!(work, Work::Put(..)) => Phase::Post,
             None => Phase::Update,
         };
-        if phase == Phase::Update && !behind(work, &data, &owed) {
+        if phase == Phase::Update && !behind(work, &data, &owed) && !self.notices_due(work, &data) {
             if held_claim.is_none() {
                 return Ok(None);
             }

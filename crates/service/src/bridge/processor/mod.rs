@@ -6,13 +6,16 @@
 //! - this module: the phases in order ([`Processor::handle`]);
 //! - [`cas`]: the plugin-data side (take, renew and release the claim, record progress);
 //! - [`posts`]: the Mattermost side (root posts, replies, root updates, the requester's DM);
-//! - [`recover`]: after an interrupted holder, adopting the posts it made but never recorded.
+//! - [`recover`]: after an interrupted holder, adopting the posts it made but never recorded;
+//! - [`notices`]: reminders, escalation and requester notices when [`crate::remind`] says
+//!   they are due.
 //!
 //! What could not be posted stays owed (the `owed_recipients` key, [`super::owed`]): a
 //! refusal for one recipient (403, 404) does not hold up the others, and the next event or
 //! resync posts it; a refused token (401) is retried with backoff and reported by `/readyz`.
 
 mod cas;
+mod notices;
 mod posts;
 mod recover;
 mod replies;
@@ -70,6 +73,8 @@ pub struct Processor<S, C, R> {
     /// `[mattermost] notify_requester`: DM the requester the outcome.
     pub notify_requester: bool,
     pub metrics: BridgeMetrics,
+    /// `[reminders]`, when configured.
+    pub reminders: Option<Arc<crate::remind::Reminders>>,
     /// Told when Mattermost refuses the bot token, and when it takes it again.
     pub health: Readiness,
     /// Channel listings shared by the takeovers of this replica (see [`recover`]).
@@ -169,7 +174,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
 
     async fn work(&self, id: &str, work: &Work, mut held: Held) -> Outcome {
         let summary = match work {
-            Work::Put(r, _) => Summary::from_request(r),
+            Work::Put(r, _) => Summary::from_request(r).with_notices(&held.data.notices),
             Work::Deleted => Summary::from_plugin_data(id, &held.data),
         };
         if held.phase == Phase::Post
@@ -231,6 +236,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 held.data.resolution = Resolution::Unresolved;
                 return self.save_then(id, &mut held, Leave::Release, o).await;
             }
+        }
+        if let Err(o) = self.send_notices(id, work, &summary, &mut held).await {
+            return o;
         }
         // Reactions only once the progress is saved and the claim released: cosmetic calls
         // must not hold the claim (or widen the window in which a crash repeats a post).

@@ -3,6 +3,7 @@
 //! value parsers in [`problems`].
 
 mod problems;
+mod reminders;
 mod review;
 mod sections;
 
@@ -184,6 +185,7 @@ fn build(p: &mut Problems, raw: RawConfig) -> Config {
     let review = review::review(p, raw.review, public_addr);
     let bridge = sections::bridge(p, raw.bridge);
     let access_lists = sections::access_lists(p, raw.access_lists);
+    let reminders = raw.reminders.map(|r| reminders::reminders(p, r));
     Config {
         teleport,
         mattermost,
@@ -193,6 +195,7 @@ fn build(p: &mut Problems, raw: RawConfig) -> Config {
         review,
         bridge,
         access_lists,
+        reminders,
         warnings: std::mem::take(&mut p.warnings),
         skipped_recipients: std::mem::take(&mut p.skipped_recipients),
         teleport_addr_key,

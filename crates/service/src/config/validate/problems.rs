@@ -179,11 +179,15 @@ impl std::fmt::Display for Range {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "use a duration from {} to {}; the default is {}",
+            "use a duration from {} to {}",
             show(self.min),
-            show(self.max),
-            show(self.default)
-        )
+            show(self.max)
+        )?;
+        // A zero default: the key has none (unset means off).
+        if !self.default.is_zero() {
+            write!(f, "; the default is {}", show(self.default))?;
+        }
+        Ok(())
     }
 }
 

@@ -21,7 +21,7 @@ const DEFAULT_ADDR: &str = "localhost:3025";
 const DEFAULT_LISTEN: &str = "0.0.0.0:8081";
 const DEFAULT_CONCURRENCY: usize = 128;
 const MAX_CONCURRENCY: i64 = 10_000;
-const fn secs(s: u64) -> Duration {
+pub(super) const fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 /// Re-reading the identity file: more often than every second burns CPU for nothing.
@@ -203,7 +203,7 @@ pub(super) fn role_to_recipients(
 /// Entries that are no recipient (upstream's own test config has `"*" = ["fallback"]`, and
 /// placeholders stand in where access monitoring rules route) are skipped, as upstream skips
 /// them at lookup: a deployment switching binaries must still start. `check` fails on them.
-fn recipients(p: &mut Problems, key: &str, raw: &[String]) -> Vec<Recipient> {
+pub(super) fn recipients(p: &mut Problems, key: &str, raw: &[String]) -> Vec<Recipient> {
     let mut out = Vec::new();
     for r in raw {
         match Recipient::parse(r) {

@@ -5,6 +5,7 @@
 
 pub mod escape;
 mod post;
+mod remind;
 mod reply;
 
 use super::model::Props;
@@ -12,7 +13,8 @@ use time::OffsetDateTime;
 use url::Url;
 
 pub use escape::{REASON_LIMIT, markdown_escape};
-pub use post::{root_message, root_post, root_props};
+pub use post::{human, root_message, root_post, root_props};
+pub use remind::{Ending, expiry_notice, reminder_reply};
 pub use reply::{requester_dm, review_reply};
 
 /// Our posts stay under Mattermost's oldest limit (4000 runes; current servers allow 16383),
@@ -45,6 +47,10 @@ pub struct RequestView {
     pub buttons: Option<Vec<ActionButton>>,
     /// For a promoted request: the access list it was promoted to.
     pub promoted_list_title: Option<String>,
+    /// Pending this long at the last reminder: `⏰ waiting 2h` beside the status.
+    pub waiting: Option<time::Duration>,
+    /// Posted to the escalation recipients too: `escalated` beside the status.
+    pub escalated: bool,
 }
 
 /// The request state shown in posts.

@@ -88,7 +88,18 @@ fn build_message(view: &RequestView, with_resources: bool) -> String {
             ));
         }
     }
-    lines.push(format_args!("**Status**: {}", view.status.text()));
+    match (view.status, view.waiting, view.escalated) {
+        (Status::Pending, waiting, escalated) if waiting.is_some() || escalated => {
+            let waiting = waiting.map(|w| format!(" · ⏰ waiting {}", human(w)));
+            lines.push(format_args!(
+                "**Status**: {}{}{}",
+                view.status.text(),
+                waiting.unwrap_or_default(),
+                if escalated { " · 🔺 escalated" } else { "" }
+            ));
+        }
+        _ => lines.push(format_args!("**Status**: {}", view.status.text())),
+    }
     if let Some(p) = view.reviews.filter(|p| p.approvals > 0 || p.denials > 0) {
         lines.push(format_args!("**Reviews**: {}", progress(p)));
     }
@@ -214,8 +225,12 @@ fn progress(p: ReviewProgress) -> String {
     )
 }
 
-/// `8h`, `1h30m`, `2d4h`, `45m` (seconds dropped, at least `1m`).
-fn human(d: time::Duration) -> String {
+/// `8h`, `1h30m`, `2d4h`, `45m` (seconds dropped, at least `1m`); under a minute, in
+/// seconds (`5s`: compressed reminder schedules in trials).
+pub fn human(d: time::Duration) -> String {
+    if d < time::Duration::MINUTE {
+        return format!("{}s", d.whole_seconds().max(0));
+    }
     let minutes = (d.whole_seconds().max(60) / 60) as u64;
     let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
     let mut out = String::new();

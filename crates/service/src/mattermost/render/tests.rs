@@ -26,6 +26,8 @@ fn pending() -> RequestView {
         link: Some(Url::parse(&format!("https://teleport.example.com/web/requests/{ID}")).unwrap()),
         buttons: None,
         promoted_list_title: None,
+        waiting: None,
+        escalated: false,
     }
 }
 
