@@ -86,6 +86,8 @@ async fn all_posted(w: &World, ids: &[String], roots: usize, limit: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_posts_is_paced_under_the_limit_and_each_is_made_once() {
+    // Timed against the limit: not beside the heavy tests.
+    let _turn = crate::harness::HEAVY.lock().await;
     let (fx, limit) = limited().await;
     // Long enough a queue that no call is handed back: this is the pacing alone.
     let (c, metrics) = metered(&fx.sim, |o| {
@@ -128,6 +130,8 @@ async fn a_burst_of_posts_is_paced_under_the_limit_and_each_is_made_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_handed_back_get_their_turn_again_and_nothing_is_posted_twice() {
+    // Timed against the limit: not beside the heavy tests.
+    let _turn = crate::harness::HEAVY.lock().await;
     let (fx, limit) = limited().await;
     // The default queue bound (2 s) is shorter than this burst needs: later calls are handed
     // back with their wait, as the bridge sees them, and come again with the same post.
@@ -207,6 +211,8 @@ async fn a_429_with_retry_after_is_waited_out_without_spending_an_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_a_sustained_limit_the_bridge_posts_everything_once_gives_up_nothing_and_fails_nothing()
  {
+    // Timed against the limit: not beside the heavy tests.
+    let _turn = crate::harness::HEAVY.lock().await;
     let w = World::start().await;
     // 20/s with a burst of 20: the 200 posts below keep the limit busy for about 9 s, far
     // longer than a call may wait (2 s in the queue, 6 s under the bridge's deadline), so
@@ -253,6 +259,8 @@ async fn under_a_sustained_limit_the_bridge_posts_everything_once_gives_up_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_distinct_reviewer_costs_one_lookup_and_one_direct_channel_per_burst() {
+    // Timed against the limit: not beside the heavy tests.
+    let _turn = crate::harness::HEAVY.lock().await;
     const N: usize = 60;
     let w = World::start().await;
     // Tight enough that some direct-channel steps wait longer than a call may (handed back
