@@ -336,7 +336,8 @@ impl Model {
         self.measure(h, now);
         if let_through {
             self.share = (self.share + 1.0 / f64::from(h.limit.max(1))).min(1.0);
-        } else if self.cut.is_none_or(|t| now - t >= MEASURE_OVER) {
+        } else if self.settled() && self.cut.is_none_or(|t| now - t >= MEASURE_OVER) {
+            // (While the pace is still being learned, a 429 says more about the guess.)
             self.share = (self.share / 2.0).max(MIN_SHARE);
             self.cut = Some(now);
         }
