@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::measure::{self, check_roots, percentile};
 use super::process::{ServiceProcess, cpu_secs, free_port};
-use super::report::Figures;
+use super::report::{Figures, RateLimitedFigures};
 use super::{BenchArgs, bare, progress};
 use teleport_mattermost_sim::teleport::fixtures::REVIEWER1;
 use teleport_mattermost_sim::world::{World as SimWorld, WorldOptions};
@@ -408,4 +408,72 @@ async fn bare_row(bin: &Path, body: bare::Body, f: &mut Figures) -> anyhow::Resu
     let dm = w.dm(REVIEWER1).context("the bare loop made no DM")?;
     f.bare_posts = check_roots(&w, &bare_ids, &[w.channel_id.clone(), dm]);
     Ok(())
+}
+
+/// `bench --rate-limited`: Mattermost's default rate limit on (10 requests/s, burst 100 per
+/// client address) and a burst of `n` requests × 2 recipients, from a full allowance: the
+/// time against the limit's floor, the 429s the service still received, and whether it gave
+/// up on any request.
+pub async fn rate_limited(n: usize) -> anyhow::Result<RateLimitedFigures> {
+    use teleport_mattermost_sim::mattermost::RateLimit;
+    let bin = std::env::current_exe().context("finding this binary")?;
+    let limit = RateLimit::default();
+    progress("rate limited: starting the simulators (the default rate limit on) and the service");
+    let w = start_world().await?;
+    w.mm.faults().set_rate_limit(Some(limit.clone()));
+    let (config, http, log) = write_config(&w, "rate-limited")?;
+    let mut svc = ServiceProcess::spawn(&bin, &config, http, &[], Some(&log))?;
+    if let Err(e) = svc.wait_ready(READY).await {
+        return Err(anyhow::Error::new(e).context(format!("the service's log:\n{}", tail(&log))));
+    }
+    // Start from a full allowance: the start-up's calls are paid back after burst / rate.
+    let refill = Duration::from_secs_f64(f64::from(limit.max_burst + 1) / f64::from(limit.per_sec));
+    tokio::time::sleep(refill + Duration::from_secs(1)).await;
+    let posts = 2 * n;
+    let minimum_secs =
+        posts.saturating_sub(limit.max_burst as usize) as f64 / f64::from(limit.per_sec);
+    progress(&format!(
+        "rate limited: a burst of {n} requests ({posts} posts; at least {minimum_secs:.0} s at the limit)"
+    ));
+    let requests_before = w.mm.requests().len();
+    let log_before = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    let timeout = Duration::from_secs_f64(minimum_secs * 3.0 + 60.0);
+    let burst = measure::burst(&w, n, timeout).await?;
+    let requests = w.mm.requests();
+    let during = &requests[requests_before.min(requests.len())..];
+    let logged: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .skip(log_before)
+        .map(str::to_string)
+        .collect();
+    let gave_up = logged
+        .iter()
+        .filter(|l| l.contains("giving up on this event") || l.contains("gave up waiting"))
+        .count();
+    let posts_failed = svc
+        .metric(r#"teleport_mattermost_posts_total{kind="root",outcome="error"}"#)
+        .await
+        .unwrap_or(0.0);
+    let dm = w
+        .dm(REVIEWER1)
+        .context("the suggested reviewer's DM was never created")?;
+    let check = check_roots(&w, &burst.ids, &[w.channel_id.clone(), dm]);
+    svc.terminate(STOP).await?;
+    Ok(RateLimitedFigures {
+        requests: n,
+        per_sec: limit.per_sec,
+        max_burst: limit.max_burst,
+        burst_secs: burst.elapsed.as_secs_f64(),
+        minimum_secs,
+        mattermost_requests: during.len(),
+        refused_429: during.iter().filter(|r| r.status == 429).count(),
+        gave_up,
+        posts_failed,
+        warn_lines: logged.len(),
+        posts: check,
+    })
 }

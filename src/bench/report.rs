@@ -195,7 +195,26 @@ fn check_line(name: &str, c: &PostCheck) -> String {
 
 /// The Markdown table plus the correctness lines.
 pub fn table(f: &Figures) -> String {
-    let rows = rows(f);
+    let mut out = markdown(&rows(f));
+    out.push('\n');
+    out.push_str(&check_line("bridge", &f.bridge_posts));
+    out.push('\n');
+    out.push_str(&check_line("bare loop", &f.bare_posts));
+    out.push('\n');
+    out.push_str(&format!(
+        "reconcile: {} posts made again by the restarted service — {}\n",
+        f.reconcile_new_posts,
+        if f.reconcile_new_posts == 0 {
+            "OK"
+        } else {
+            "WRONG"
+        }
+    ));
+    out
+}
+
+/// The rows as a Markdown table, columns padded.
+fn markdown(rows: &[Row]) -> String {
     let w0 = rows
         .iter()
         .map(|r| r.name.chars().count())
@@ -222,7 +241,7 @@ pub fn table(f: &Figures) -> String {
         "-".repeat(w1 + 2),
         "-".repeat(w2 + 2),
     );
-    for r in &rows {
+    for r in rows {
         out.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             pad(&r.name, w0),
@@ -231,19 +250,84 @@ pub fn table(f: &Figures) -> String {
             pad(r.verdict, 6)
         ));
     }
+    out
+}
+
+/// `bench --rate-limited`: a burst against Mattermost's default rate limit.
+#[derive(Debug, Default, Serialize)]
+pub struct RateLimitedFigures {
+    pub requests: usize,
+    /// The simulator's limit: sustained rate and burst.
+    pub per_sec: u32,
+    pub max_burst: u32,
+    pub burst_secs: f64,
+    /// `(posts − burst) / rate`: the limit's floor for this burst.
+    pub minimum_secs: f64,
+    /// Every Mattermost request the service made during the burst, and the 429s among them.
+    pub mattermost_requests: usize,
+    pub refused_429: usize,
+    /// Requests whose event the service gave up on (its log), and posts it counted as failed.
+    pub gave_up: usize,
+    pub posts_failed: f64,
+    /// Lines the service logged at warn or above during the burst.
+    pub warn_lines: usize,
+    pub posts: PostCheck,
+}
+
+impl RateLimitedFigures {
+    pub fn over_minimum(&self) -> f64 {
+        self.burst_secs / self.minimum_secs
+    }
+
+    /// 429s as a share of the root posts.
+    pub fn refused_share(&self) -> f64 {
+        self.refused_429 as f64 / self.posts.expected.max(1) as f64
+    }
+
+    pub fn correct(&self) -> bool {
+        self.posts.ok()
+    }
+}
+
+/// The rate-limited row (and its detail) as a Markdown table plus the correctness line.
+pub fn rate_limited_table(f: &RateLimitedFigures) -> String {
+    let pass = f.over_minimum() <= 1.05 && f.refused_share() <= 0.01 && f.gave_up == 0;
+    let rows = [
+        Row {
+            name: format!(
+                "rate limited ({}/s, burst {}): {} requests × 2 posts, time (minimum {:.1} s)",
+                f.per_sec, f.max_burst, f.requests, f.minimum_secs
+            ),
+            figure: format!("{:.1} s = {:.3}×", f.burst_secs, f.over_minimum()),
+            target: "≤ 1.05×",
+            verdict: verdict(f.over_minimum() <= 1.05),
+        },
+        Row {
+            name: format!(
+                "429s received, of {} Mattermost requests (share of posts)",
+                f.mattermost_requests
+            ),
+            figure: format!("{} ({:.2} %)", f.refused_429, f.refused_share() * 100.0),
+            target: "≤ 1 %",
+            verdict: verdict(f.refused_share() <= 0.01),
+        },
+        Row {
+            name: format!(
+                "requests given up (posts counted failed: {}, warn lines: {})",
+                f.posts_failed, f.warn_lines
+            ),
+            figure: f.gave_up.to_string(),
+            target: "0",
+            verdict: verdict(f.gave_up == 0),
+        },
+    ];
+    let mut out = markdown(&rows);
     out.push('\n');
-    out.push_str(&check_line("bridge", &f.bridge_posts));
-    out.push('\n');
-    out.push_str(&check_line("bare loop", &f.bare_posts));
+    out.push_str(&check_line("rate limited", &f.posts));
     out.push('\n');
     out.push_str(&format!(
-        "reconcile: {} posts made again by the restarted service — {}\n",
-        f.reconcile_new_posts,
-        if f.reconcile_new_posts == 0 {
-            "OK"
-        } else {
-            "WRONG"
-        }
+        "rate limited: {}\n",
+        if pass { "PASS" } else { "MISS" }
     ));
     out
 }

@@ -10,7 +10,11 @@
 //! behind several Mattermost nodes without a shared cache): a killed instance's unrecorded
 //! posts must then be adopted by its successor, not re-created.
 //!
-//! `CHAOS_REQUESTS` (default 1000) and `CHAOS_SEED` change the run.
+//! A third does the same with Mattermost's default rate limit on (10 requests/s, a burst of
+//! 100, shared by the three instances: one client address): fewer requests, since the limit
+//! sets the pace, and a 429 or a turn in the queue must delay posts, never lose or repeat one.
+//!
+//! `CHAOS_REQUESTS` (default 1000; 60 with the rate limit) and `CHAOS_SEED` change the run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +23,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use teleport_mattermost::access::PluginData;
-use teleport_mattermost_sim::mattermost::SimPost;
+use teleport_mattermost_sim::mattermost::{RateLimit, SimPost};
 use teleport_mattermost_sim::process::{ServiceProcess, free_port};
 use teleport_mattermost_sim::teleport::NewRequest;
 use teleport_mattermost_sim::teleport::fixtures::{PLUGIN_USER, REQUESTER, REVIEWER1, REVIEWER2};
@@ -204,24 +208,36 @@ fn tail(path: &Path, lines: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_killed_at_random_converge_to_exactly_one_post_per_recipient() {
-    chaos(true).await;
+    chaos(true, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_mattermost_dedup_killed_processes_still_converge_to_exactly_one_post_per_recipient()
  {
-    chaos(false).await;
+    chaos(false, None).await;
 }
 
-/// One chaos run; `dedup` is Mattermost's `pending_post_id` de-duplication.
-async fn chaos(dedup: bool) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_mattermosts_default_rate_limit_killed_processes_still_converge_to_exactly_one_post_per_recipient()
+ {
+    chaos(true, Some(RateLimit::default())).await;
+}
+
+/// One chaos run; `dedup` is Mattermost's `pending_post_id` de-duplication, `rate_limit` its
+/// rate limiter throughout.
+async fn chaos(dedup: bool, rate_limit: Option<RateLimit>) {
     let _turn = crate::harness::HEAVY.lock().await;
-    let requests: usize = env_or("CHAOS_REQUESTS", 1000);
+    let limited = rate_limit.is_some();
+    let requests: usize = env_or("CHAOS_REQUESTS", if limited { 60 } else { 1000 });
     let seed: u64 = env_or("CHAOS_SEED", 20_250_101);
     let mut rng = StdRng::seed_from_u64(seed);
     let began = Instant::now();
     let w = World::start().await;
     w.mm.set_pending_post_dedup(dedup);
+    w.mm.faults().set_rate_limit(rate_limit.clone());
+    // Under the limit every call waits its turn: the posts that queued up during the chaos
+    // take up to (calls − burst) / rate longer.
+    let converge = if limited { CONVERGE * 2 } else { CONVERGE };
     let mut instances: Vec<Instance> = (0..INSTANCES)
         .map(|i| {
             let http = free_port().unwrap();
@@ -269,8 +285,13 @@ async fn chaos(dedup: bool) {
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     // Until the chaos is over and every review whose post appeared is made (bounded: a post
     // that never appears fails the checks below instead).
+    // Under the rate limit posts appear later, so reviewers keep watching for them (bounded
+    // the same way).
     while start.elapsed() < CHAOS
         || (!planned.is_empty() && start.elapsed() < CHAOS + Duration::from_secs(10))
+        || (limited
+            && waiting.values().any(|plan| !plan.is_empty())
+            && start.elapsed() < CHAOS + converge / 2)
     {
         tick.tick().await;
         let now = Instant::now();
@@ -375,7 +396,10 @@ async fn chaos(dedup: bool) {
             cuts += 1;
             next_cut = now + Duration::from_secs(5);
         }
-        if now >= next_429 {
+        // With the limiter on, its own 429s replace the injected bursts (which count calls,
+        // not time: at the limit's pace 30 calls last seconds, and bursts every 2-4 s would
+        // refuse nearly everything).
+        if !limited && now >= next_429 {
             w.mm.faults().rate_limit_next(None, 30, 1);
             bursts += 1;
             next_429 = now + Duration::from_millis(rng.random_range(2000..4000));
@@ -400,7 +424,7 @@ async fn chaos(dedup: bool) {
             i.start();
         }
     }
-    let deadline = Instant::now() + CONVERGE;
+    let deadline = Instant::now() + converge;
     let findings = loop {
         let f = inspect(&w, &ids);
         if f.ok() || Instant::now() > deadline {
@@ -418,8 +442,12 @@ async fn chaos(dedup: bool) {
     };
 
     let starts: Vec<usize> = instances.iter().map(|i| i.starts).collect();
+    let limit = rate_limit.map_or("off".into(), |l| {
+        format!("{}/s burst {}", l.per_sec, l.max_burst)
+    });
+    let calls = w.mm.requests();
     println!(
-        "chaos (seed {seed}, pending_post_id de-duplication {}): {} requests, {accepted} reviews accepted ({refused} refused as already resolved); \
+        "chaos (seed {seed}, pending_post_id de-duplication {}, rate limit {limit}): {} requests, {accepted} reviews accepted ({refused} refused as already resolved); \
          {kills} SIGKILLs, {exits} exits by themselves (starts per instance {starts:?}), {cuts} watch cuts, {bursts} bursts of 429, \
          10% of Mattermost calls failed with 500, identity rotated once; chaos {chaos_secs:.1} s, converged in {converge_secs:.1} s, total {:.1} s",
         if dedup { "on" } else { "off" },
@@ -427,6 +455,11 @@ async fn chaos(dedup: bool) {
         began.elapsed().as_secs_f64()
     );
     println!("counts: {:?}", findings.counts);
+    println!(
+        "Mattermost calls {}, answered 429 {}",
+        calls.len(),
+        calls.iter().filter(|r| r.status == 429).count()
+    );
     println!(
         "missing {}, duplicates {}, stale {}, wrong replies {}, wrong requester messages {}",
         findings.missing.len(),
@@ -467,7 +500,7 @@ async fn chaos(dedup: bool) {
     }
     assert!(
         findings.ok(),
-        "the posts did not converge within {CONVERGE:?}"
+        "the posts did not converge within {converge:?}"
     );
     assert!(
         kills >= 8 && cuts >= 3,

@@ -13,6 +13,7 @@ mod edge;
 mod harness;
 mod mattermost;
 mod mattermost_conformance;
+mod mattermost_pacer;
 mod mattermost_sim;
 mod playground;
 mod proxy;

@@ -125,7 +125,7 @@ impl Throttle {
         self.note_at(key, std::time::Instant::now())
     }
 
-    fn note_at(&self, (a, b): (&str, &str), now: std::time::Instant) -> Verdict {
+    pub(crate) fn note_at(&self, (a, b): (&str, &str), now: std::time::Instant) -> Verdict {
         let mut windows = crate::sync::lock(&self.windows);
         let Some((_, w)) = windows.iter_mut().find(|((x, y), _)| x == a && y == b) else {
             let window = Window {

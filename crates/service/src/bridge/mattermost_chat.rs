@@ -9,10 +9,7 @@ use crate::route::Recipient;
 /// How a Mattermost error affects an event: retry (with the server's wait), gone, or give up.
 fn port_error(e: MattermostError) -> PortError {
     match e {
-        MattermostError::RateLimited { wait, .. } => PortError::Retry {
-            reason: "Mattermost rate limit".into(),
-            after: Some(wait),
-        },
+        MattermostError::RateLimited { wait, .. } => PortError::Throttled { after: wait },
         // Sent, and no answer: the call may have taken effect.
         MattermostError::Transport { ref error, .. } if !error.is_connect() => {
             PortError::Uncertain(e.to_string())

@@ -16,12 +16,16 @@ pub enum PortError {
     /// The resource (access request, access list) no longer exists.
     #[error("resource not found")]
     NotFound,
-    /// Temporary (unavailable, timeout, 5xx, 429); `after` is the server's requested wait.
+    /// Temporary (unavailable, timeout, 5xx); `after` is the server's requested wait.
     #[error("temporary failure: {reason}")]
     Retry {
         reason: String,
         after: Option<Duration>,
     },
+    /// Held back by Mattermost's rate limit until `after` from now: not a failure, so it does
+    /// not use up the event's retry budget.
+    #[error("held back by Mattermost's rate limit for {after:?}")]
+    Throttled { after: Duration },
     /// Sent, but no answer came (a timeout, a lost connection): it may have taken effect.
     /// A create that ends so is looked for (see [`Marker`]) before it is sent again.
     #[error("no answer, the outcome is unknown: {0}")]
@@ -44,6 +48,7 @@ impl PortError {
         matches!(
             self,
             PortError::Retry { .. }
+                | PortError::Throttled { .. }
                 | PortError::Uncertain(_)
                 | PortError::Unauthorized(_)
                 | PortError::Conflict

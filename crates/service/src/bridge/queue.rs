@@ -33,6 +33,12 @@ pub enum Outcome {
         reason: String,
         after: Duration,
     },
+    /// Mattermost's rate limit has the next call wait its turn: come back after `after`.
+    /// Neither a failure nor a wait for someone who may be gone, so it counts against no
+    /// budget and never makes the event give up: the turn comes.
+    Throttled {
+        after: Duration,
+    },
 }
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -194,6 +200,13 @@ where
                     continue;
                 }
                 tracing::debug!(request_id = %key, reason = %reason, retry_in_ms = after.as_millis() as u64, "waiting for another replica");
+                tokio::select! {
+                    _ = tokio::time::sleep(after) => {}
+                    _ = newer.notified() => {}
+                }
+            }
+            Outcome::Throttled { after } => {
+                tracing::debug!(request_id = %key, retry_in_ms = after.as_millis() as u64, "waiting for a turn under Mattermost's rate limit");
                 tokio::select! {
                     _ = tokio::time::sleep(after) => {}
                     _ = newer.notified() => {}

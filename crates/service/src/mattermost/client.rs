@@ -1,6 +1,7 @@
 //! The Mattermost REST v4 client: one reqwest client (rustls/ring, pooled connections, proxy
-//! from the environment, a timeout per request), bearer auth, and the retry loop every call
-//! goes through. The typed calls are in `api.rs`, recipient resolution in `resolve.rs`.
+//! from the environment, a timeout per request), bearer auth, and the loop every call goes
+//! through: its turn from the client-wide pacer (Mattermost's rate limit), then the request,
+//! retried on 5xx and transport errors, waited out on 429. The typed calls are in `api.rs`, recipient resolution in `resolve.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +17,11 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
 
-use super::error::{AppError, MESSAGE_LENGTH_ERROR_ID, MattermostError, Target};
+use super::error::{AppError, MESSAGE_LENGTH_ERROR_ID, MattermostError, Target, UserKey};
 use super::metrics::ClientMetrics;
 use super::model::User;
 use super::resolve::{ResolvedChannel, TtlCache};
-use super::retry::{RetryPolicy, rate_limit_wait};
+use super::retry::{self, Admission, Pacer, RetryPolicy, Throttled, rate_limit_wait};
 use crate::config::MattermostConfig;
 use crate::metrics::Metrics;
 use crate::route::Recipient;
@@ -112,10 +113,17 @@ pub(crate) struct Inner {
     api: Url,
     auth: HeaderValue,
     retry: RetryPolicy,
+    /// Every call's turn under Mattermost's rate limit, shared by all clones.
+    pacer: Pacer,
     pub(crate) metrics: ClientMetrics,
     pub(crate) bot: tokio::sync::OnceCell<User>,
     pub(crate) recipients: TtlCache<Recipient, ResolvedChannel>,
     pub(crate) users: TtlCache<String, User>,
+    /// Users looked up by e-mail or username during resolution, and the bot's direct channel
+    /// with each user: cached apart from the recipient, so a resolution that failed half-way
+    /// (rate limited on the direct channel) does not look the user up again when retried.
+    pub(crate) user_lookups: TtlCache<UserKey, User>,
+    pub(crate) direct_channels: TtlCache<String, String>,
     /// channel id → `team/channel` or `@user`, so a 403 on a post names the channel.
     pub(crate) channel_names: Mutex<HashMap<String, String>>,
     last_pending_ms: AtomicU64,
@@ -155,13 +163,30 @@ pub(crate) struct Call {
 enum Outcome {
     /// A 2xx answer's body.
     Done(Bytes),
-    /// Worth another attempt; `wait` is the server's requested delay, if any.
+    /// Worth another attempt after a backoff.
     Retryable {
         error: MattermostError,
         reason: &'static str,
+    },
+    /// Refused by the rate limiter (429); `wait` is its `Retry-After`, if any.
+    Throttled {
+        error: MattermostError,
         wait: Option<Duration>,
     },
     Fatal(MattermostError),
+}
+
+impl Call {
+    /// Identifies the same call made again (a retried event), so it gets back the turn the
+    /// pacer kept for it.
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.method.hash(&mut h);
+        self.url.as_str().hash(&mut h);
+        self.body.hash(&mut h);
+        h.finish()
+    }
 }
 
 impl MattermostClient {
@@ -205,10 +230,13 @@ impl MattermostClient {
                 api,
                 auth,
                 retry: options.retry,
+                pacer: Pacer::default(),
                 metrics: ClientMetrics::new(metrics),
                 bot: tokio::sync::OnceCell::new(),
                 recipients: TtlCache::new(options.cache_ttl),
                 users: TtlCache::new(options.cache_ttl),
+                user_lookups: TtlCache::new(options.cache_ttl),
+                direct_channels: TtlCache::new(options.cache_ttl),
                 channel_names: Mutex::new(HashMap::new()),
                 last_pending_ms: AtomicU64::new(0),
             }),
@@ -258,48 +286,75 @@ impl MattermostClient {
         })
     }
 
-    /// Sends `call` with retries; returns the body of the 2xx answer.
+    /// Sends `call` in its turn, with retries; returns the body of the 2xx answer. A 429
+    /// never uses up an attempt: it is waited out (the pacer learns from it) as long as the
+    /// call's time allows, then handed back as `RateLimited`.
     pub(crate) async fn execute(&self, call: Call) -> Result<Bytes, MattermostError> {
         let started = Instant::now();
         let policy = &self.inner.retry;
+        let deadline = retry::deadline(started, call.give_up_after);
+        let time_left = || {
+            deadline.map(|d| {
+                d.saturating_duration_since(Instant::now())
+                    .saturating_sub(retry::SEND_ALLOWANCE)
+            })
+        };
         let mut attempt = 0u32;
         loop {
-            attempt += 1;
+            self.take_turn(&call, time_left()).await?;
             let sent = Instant::now();
             let result = self.attempt(&call).await;
             let outcome = match result {
-                Ok((status, headers, body)) => self.classify(&call, status, &headers, body),
-                Err(e) => transport_failure(&call, e),
+                Ok((status, headers, body)) => {
+                    if status != StatusCode::TOO_MANY_REQUESTS {
+                        self.inner.pacer.observe(&headers, Instant::now());
+                    }
+                    self.classify(&call, status, &headers, body)
+                }
+                Err(e) => {
+                    self.inner.pacer.no_answer();
+                    transport_failure(&call, e)
+                }
             };
-            let (error, reason, server_wait) = match outcome {
+            let elapsed = sent.elapsed().as_secs_f64();
+            let (error, reason) = match outcome {
                 Outcome::Done(body) => {
-                    self.inner
-                        .metrics
-                        .observe(call.name, "ok", sent.elapsed().as_secs_f64());
+                    self.inner.metrics.observe(call.name, "ok", elapsed);
                     return Ok(body);
                 }
                 Outcome::Fatal(error) => {
-                    self.inner.metrics.observe(
-                        call.name,
-                        error.outcome(),
-                        sent.elapsed().as_secs_f64(),
-                    );
+                    self.inner
+                        .metrics
+                        .observe(call.name, error.outcome(), elapsed);
                     return Err(error);
                 }
-                Outcome::Retryable {
-                    error,
-                    reason,
-                    wait,
-                } => (error, reason, wait),
+                Outcome::Throttled { error, wait } => {
+                    self.inner
+                        .metrics
+                        .observe(call.name, error.outcome(), elapsed);
+                    self.throttled(call.name, Throttled::Refused);
+                    let wait = wait.unwrap_or_default();
+                    let out_of_time = time_left().is_some_and(|left| wait > left);
+                    if wait > policy.max_rate_limit_wait || out_of_time {
+                        return Err(error);
+                    }
+                    tracing::debug!(
+                        mattermost.call = call.name,
+                        wait_ms = wait.as_millis() as u64,
+                        "Mattermost rate limited the call; waiting it out"
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Outcome::Retryable { error, reason } => (error, reason),
             };
             self.inner
                 .metrics
-                .observe(call.name, error.outcome(), sent.elapsed().as_secs_f64());
-            let wait = server_wait.unwrap_or_else(|| policy.backoff(attempt));
-            let out_of_time = call
-                .give_up_after
-                .is_some_and(|limit| started.elapsed() + wait > limit);
-            if attempt >= policy.max_attempts || wait > policy.max_rate_limit_wait || out_of_time {
+                .observe(call.name, error.outcome(), elapsed);
+            attempt += 1;
+            let wait = policy.backoff(attempt);
+            let out_of_time = time_left().is_some_and(|left| wait > left);
+            if attempt >= policy.max_attempts || out_of_time {
                 return Err(error);
             }
             self.inner.metrics.retry(call.name, reason);
@@ -311,6 +366,80 @@ impl MattermostClient {
                 "Mattermost call failed; retrying"
             );
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits for the call's turn under the rate limit, or hands it back as `RateLimited`
+    /// when the turn is further away than the call may wait (its turn is kept).
+    async fn take_turn(
+        &self,
+        call: &Call,
+        time_left: Option<Duration>,
+    ) -> Result<(), MattermostError> {
+        let policy = &self.inner.retry;
+        let bound = |max: Duration| time_left.map_or(max, |left| left.min(max));
+        // Counted once per call, however many steps its wait takes.
+        let mut counted = false;
+        loop {
+            let admission = self.inner.pacer.admit(
+                || call.fingerprint(),
+                Instant::now(),
+                bound(policy.max_queue_wait),
+                bound(policy.max_rate_limit_wait),
+            );
+            let mut queued = |wait: Duration| {
+                if !counted && !wait.is_zero() {
+                    counted = true;
+                    self.throttled(call.name, Throttled::Queued(wait));
+                }
+            };
+            return match admission {
+                Admission::Go(wait) => {
+                    queued(wait);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    Ok(())
+                }
+                Admission::Step(wait) => {
+                    queued(wait);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Admission::Defer(wait) => {
+                    self.throttled(call.name, Throttled::Deferred);
+                    Err(MattermostError::RateLimited {
+                        call: call.name,
+                        wait,
+                    })
+                }
+                // The first call of this client is finding out whether there is a limit; one
+                // that takes too long to answer does not hold the others back.
+                Admission::AwaitProbe(seen) => {
+                    let max = bound(policy.max_queue_wait);
+                    if self.inner.pacer.await_probe(seen, max).await {
+                        continue;
+                    }
+                    Ok(())
+                }
+            };
+        }
+    }
+
+    /// Counts a throttled call; details at debug, one summary at warn a minute at most.
+    fn throttled(&self, call: &'static str, what: Throttled) {
+        self.inner.metrics.throttled(call, what.label());
+        tracing::debug!(mattermost.call = call, throttled = ?what, "Mattermost rate limit");
+        if let Some(s) = self.inner.pacer.note(what, Instant::now()) {
+            tracing::warn!(
+                limit = s.limit,
+                per_sec = s.per_sec.map(|r| (r * 10.0).round() / 10.0),
+                queued = s.queued,
+                queued_ms = s.queued_for.as_millis() as u64,
+                deferred = s.deferred,
+                refused_429 = s.refused,
+                "Mattermost is rate limiting this service: calls wait for their turn (summary since the last such line, at most one a minute)"
+            );
         }
     }
 
@@ -364,12 +493,12 @@ impl MattermostClient {
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             let wait = rate_limit_wait(headers);
-            return Outcome::Retryable {
+            self.inner.pacer.refused(headers, wait, Instant::now());
+            return Outcome::Throttled {
                 error: MattermostError::RateLimited {
                     call: call.name,
                     wait: wait.unwrap_or_default(),
                 },
-                reason: "rate_limited",
                 wait,
             };
         }
@@ -382,7 +511,6 @@ impl MattermostClient {
                     detail,
                 },
                 reason: "server_error",
-                wait: None,
             };
         }
         let target = self.enrich(call.target.clone());
@@ -437,11 +565,7 @@ fn transport_failure(call: &Call, error: reqwest::Error) -> Outcome {
         error,
     };
     if retryable {
-        Outcome::Retryable {
-            error,
-            reason,
-            wait: None,
-        }
+        Outcome::Retryable { error, reason }
     } else {
         Outcome::Fatal(error)
     }

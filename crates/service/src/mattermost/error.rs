@@ -56,8 +56,8 @@ impl fmt::Display for AppError {
     }
 }
 
-/// How a user was looked up, for error texts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a user was looked up, for error texts (and the key of the client's lookup cache).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum UserKey {
     Id(String),
     Email(String),
@@ -179,8 +179,10 @@ pub enum MattermostError {
     },
     #[error("{target} was not found in Mattermost (404 {detail}): {}", target.not_found_hint())]
     NotFound { target: Target, detail: AppError },
-    /// Still rate limited after the allowed retries; `wait` is what the server asked for last.
-    #[error("Mattermost kept rate limiting `{call}` (429): retry in {wait:?}")]
+    /// Held back by Mattermost's rate limit for longer than the call may wait: the server asked
+    /// for more than the client honours, or the call's turn in the client's queue is further
+    /// away. `wait` is how long until it may be sent. Not a failure of Mattermost: try again then.
+    #[error("Mattermost's rate limit holds back `{call}` (429): try again in {wait:?}")]
     RateLimited { call: &'static str, wait: Duration },
     /// The message is longer than the server accepts.
     #[error("the message is too long for Mattermost (`{call}`: {detail}): shorten it")]

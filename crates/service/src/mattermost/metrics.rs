@@ -1,5 +1,6 @@
 //! Metric families of the Mattermost client: call latency by logical call and outcome,
-//! retries by reason, and recipient-cache hits, registered on the service's registry.
+//! retries by reason, throttling by the rate limit (apart from failures), and recipient-cache
+//! hits, registered on the service's registry.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 
@@ -9,6 +10,7 @@ use crate::metrics::Metrics;
 pub(crate) struct ClientMetrics {
     duration: HistogramVec,
     retries: IntCounterVec,
+    throttled: IntCounterVec,
     cache: IntCounterVec,
 }
 
@@ -33,6 +35,14 @@ impl ClientMetrics {
             &["call", "reason"],
         )
         .expect("static metric definition");
+        let throttled = IntCounterVec::new(
+            Opts::new(
+                "teleport_mattermost_mattermost_throttled_total",
+                "Mattermost calls held back by the rate limit, by logical call and outcome: queued (waited for their turn), deferred (handed back to come again), refused (a 429 answer, waited out). None of these is a failure.",
+            ),
+            &["call", "outcome"],
+        )
+        .expect("static metric definition");
         let cache = IntCounterVec::new(
             Opts::new(
                 "teleport_mattermost_mattermost_cache_lookups_total",
@@ -44,6 +54,7 @@ impl ClientMetrics {
         Self {
             duration: metrics.register(&duration),
             retries: metrics.register(&retries),
+            throttled: metrics.register(&throttled),
             cache: metrics.register(&cache),
         }
     }
@@ -56,6 +67,10 @@ impl ClientMetrics {
 
     pub(crate) fn retry(&self, call: &str, reason: &str) {
         self.retries.with_label_values(&[call, reason]).inc();
+    }
+
+    pub(crate) fn throttled(&self, call: &str, outcome: &str) {
+        self.throttled.with_label_values(&[call, outcome]).inc();
     }
 
     pub(crate) fn cache(&self, cache: &str, hit: bool) {

@@ -16,4 +16,4 @@ pub mod tls;
 pub use client::{ClientBuildError, ClientOptions, MattermostClient};
 pub use error::{AppError, MattermostError, Target, UserKey};
 pub use resolve::{RecipientKind, ResolvedChannel};
-pub use retry::RetryPolicy;
+pub use retry::{RetryPolicy, within};

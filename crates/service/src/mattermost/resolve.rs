@@ -1,6 +1,8 @@
-//! Recipient resolution (`team/channel`, e-mail, `@username` → channel id) behind a TTL cache
+//! Recipient resolution (`team/channel`, e-mail, `@username` → channel id) behind TTL caches
 //! whose concurrent lookups of one key share a single request, so a burst of requests for the
-//! same reviewers costs one lookup each.
+//! same reviewers costs one lookup each: one for the recipient, and under it one per user and
+//! per direct channel, so a resolution retried after failing half-way repeats only the step
+//! that failed, and an e-mail and a username of the same person share the direct channel.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -11,7 +13,8 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::client::MattermostClient;
-use super::error::MattermostError;
+use super::error::{MattermostError, UserKey};
+use super::model::User;
 use crate::route::Recipient;
 use crate::sync;
 
@@ -122,19 +125,19 @@ impl MattermostClient {
                 }
             }
             Recipient::Email(email) => {
-                let user = self.user_by_email(email).await?;
-                let c = self.direct_channel(&user.id).await?;
+                let email = email.trim().to_lowercase();
+                let user = self.looked_up(UserKey::Email(email.clone())).await?;
                 ResolvedChannel {
-                    channel_id: c.id,
+                    channel_id: self.direct_channel_id(&user.id).await?,
                     kind: RecipientKind::DirectMessage,
-                    display: email.to_lowercase(),
+                    display: email,
                 }
             }
             Recipient::Username(name) => {
-                let user = self.user_by_username(name).await?;
-                let c = self.direct_channel(&user.id).await?;
+                let name = name.trim().trim_start_matches('@').to_lowercase();
+                let user = self.looked_up(UserKey::Username(name)).await?;
                 ResolvedChannel {
-                    channel_id: c.id,
+                    channel_id: self.direct_channel_id(&user.id).await?,
                     kind: RecipientKind::DirectMessage,
                     display: format!("@{}", user.username),
                 }
@@ -143,6 +146,39 @@ impl MattermostClient {
         sync::lock(&self.inner.channel_names)
             .insert(resolved.channel_id.clone(), resolved.display.clone());
         Ok(resolved)
+    }
+}
+
+impl MattermostClient {
+    /// A user by e-mail or username, cached and shared by concurrent resolutions.
+    async fn looked_up(&self, key: UserKey) -> Result<User, MattermostError> {
+        let (user, hit) = self
+            .inner
+            .user_lookups
+            .get_or_fetch(&key, || async {
+                match &key {
+                    UserKey::Email(e) => self.user_by_email(e).await,
+                    UserKey::Username(u) => self.user_by_username(u).await,
+                    UserKey::Id(id) => self.user_by_id(id).await,
+                }
+            })
+            .await?;
+        self.inner.metrics.cache("users", hit);
+        Ok(user)
+    }
+
+    /// The id of the bot's direct channel with a user, cached and shared.
+    async fn direct_channel_id(&self, user_id: &str) -> Result<String, MattermostError> {
+        let key = user_id.to_string();
+        let (id, hit) = self
+            .inner
+            .direct_channels
+            .get_or_fetch(&key, || async {
+                self.direct_channel(user_id).await.map(|c| c.id)
+            })
+            .await?;
+        self.inner.metrics.cache("direct_channels", hit);
+        Ok(id)
     }
 }
 

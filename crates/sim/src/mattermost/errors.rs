@@ -108,18 +108,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The rate limiter's refusal: plain text, not an AppError (docs/mattermost-api.md, "Rate limiting").
-pub fn limit_exceeded(limit: u64, reset_secs: u64, retry_after_secs: u64) -> Response {
+/// The rate limiter's refusal as Go's `http.Error` writes it: plain text (not an AppError),
+/// `nosniff`, and the four rate-limit headers (docs/mattermost-api.md, "Rate limiting").
+pub(crate) fn limit_exceeded(verdict: &super::ratelimit::Verdict) -> Response {
     let mut response = (
         StatusCode::TOO_MANY_REQUESTS,
-        [("content-type", "text/plain; charset=utf-8")],
+        [
+            ("content-type", "text/plain; charset=utf-8"),
+            ("x-content-type-options", "nosniff"),
+        ],
         "limit exceeded\n",
     )
         .into_response();
-    let h = response.headers_mut();
-    h.insert("x-ratelimit-limit", limit.into());
-    h.insert("x-ratelimit-remaining", 0u64.into());
-    h.insert("x-ratelimit-reset", reset_secs.into());
-    h.insert("retry-after", retry_after_secs.into());
+    verdict.write_headers(response.headers_mut());
     response
 }

@@ -1,17 +1,18 @@
 //! The fault switchboard (fail the next N calls, fail a share of calls with a seeded RNG, slow
-//! answers down) and Mattermost's optional rate limiter (a token bucket with `X-RateLimit-*`
-//! headers and a plain-text 429).
+//! answers down) and the switch of Mattermost's optional rate limiter (`ratelimit.rs`).
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::errors::{ApiError, limit_exceeded};
+use super::ratelimit::{Limiter, RateLimit, Verdict};
 
 /// Which requests a fault applies to: a method (or any) and a path prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,25 +68,12 @@ struct ErrorRate {
     rng: StdRng,
 }
 
-/// Mattermost's limiter: `per_sec` tokens a second, at most `max_burst` stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub per_sec: u32,
-    pub max_burst: u32,
-}
-
-struct Bucket {
-    limit: RateLimit,
-    tokens: f64,
-    last: Instant,
-}
-
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
     latency: Duration,
     error_rate: Option<ErrorRate>,
-    bucket: Option<Bucket>,
+    limiter: Option<Limiter>,
 }
 
 /// The switchboard; cheap to clone, shared with the running simulator.
@@ -98,8 +86,6 @@ pub struct Faults {
 pub(crate) struct Decision {
     pub reject: Option<Response>,
     pub delay: Duration,
-    /// Rate-limit headers for an accepted request: (limit, remaining, reset seconds).
-    pub rate_headers: Option<(u64, u64, u64)>,
 }
 
 impl Faults {
@@ -158,15 +144,25 @@ impl Faults {
         });
     }
 
-    /// Turns the rate limiter on (or off with `None`), with a full bucket.
+    /// Turns Mattermost's rate limiter on (`RateLimit::default()` is the server's default
+    /// limit) or off with `None`; every client starts with its full allowance.
     pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.with(|s| s.limiter = limit.map(Limiter::new));
+    }
+
+    /// The rate limiter's verdict on a request (`None` while it is off). The server checks it
+    /// before anything else, so a refused request never reaches the fault rules.
+    pub(crate) fn rate_limit(
+        &self,
+        remote: Option<SocketAddr>,
+        headers: &HeaderMap,
+        query: &str,
+    ) -> Option<Verdict> {
         self.with(|s| {
-            s.bucket = limit.map(|limit| Bucket {
-                limit,
-                tokens: f64::from(limit.max_burst),
-                last: Instant::now(),
-            })
-        });
+            let limiter = s.limiter.as_mut()?;
+            let key = limiter.key(remote, headers, query);
+            Some(limiter.check(&key, Instant::now()))
+        })
     }
 
     /// Removes every rule, latency and error rate (the rate limiter stays as configured).
@@ -183,7 +179,6 @@ impl Faults {
             let mut decision = Decision {
                 reject: None,
                 delay: s.latency,
-                rate_headers: None,
             };
             let rule = s.rules.iter_mut().find(|r| {
                 r.remaining != Some(0) && r.route.as_ref().is_none_or(|f| f.matches(method, path))
@@ -195,8 +190,7 @@ impl Faults {
                 match rule.fault {
                     Fault::Status(status) => decision.reject = Some(fault_response(status)),
                     Fault::RateLimited { retry_after_secs } => {
-                        decision.reject =
-                            Some(limit_exceeded(10, retry_after_secs, retry_after_secs))
+                        decision.reject = Some(limit_exceeded(&Verdict::injected(retry_after_secs)))
                     }
                     Fault::Delay(d) => decision.delay += d,
                 }
@@ -211,42 +205,15 @@ impl Faults {
                 decision.reject = Some(fault_response(rate.status));
                 return decision;
             }
-            if let Some(bucket) = s.bucket.as_mut() {
-                match bucket.take(Instant::now()) {
-                    Ok(headers) => decision.rate_headers = Some(headers),
-                    Err((limit, reset, retry_after)) => {
-                        decision.reject = Some(limit_exceeded(limit, reset, retry_after))
-                    }
-                }
-            }
             decision
         })
-    }
-}
-
-impl Bucket {
-    /// Ok: (limit, remaining, reset seconds); Err: (limit, reset, retry-after seconds).
-    fn take(&mut self, now: Instant) -> Result<(u64, u64, u64), (u64, u64, u64)> {
-        let rate = f64::from(self.limit.per_sec.max(1));
-        let burst = f64::from(self.limit.max_burst.max(1));
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(burst);
-        self.last = now;
-        let reset = |tokens: f64| ((burst - tokens) / rate).ceil() as u64;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok((burst as u64, self.tokens.floor() as u64, reset(self.tokens)))
-        } else {
-            let retry_after = ((1.0 - self.tokens) / rate).ceil().max(1.0) as u64;
-            Err((burst as u64, reset(self.tokens), retry_after))
-        }
     }
 }
 
 fn fault_response(status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status == StatusCode::TOO_MANY_REQUESTS {
-        return limit_exceeded(10, 1, 1);
+        return limit_exceeded(&Verdict::injected(1));
     }
     axum::response::IntoResponse::into_response(ApiError::new(
         status,
@@ -284,21 +251,5 @@ mod tests {
         let n = run();
         assert_eq!(n, run());
         assert!((50..150).contains(&n), "{n}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_rate_limiter_refuses_past_the_burst_and_refills() {
-        let f = Faults::default();
-        f.set_rate_limit(Some(RateLimit {
-            per_sec: 10,
-            max_burst: 2,
-        }));
-        assert_eq!(f.decide(&Method::GET, "/").rate_headers, Some((2, 1, 1)));
-        assert!(f.decide(&Method::GET, "/").reject.is_none());
-        let refused = f.decide(&Method::GET, "/").reject.unwrap();
-        assert_eq!(refused.status(), 429);
-        assert_eq!(refused.headers()["retry-after"], "1");
-        tokio::time::advance(Duration::from_millis(150)).await;
-        assert!(f.decide(&Method::GET, "/").reject.is_none());
     }
 }

@@ -13,6 +13,7 @@ mod ids;
 mod integrations;
 mod model;
 mod posts;
+mod ratelimit;
 mod routes;
 mod store;
 mod tls;
@@ -27,7 +28,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
 pub use errors::ApiError;
-pub use faults::{Fault, Faults, RateLimit, RouteFilter};
+pub use faults::{Fault, Faults, RouteFilter};
 pub use ids::{is_valid_id, new_id};
 pub use integrations::{ClickOutcome, CommandOutcome, DialogOutcome, SimError};
 pub use model::{
@@ -35,6 +36,7 @@ pub use model::{
     SimTeam, SimUser,
 };
 
+pub use ratelimit::RateLimit;
 pub use tls::server_tls_config;
 
 use store::{Rules, Store};
@@ -50,7 +52,8 @@ pub struct SimConfig {
     /// `PrivacySettings.ShowEmailAddress = false`: e-mail lookups by the bot get 403 and user
     /// records come without e-mail.
     pub hide_emails: bool,
-    /// `RateLimitSettings` (off by default, as on a fresh server).
+    /// `RateLimitSettings` (off by default, as on a fresh server; `Some(RateLimit::default())`
+    /// is the server's default limit of 10 requests/s with a burst of 100 per client address).
     pub rate_limit: Option<RateLimit>,
     /// Keep request bodies in the request log (turn off for the benchmark).
     pub log_bodies: bool,
@@ -75,6 +78,26 @@ impl Default for SimConfig {
             trigger_ttl: Duration::from_secs(30),
             tls: None,
         }
+    }
+}
+
+/// The client's address, which the rate limiter keys on (over plain TCP and over TLS).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        Self(*stream.remote_addr())
     }
 }
 
@@ -177,9 +200,12 @@ impl MattermostSim {
         match config.tls {
             None => {
                 tokio::spawn(async move {
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async move { token.cancelled().await })
-                        .await;
+                    let _ = axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<PeerAddr>(),
+                    )
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await;
                 });
             }
             Some(tls) => {
@@ -188,9 +214,12 @@ impl MattermostSim {
                     acceptor: tokio_rustls::TlsAcceptor::from(tls),
                 };
                 tokio::spawn(async move {
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async move { token.cancelled().await })
-                        .await;
+                    let _ = axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<PeerAddr>(),
+                    )
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await;
                 });
             }
         }

@@ -2,6 +2,7 @@
 //! themselves are in `store.rs`. A front layer logs every request and applies the faults.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::Shared;
-use super::errors::ApiError;
+use super::errors::{ApiError, limit_exceeded};
 use super::ids::new_id;
 use super::model::LoggedRequest;
 use super::store::Store;
@@ -55,6 +56,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 /// up waiting still shows up in it.
 async fn front(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
+    let remote = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<super::PeerAddr>>()
+        .map(|c| c.0.0);
+    // The rate limiter wraps the whole server on Mattermost: it answers before anything else.
+    let rate = shared.faults.rate_limit(
+        remote,
+        request.headers(),
+        request.uri().query().unwrap_or(""),
+    );
     let path = request
         .uri()
         .path_and_query()
@@ -70,20 +81,25 @@ async fn front(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
     let logged_body = (shared.log_bodies && !bytes.is_empty()).then(|| bytes.clone());
-    let decision = shared.faults.decide(&method, parts.uri.path());
-    let mut response = match decision.reject {
-        Some(r) => r,
-        None => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+    let mut delay = Duration::ZERO;
+    let response = match rate {
+        Some(verdict) if verdict.limited => limit_exceeded(&verdict),
+        _ => {
+            let decision = shared.faults.decide(&method, parts.uri.path());
+            delay = decision.delay;
+            let mut response = match decision.reject {
+                Some(r) => r,
+                None => {
+                    next.run(Request::from_parts(parts, Body::from(bytes)))
+                        .await
+                }
+            };
+            if let Some(verdict) = rate {
+                verdict.write_headers(response.headers_mut());
+            }
+            response
         }
     };
-    if let Some((limit, remaining, reset)) = decision.rate_headers {
-        let h = response.headers_mut();
-        h.insert("x-ratelimit-limit", limit.into());
-        h.insert("x-ratelimit-remaining", remaining.into());
-        h.insert("x-ratelimit-reset", reset.into());
-    }
     shared.log_request(LoggedRequest {
         method: method.to_string(),
         path,
@@ -91,8 +107,8 @@ async fn front(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         auth_scheme,
         body: logged_body,
     });
-    if !decision.delay.is_zero() {
-        tokio::time::sleep(decision.delay).await;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     response
 }

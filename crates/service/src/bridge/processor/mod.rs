@@ -44,11 +44,13 @@ const CALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(claim::L
 /// renewing it (fresh + CALL_BUDGET stays inside the lease).
 const FRESH: std::time::Duration = std::time::Duration::from_secs(claim::LEASE.as_secs() / 4);
 
-/// Bounds one Mattermost call by [`CALL_BUDGET`].
+/// Bounds one Mattermost call by [`CALL_BUDGET`]. The client knows the deadline too, so a call
+/// held back by the rate limit is handed back as throttled before it (a wait, not a failure),
+/// and the timeout only cuts a Mattermost that is slow to answer.
 async fn bounded<T>(
     call: impl std::future::Future<Output = Result<T, PortError>>,
 ) -> Result<T, PortError> {
-    tokio::time::timeout(CALL_BUDGET, call)
+    tokio::time::timeout(CALL_BUDGET, crate::mattermost::within(CALL_BUDGET, call))
         .await
         .unwrap_or_else(|_| {
             Err(PortError::Uncertain(format!(
@@ -103,6 +105,7 @@ struct Held {
 fn retry(e: PortError) -> Outcome {
     match e {
         PortError::Retry { reason, after } => Outcome::Retry { reason, after },
+        PortError::Throttled { after } => Outcome::Throttled { after },
         PortError::Unauthorized(reason) | PortError::Uncertain(reason) => Outcome::Retry {
             reason,
             after: None,
@@ -225,8 +228,13 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 held.data.resolution = Resolution::Unresolved;
                 return self.save_then(id, &mut held, Leave::Release, o).await;
             }
-            if resolving {
-                self.notify_requester(id, &final_summary, &held, told).await;
+            if resolving
+                && let Err(o) = self.notify_requester(id, &final_summary, &held, told).await
+            {
+                // Held back by the rate limit: not recorded as resolved yet, so the retry
+                // tells the requester (and re-applies the root updates).
+                held.data.resolution = Resolution::Unresolved;
+                return self.save_then(id, &mut held, Leave::Release, o).await;
             }
         }
         if let Err(o) = self.send_notices(id, work, &summary, &mut held).await {

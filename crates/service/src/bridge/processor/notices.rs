@@ -133,7 +133,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     sent = true;
                 }
                 Err(e) if e.is_temporary() => {
-                    self.metrics.reminded("reminder", "failed");
+                    self.metrics.reminded("reminder", failed(&e));
                     uncertain |= matches!(e, PortError::Uncertain(_));
                     failure.get_or_insert(e);
                 }
@@ -219,7 +219,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     });
                 }
                 Err(e) => {
-                    self.metrics.reminded("escalation", "failed");
+                    self.metrics.reminded("escalation", failed(&e));
                     tracing::warn!(request_id = %id, channel_id = %ch, error = %e, "Failed to post an escalation");
                     // A refusal (bot not in the channel) would fail the same way again.
                     if e.is_temporary() {
@@ -304,7 +304,7 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 Ok(())
             }
             Err(e) if e.is_temporary() => {
-                self.metrics.reminded("expiry_notice", "failed");
+                self.metrics.reminded("expiry_notice", failed(&e));
                 let leave = match e {
                     PortError::Uncertain(_) => Leave::Recover { wait: true },
                     _ => Leave::Release,
@@ -317,5 +317,14 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 Ok(())
             }
         }
+    }
+}
+
+/// The metric outcome of a notice that was not sent: held back by Mattermost's rate limit is
+/// no failure (it is sent in its turn).
+fn failed(e: &PortError) -> &'static str {
+    match e {
+        PortError::Throttled { .. } => "throttled",
+        _ => "failed",
     }
 }

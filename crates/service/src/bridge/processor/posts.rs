@@ -31,6 +31,19 @@ struct Owed {
 
 impl Owed {
     fn add<S, C, R>(&mut self, p: &Processor<S, C, R>, id: &str, recipient: &str, e: PortError) {
+        if let PortError::Throttled { .. } = e {
+            // Its turn under the rate limit comes later: not a failure (a failure found in
+            // the same attempt decides how it is retried).
+            tracing::debug!(request_id = %id, recipient, error = %e, "root post waits for its turn");
+            self.retry.get_or_insert(e);
+            self.recipients.push(recipient.to_string());
+            return;
+        }
+        // A failure to retry decides how the attempt is retried; a refusal leaves a throttled
+        // recipient's turn as it is.
+        if e.is_temporary() && matches!(self.retry, Some(PortError::Throttled { .. })) {
+            self.retry = None;
+        }
         let reason = match &e {
             PortError::Unauthorized(_) => "unauthorized",
             e if e.is_temporary() => "temporary",
@@ -124,7 +137,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     });
                 }
                 Err(e) => {
-                    self.metrics.sent("root", false);
+                    if !matches!(e, PortError::Throttled { .. }) {
+                        self.metrics.sent("root", false);
+                    }
                     owed.add(self, id, recipient, e);
                 }
             }
@@ -173,6 +188,9 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 // A deleted post cannot be updated; the others still are.
                 Err(PortError::NotFound) => {
                     tracing::warn!(request_id = %id, post_id = %m.post_id, "post no longer exists; not updating it")
+                }
+                Err(e @ PortError::Throttled { .. }) => {
+                    failure.get_or_insert(e);
                 }
                 Err(e) => {
                     self.metrics.updated(false);
@@ -223,20 +241,29 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     /// The requester's DM channel, when they are to be told the outcome: their Teleport
     /// name is an e-mail with a Mattermost account, the DMs are on, and the request was
     /// posted to someone (as upstream, a request nobody was told about gets no message).
-    async fn requester_channel(&self, id: &str, summary: &Summary, held: &Held) -> Option<String> {
+    /// Held back by the rate limit, it hands back the wait: the message is still owed.
+    async fn requester_channel(
+        &self,
+        id: &str,
+        summary: &Summary,
+        held: &Held,
+    ) -> Result<Option<String>, PortError> {
         if !self.notify_requester || !crate::route::recipient::is_email(&summary.user) {
-            return None;
+            return Ok(None);
         }
         if held.data.messages.is_empty() {
             tracing::debug!(request_id = %id, "request was never posted; not notifying the requester");
-            return None;
+            return Ok(None);
         }
         let recipient = Recipient::Email(summary.user.to_lowercase());
-        let Ok(Some(channel)) = self.resolve(&recipient).await else {
-            tracing::debug!(request_id = %id, "requester has no Mattermost account by e-mail; not notifying them");
-            return None;
-        };
-        Some(channel)
+        match self.resolve(&recipient).await {
+            Ok(Some(channel)) => Ok(Some(channel)),
+            Err(e @ PortError::Throttled { .. }) => Err(e),
+            _ => {
+                tracing::debug!(request_id = %id, "requester has no Mattermost account by e-mail; not notifying them");
+                Ok(None)
+            }
+        }
     }
 
     /// After a takeover, before the resolution is recorded: whether the interrupted holder
@@ -250,8 +277,13 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
         let Some(window) = held.recover else {
             return Ok(false);
         };
-        let Some(channel) = self.requester_channel(id, summary, held).await else {
-            return Ok(false);
+        let channel = match self.requester_channel(id, summary, held).await {
+            Ok(Some(channel)) => channel,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                let leave = Leave::Recover { wait: false };
+                return Err(self.save_then(id, held, leave, retry(e)).await);
+            }
         };
         let marker = Marker::new(id, &channel, MarkerKind::Requester);
         match self
@@ -267,18 +299,21 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     }
 
     /// Tells the requester the outcome (see [`Self::requester_channel`]) unless `told`.
+    /// Held back by the rate limit, it hands back the wait: the message is still owed.
     pub(super) async fn notify_requester(
         &self,
         id: &str,
         summary: &Summary,
         held: &Held,
         told: bool,
-    ) {
+    ) -> Result<(), Outcome> {
         if told {
-            return;
+            return Ok(());
         }
-        let Some(channel) = self.requester_channel(id, summary, held).await else {
-            return;
+        let channel = match self.requester_channel(id, summary, held).await {
+            Ok(Some(channel)) => channel,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(retry(e)),
         };
         let post = NewPost {
             body: Marker::new(id, &channel, MarkerKind::Requester)
@@ -292,10 +327,12 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                 self.metrics.sent("requester", true);
                 tracing::info!(request_id = %id, "Successfully notified user");
             }
+            Err(e @ PortError::Throttled { .. }) => return Err(retry(e)),
             Err(e) => {
                 self.metrics.sent("requester", false);
                 tracing::warn!(request_id = %id, error = %e, "could not notify the requester");
             }
         }
+        Ok(())
     }
 }

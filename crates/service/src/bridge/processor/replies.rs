@@ -100,7 +100,10 @@ impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
                     made_some = true;
                 }
                 Err(e) if e.is_temporary() => {
-                    self.metrics.sent("reply", false);
+                    // Held back by the rate limit is not a failure.
+                    if !matches!(e, PortError::Throttled { .. }) {
+                        self.metrics.sent("reply", false);
+                    }
                     uncertain |= matches!(e, PortError::Uncertain(_));
                     failure.get_or_insert(e);
                 }

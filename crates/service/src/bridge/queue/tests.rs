@@ -197,3 +197,25 @@ async fn waiting_for_another_replica_does_not_use_up_the_retry_budget() {
     q.idle().await;
     assert_eq!(calls.load(Ordering::SeqCst), 21);
 }
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_a_turn_under_the_rate_limit_never_gives_up() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    // Throttled more often than both the attempts (5) and the waits (50) allow, then done.
+    let q = KeyedQueue::new(4, fast_policy(5), move |_k: String, _v: Item| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if n < 100 {
+                Outcome::Throttled {
+                    after: Duration::from_millis(500),
+                }
+            } else {
+                Outcome::Done
+            }
+        }) as HandlerFuture
+    });
+    q.submit("a".to_string(), Item(0));
+    q.idle().await;
+    assert_eq!(calls.load(Ordering::SeqCst), 101);
+}
