@@ -89,14 +89,12 @@ pub fn review_to_proto(r: &Review, threshold_indexes: Vec<u32>) -> types::Access
     }
 }
 
-pub fn request_from_proto(r: &types::AccessRequestV3) -> AccessRequest {
-    let spec = r.spec.clone().unwrap_or_default();
+/// Takes the message by value: its strings move into the request instead of being copied
+/// (one decode per watch event and per listed request).
+pub fn request_from_proto(r: types::AccessRequestV3) -> AccessRequest {
+    let spec = r.spec.unwrap_or_default();
     AccessRequest {
-        id: r
-            .metadata
-            .as_ref()
-            .map(|m| m.name.clone())
-            .unwrap_or_default(),
+        id: r.metadata.map(|m| m.name).unwrap_or_default(),
         user: spec.user,
         roles: spec.roles,
         state: RequestState::from_i32(spec.state),
@@ -109,9 +107,9 @@ pub fn request_from_proto(r: &types::AccessRequestV3) -> AccessRequest {
         system_annotations: labels_from(spec.system_annotations.as_ref()),
         thresholds: spec
             .thresholds
-            .iter()
+            .into_iter()
             .map(|t| Threshold {
-                name: t.name.clone(),
+                name: t.name,
                 approve: t.approve,
                 deny: t.deny,
             })

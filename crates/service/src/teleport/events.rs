@@ -127,7 +127,7 @@ pub fn from_wire(ev: proto::Event) -> Option<WatchEvent> {
             confirmed_kinds: None,
         }),
         (proto::Operation::Put, Some(Resource::AccessRequest(r))) => {
-            Some(WatchEvent::RequestPut(convert::request_from_proto(&r)))
+            Some(WatchEvent::RequestPut(convert::request_from_proto(r)))
         }
         (proto::Operation::Put, Some(Resource::AccessMonitoringRule(r))) => {
             Some(WatchEvent::RulePut(convert::rule_from_proto(&r)))
