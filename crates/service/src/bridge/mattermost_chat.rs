@@ -52,10 +52,7 @@ impl Chat for MattermostClient {
             props: props(p.body.props)?,
             pending_post_id: Some(p.idempotency_key),
         };
-        self.create_post(&post)
-            .await
-            .map(|p| p.id)
-            .map_err(port_error)
+        self.create_post_id(&post).await.map_err(port_error)
     }
 
     async fn update(&self, _channel_id: &str, post_id: &str, body: Body) -> Result<(), PortError> {
