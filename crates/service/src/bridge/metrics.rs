@@ -14,6 +14,8 @@ pub struct BridgeMetrics {
     pub watch_reconnects: IntCounter,
     pub watch_up: IntGauge,
     pub rules: IntGauge,
+    pub catch_ups: IntCounter,
+    pub catch_up_queued: IntGauge,
 }
 
 impl BridgeMetrics {
@@ -74,6 +76,20 @@ impl BridgeMetrics {
                 &IntGauge::new(
                     "teleport_mattermost_access_monitoring_rules",
                     "Access monitoring rules currently routing requests to Mattermost.",
+                )
+                .expect("static metric"),
+            ),
+            catch_ups: m.register(
+                &IntCounter::new(
+                    "teleport_mattermost_catch_ups_total",
+                    "Catch-ups (start-up, after a reconnect, periodic resync) that listed every request.",
+                )
+                .expect("static metric"),
+            ),
+            catch_up_queued: m.register(
+                &IntGauge::new(
+                    "teleport_mattermost_catch_up_queued",
+                    "Requests the last catch-up queued for reconciliation (the others were already current).",
                 )
                 .expect("static metric"),
             ),

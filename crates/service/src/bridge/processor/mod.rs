@@ -23,6 +23,7 @@ use super::work::{Summary, Work, resolution_of, reviews};
 use crate::access::{PluginData, RawData, Resolution};
 use crate::route::Routing;
 use cas::Acquire;
+pub use cas::settled;
 
 /// Compare-and-swap rounds per event before handing back to the queue's backoff.
 const CAS_ROUNDS: u32 = 16;
