@@ -15,7 +15,7 @@ use std::time::Duration;
 /// Used by `--requests` unless given.
 pub const DEFAULT_REQUESTS: usize = 10_000;
 
-/// `teleport-mattermost bench [--requests N] [--latency-samples N] [--json]`.
+/// `teleport-mattermost bench [--requests N | --sizes N,N,…] [--latency-samples N] [--json]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Requests in the throughput burst (open during the memory and reconcile rows).
@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// Requests measured one at a time for the latency row.
     #[arg(long, default_value_t = 200)]
     pub latency_samples: usize,
+    /// Run the whole benchmark once per size (e.g. `--sizes 1000,10000,100000`, overriding
+    /// `--requests`), then print one line per size: how the cost scales.
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<usize>,
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -48,48 +52,78 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(phases::bench(&args));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    match result {
-        Ok(f) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&f).unwrap_or_else(|e| e.to_string())
-                );
-            } else {
-                println!("{}", header(&args));
-                print!("{}", report::table(&f));
+    let sizes = if args.sizes.is_empty() {
+        vec![args.requests]
+    } else {
+        args.sizes.clone()
+    };
+    let mut runs = Vec::new();
+    for n in sizes {
+        let args = BenchArgs {
+            requests: n,
+            ..args.clone()
+        };
+        let load_before = load_average();
+        progress(&format!("{n} requests (load average {load_before})"));
+        match runtime.block_on(phases::bench(&args)) {
+            Ok(mut f) => {
+                f.load_average = format!("{load_before} → {}", load_average());
+                if !args.json {
+                    println!("{}", header(&args, &load_before));
+                    print!("{}", report::table(&f));
+                }
+                runs.push(f);
             }
-            if f.correct() {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("bench: correctness check failed (see the lines under the table)");
-                ExitCode::FAILURE
+            Err(e) => {
+                eprintln!("bench failed: {e:#}");
+                return ExitCode::FAILURE;
             }
-        }
-        Err(e) => {
-            eprintln!("bench failed: {e:#}");
-            ExitCode::FAILURE
         }
     }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if args.json {
+        let json = if args.sizes.is_empty() {
+            serde_json::to_string_pretty(&runs[0])
+        } else {
+            serde_json::to_string_pretty(&runs)
+        };
+        println!("{}", json.unwrap_or_else(|e| e.to_string()));
+    } else if !args.sizes.is_empty() {
+        println!("{}", report::sizes_table(&runs));
+    }
+    if runs.iter().all(report::Figures::correct) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("bench: correctness check failed (see the lines under the table)");
+        ExitCode::FAILURE
+    }
+}
+
+/// The 1, 5 and 15 minute load averages, so figures from a busy machine read as such.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 pub(crate) fn progress(msg: &str) {
     eprintln!("bench: {msg}");
 }
 
-fn header(args: &BenchArgs) -> String {
+fn header(args: &BenchArgs, load_before: &str) -> String {
     let build = if cfg!(debug_assertions) {
         "debug build: figures are not representative, use --release"
     } else {
         "release build"
     };
     format!(
-        "teleport-mattermost bench: {} requests (2 recipients each: a channel and the suggested reviewer's DM), {} latency samples; {build}\nmachine: {}\nservice: this binary (`start --config`) in its own process; Teleport and Mattermost simulators in the bench process; loopback\n",
+        "teleport-mattermost bench: {} requests (2 recipients each: a channel and the suggested reviewer's DM), {} latency samples; {build}\nmachine: {}; load average (1, 5, 15 min) {} before the run, {} after\nservice: this binary (`start --config`) in its own process; Teleport and Mattermost simulators in the bench process; loopback\n",
         args.requests,
         args.latency_samples,
-        machine()
+        machine(),
+        load_before,
+        load_average()
     )
 }
 

@@ -37,9 +37,9 @@ async fn start_world() -> std::io::Result<SimWorld> {
 
 /// A complete service config: every request goes to the world's channel (plus the suggested
 /// reviewers' DMs), logs at `warn` to `log`, callbacks at `http://<listen>`, in-chat review on.
-fn config_text(w: &SimWorld, listen: std::net::SocketAddr, log: &Path) -> String {
+fn config_text(w: &SimWorld, listen: std::net::SocketAddr, log: &Path, extra: &str) -> String {
     w.config_text(&format!(
-        "[role_to_recipients]\n\"*\" = [\"{}\"]\n\n[log]\noutput = {log:?}\nseverity = \"warn\"\n\n[http]\nlisten_addr = \"{listen}\"\npublic_addr = \"http://{listen}\"\n\n{}",
+        "[role_to_recipients]\n\"*\" = [\"{}\"]\n\n[log]\noutput = {log:?}\nseverity = \"warn\"\n\n[http]\nlisten_addr = \"{listen}\"\npublic_addr = \"http://{listen}\"\n\n{}\n{extra}",
         w.channel_path,
         review_section(),
     ))
@@ -49,10 +49,19 @@ fn write_config(
     w: &SimWorld,
     name: &str,
 ) -> anyhow::Result<(std::path::PathBuf, std::net::SocketAddr, std::path::PathBuf)> {
+    write_config_with(w, name, "")
+}
+
+/// [`write_config`] with more sections (e.g. `[bridge]`).
+fn write_config_with(
+    w: &SimWorld,
+    name: &str,
+    extra: &str,
+) -> anyhow::Result<(std::path::PathBuf, std::net::SocketAddr, std::path::PathBuf)> {
     let http = free_port()?;
     let log = w.dir.path().join(format!("{name}.log"));
     let path = w.dir.path().join(format!("{name}.toml"));
-    std::fs::write(&path, config_text(w, http, &log))
+    std::fs::write(&path, config_text(w, http, &log, extra))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok((path, http, log))
 }
@@ -226,7 +235,15 @@ async fn review_rows(bin: &Path, w: &SimWorld, f: &mut Figures) -> anyhow::Resul
     Ok(())
 }
 
-/// Restarts the service over `ids`, all posted: the time until each one was looked at.
+/// The restarted service's periodic resync interval: short, so the benchmark sees
+/// [`RESYNCS`] of them right after the start-up reconcile.
+const RESYNC_INTERVAL: &str = "1s";
+/// Periodic resyncs measured after the start-up reconcile (their CPU is averaged).
+const RESYNCS: u32 = 2;
+
+/// Restarts the service over `ids`, all posted: the time until each one was looked at (the
+/// start-up catch-up listed every request and what it queued was handled), then the service
+/// CPU of a periodic resync over the same requests, none of which changed.
 async fn reconcile_row(
     bin: &Path,
     w: &SimWorld,
@@ -239,7 +256,11 @@ async fn reconcile_row(
     ));
     let posts_before = w.mm.post_count();
     let started = Instant::now();
-    let (config, http, log) = write_config(w, "restarted")?;
+    let (config, http, log) = write_config_with(
+        w,
+        "restarted",
+        &format!("[bridge]\nresync_interval = \"{RESYNC_INTERVAL}\"\n"),
+    )?;
     let mut svc = ServiceProcess::spawn(bin, &config, http, &[], Some(&log))?;
     if let Err(e) = svc.wait_ready(READY).await {
         return Err(
@@ -249,20 +270,62 @@ async fn reconcile_row(
     f.reconcile_ready_secs = started.elapsed().as_secs_f64();
     let deadline =
         started + Duration::from_secs(60).max(Duration::from_millis(10) * ids.len() as u32);
+    f.reconcile_queued = caught_up(&mut svc, 1, deadline, &log).await?;
+    f.reconcile_secs = started.elapsed().as_secs_f64();
+    f.reconcile_cpu_secs = svc.cpu_secs().unwrap_or(f64::NAN);
+
+    progress(&format!(
+        "resync: {RESYNCS} periodic resyncs over the same {} requests",
+        ids.len()
+    ));
+    let cpu = svc.cpu_secs();
+    let t = Instant::now();
+    let deadline =
+        Instant::now() + Duration::from_secs(60).max(Duration::from_millis(2) * ids.len() as u32);
+    caught_up(&mut svc, 1 + RESYNCS, deadline, &log).await?;
+    f.resync_cpu_ms = per_request_us(cpu, svc.cpu_secs(), RESYNCS as usize) / 1000.0;
+    f.resync_secs = t.elapsed().as_secs_f64() / f64::from(RESYNCS);
+    f.resync_queued = svc
+        .metric("teleport_mattermost_catch_up_queued")
+        .await
+        .unwrap_or(f64::NAN);
+    // Give a wrongly re-posting service the chance to show it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    f.reconcile_new_posts = w.mm.post_count().saturating_sub(posts_before);
+    svc.terminate(STOP).await?;
+    Ok(())
+}
+
+/// Waits until the service has finished `catch_ups` catch-ups and handled what the last one
+/// queued; returns how many requests that one queued.
+async fn caught_up(
+    svc: &mut ServiceProcess,
+    catch_ups: u32,
+    deadline: Instant,
+    log: &Path,
+) -> anyhow::Result<f64> {
     loop {
-        // Every catch-up item is one handled event; with nothing to redo each takes one try.
-        let handled = svc
-            .metric("teleport_mattermost_event_duration_seconds_count")
+        let done = svc
+            .metric("teleport_mattermost_catch_ups_total")
             .await
             .unwrap_or(0.0);
-        if handled >= ids.len() as f64 {
-            break;
+        if done >= f64::from(catch_ups) {
+            let queued = svc
+                .metric("teleport_mattermost_catch_up_queued")
+                .await
+                .unwrap_or(0.0);
+            // Every queued request is one handled event; with nothing to redo, one try.
+            let handled = svc
+                .metric("teleport_mattermost_event_duration_seconds_count")
+                .await
+                .unwrap_or(0.0);
+            if handled >= queued {
+                return Ok(queued);
+            }
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "reconcile: only {handled} of {} requests handled after {:?}",
-            ids.len(),
-            started.elapsed()
+            "reconcile: {done} of {catch_ups} catch-ups done in time"
         );
         if let Some(status) = svc.exited() {
             anyhow::bail!(
@@ -272,12 +335,6 @@ async fn reconcile_row(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    f.reconcile_secs = started.elapsed().as_secs_f64();
-    // Give a wrongly re-posting service the chance to show it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    f.reconcile_new_posts = w.mm.post_count().saturating_sub(posts_before);
-    svc.terminate(STOP).await?;
-    Ok(())
 }
 
 /// A root post as the bridge rendered it, for the bare loop to send.
