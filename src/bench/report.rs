@@ -38,7 +38,8 @@ pub struct Figures {
     pub reconcile_cpu_secs: f64,
     /// Requests the start-up catch-up queued (the others' posts were already current).
     pub reconcile_queued: f64,
-    /// One periodic resync over the same open requests, none changed: service CPU, time
+    /// One periodic resync over the same open requests, none changed: service CPU (an upper
+    /// bound: the 1 s interval and the benchmark's scrapes of /metrics are in it), time
     /// between two resyncs' ends (the interval included), requests it queued.
     pub resync_cpu_ms: f64,
     pub resync_secs: f64,

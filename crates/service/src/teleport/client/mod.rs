@@ -99,8 +99,9 @@ impl std::fmt::Debug for TeleportClient {
 }
 
 /// Largest answer accepted from `AuthService`. `GetPluginData` without a resource answers
-/// with every request's plugin data in one message (the catch-up's listing): about 0.5 KB per
-/// request, so tonic's default of 4 MiB would end at some 8,000 open requests.
+/// with every request's plugin data in one message (the catch-up's listing): about 0.4 KB per
+/// request posted to two channels, so tonic's default of 4 MiB would end near 10,000 open
+/// requests.
 const MAX_AUTH_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 impl TeleportClient {
