@@ -195,7 +195,7 @@ async fn one(c: &Clients, id: &str) -> anyhow::Result<()> {
             props: c.body.props.clone(),
             pending_post_id: Some(format!("tm:{id}:root:{ch}")),
         };
-        c.chat.create_post(&post).await
+        c.chat.create_post_id(&post).await
     });
     for (ch, post) in channels
         .iter()
@@ -203,7 +203,7 @@ async fn one(c: &Clients, id: &str) -> anyhow::Result<()> {
     {
         data.messages.push(SentMessage {
             channel_id: ch.clone(),
-            post_id: post?.id,
+            post_id: post?,
         });
     }
     c.store

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// Used by `--requests` unless given.
 pub const DEFAULT_REQUESTS: usize = 10_000;
 
-/// `teleport-mattermost bench [--requests N] [--latency-samples N] [--json]`.
+/// `teleport-mattermost bench [--requests N | --sizes N,N,…] [--latency-samples N] [--json]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Requests in the throughput burst (open during the memory and reconcile rows).
@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// Requests measured one at a time for the latency row.
     #[arg(long, default_value_t = 200)]
     pub latency_samples: usize,
+    /// Run the whole benchmark once per size (e.g. `--sizes 1000,10000,100000`, overriding
+    /// `--requests`), then print one line per size: how the cost scales.
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<usize>,
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -69,7 +73,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
             Ok(f) => {
                 println!(
                     "{}",
-                    header_line(&format!("{} requests against the rate limit", f.requests))
+                    header_line(
+                        &format!("{} requests against the rate limit", f.requests),
+                        &load_average()
+                    )
                 );
                 print!("{}", report::rate_limited_table(&f));
                 exit_for(f.correct())
@@ -80,26 +87,54 @@ pub fn run(args: BenchArgs) -> ExitCode {
             }
         };
     }
-    let result = runtime.block_on(phases::bench(&args));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    match result {
-        Ok(f) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&f).unwrap_or_else(|e| e.to_string())
-                );
-            } else {
-                println!("{}", header(&args));
-                print!("{}", report::table(&f));
+    let sizes = if args.sizes.is_empty() {
+        vec![args.requests]
+    } else {
+        args.sizes.clone()
+    };
+    let mut runs = Vec::new();
+    for n in sizes {
+        let args = BenchArgs {
+            requests: n,
+            ..args.clone()
+        };
+        let load_before = load_average();
+        progress(&format!("{n} requests (load average {load_before})"));
+        match runtime.block_on(phases::bench(&args)) {
+            Ok(mut f) => {
+                f.load_average = format!("{load_before} → {}", load_average());
+                if !args.json {
+                    println!("{}", header(&args, &load_before));
+                    print!("{}", report::table(&f));
+                }
+                runs.push(f);
             }
-            exit_for(f.correct())
-        }
-        Err(e) => {
-            eprintln!("bench failed: {e:#}");
-            ExitCode::FAILURE
+            Err(e) => {
+                eprintln!("bench failed: {e:#}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if args.json {
+        let json = if args.sizes.is_empty() {
+            serde_json::to_string_pretty(&runs[0])
+        } else {
+            serde_json::to_string_pretty(&runs)
+        };
+        println!("{}", json.unwrap_or_else(|e| e.to_string()));
+    } else if !args.sizes.is_empty() {
+        println!("{}", report::sizes_table(&runs));
+    }
+    exit_for(runs.iter().all(report::Figures::correct))
+}
+
+/// The 1, 5 and 15 minute load averages, so figures from a busy machine read as such.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Exit 1 only on a correctness error (never on a missed target).
@@ -116,22 +151,27 @@ pub(crate) fn progress(msg: &str) {
     eprintln!("bench: {msg}");
 }
 
-fn header(args: &BenchArgs) -> String {
-    header_line(&format!(
-        "{} requests (2 recipients each: a channel and the suggested reviewer's DM), {} latency samples",
-        args.requests, args.latency_samples
-    ))
+fn header(args: &BenchArgs, load_before: &str) -> String {
+    header_line(
+        &format!(
+            "{} requests (2 recipients each: a channel and the suggested reviewer's DM), {} latency samples",
+            args.requests, args.latency_samples
+        ),
+        load_before,
+    )
 }
 
-fn header_line(what: &str) -> String {
+fn header_line(what: &str, load_before: &str) -> String {
     let build = if cfg!(debug_assertions) {
         "debug build: figures are not representative, use --release"
     } else {
         "release build"
     };
     format!(
-        "teleport-mattermost bench: {what}; {build}\nmachine: {}\nservice: this binary (`start --config`) in its own process; Teleport and Mattermost simulators in the bench process; loopback\n",
-        machine()
+        "teleport-mattermost bench: {what}; {build}\nmachine: {}; load average (1, 5, 15 min) {} before the run, {} after\nservice: this binary (`start --config`) in its own process; Teleport and Mattermost simulators in the bench process; loopback\n",
+        machine(),
+        load_before,
+        load_average()
     )
 }
 

@@ -287,7 +287,7 @@ fn the_client_decodes_access_request_fields_1_to_24() {
     let bytes = encode(&sample_request_wire());
     let decoded = types::AccessRequestV3::decode(bytes.as_slice()).unwrap();
     assert_eq!(
-        convert::request_from_proto(&decoded),
+        convert::request_from_proto(decoded),
         crate::teleport::as_client_request(&sample_request())
     );
 }
@@ -327,7 +327,7 @@ fn sim_encoding_decodes_to_the_same_request_in_the_client() {
     let bytes = sim_wire::request_to_proto(&req, &[vec![0, 1], vec![1]]).encode_to_vec();
     let decoded = types::AccessRequestV3::decode(bytes.as_slice()).unwrap();
     assert_eq!(
-        convert::request_from_proto(&decoded),
+        convert::request_from_proto(decoded),
         crate::teleport::as_client_request(&req)
     );
 }

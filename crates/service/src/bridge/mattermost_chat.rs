@@ -63,10 +63,7 @@ impl Chat for MattermostClient {
             props: props(p.body.props)?,
             pending_post_id: Some(p.idempotency_key),
         };
-        self.create_post(&post)
-            .await
-            .map(|p| p.id)
-            .map_err(port_error)
+        self.create_post_id(&post).await.map_err(port_error)
     }
 
     async fn find(&self, place: Place<'_>) -> Result<Vec<Found>, PortError> {

@@ -19,6 +19,8 @@ pub struct BridgeMetrics {
     pub rules: IntGauge,
     pub reminders: IntCounterVec,
     pub reminders_scheduled: IntGauge,
+    pub catch_ups: IntCounter,
+    pub catch_up_queued: IntGauge,
 }
 
 impl BridgeMetrics {
@@ -108,6 +110,20 @@ impl BridgeMetrics {
                 &IntGauge::new(
                     "teleport_mattermost_reminders_scheduled",
                     "Requests waiting on the reminder timer for their next notice.",
+                )
+                .expect("static metric"),
+            ),
+            catch_ups: m.register(
+                &IntCounter::new(
+                    "teleport_mattermost_catch_ups_total",
+                    "Catch-ups (start-up, after a reconnect, periodic resync) that listed every request.",
+                )
+                .expect("static metric"),
+            ),
+            catch_up_queued: m.register(
+                &IntGauge::new(
+                    "teleport_mattermost_catch_up_queued",
+                    "Requests the last catch-up queued for reconciliation (the others were already current).",
                 )
                 .expect("static metric"),
             ),

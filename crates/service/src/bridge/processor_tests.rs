@@ -108,6 +108,67 @@ async fn a_pending_request_is_posted_once_per_channel_and_recorded() {
     assert_eq!(chat.roots().len(), 2);
 }
 
+/// The catch-up skips what `settled` calls settled, so it must be exactly the cases where
+/// the processor reads and does nothing, and false wherever it has work.
+#[tokio::test]
+async fn settled_agrees_with_what_the_processor_does() {
+    use super::processor::settled;
+    use crate::access::RawData;
+    let pending = || request(RequestState::Pending, &[]);
+    let approved = || request(RequestState::Approved, &[("r1", RequestState::Approved)]);
+    let reviewed = || request(RequestState::Pending, &[("r1", RequestState::Approved)]);
+    let resolved_unseen = || {
+        let Work::Put(r, _) = approved() else {
+            unreachable!()
+        };
+        Work::resolved((*r).clone(), false)
+    };
+    // Plugin data as the processor leaves it after handling `work`.
+    let after = |work: Work| async move {
+        let (store, chat) = (FakeStore::default(), chat());
+        processor("a", &store, &chat).handle(ID, work).await;
+        store.get_now(ID)
+    };
+    let posted = after(pending()).await;
+    let resolved = after(approved()).await;
+    let mut claimed = posted.clone().unwrap();
+    claimed.insert(claim::KEY.into(), "b;0;update".into());
+    let cases: Vec<(&str, Work, Option<RawData>, bool)> = vec![
+        ("new pending request", pending(), None, false),
+        (
+            "resolved, never seen pending",
+            resolved_unseen(),
+            None,
+            true,
+        ),
+        ("deleted, no data", Work::Deleted, None, true),
+        ("pending, posted", pending(), posted.clone(), true),
+        ("resolved since posted", approved(), posted.clone(), false),
+        ("reviewed since posted", reviewed(), posted.clone(), false),
+        ("deleted while posted", Work::Deleted, posted.clone(), false),
+        (
+            "posted, a claim left behind",
+            pending(),
+            Some(claimed),
+            false,
+        ),
+        ("resolved, recorded", approved(), resolved.clone(), true),
+        ("deleted after resolved", Work::Deleted, resolved, true),
+    ];
+    for (name, work, data, expected) in cases {
+        assert_eq!(settled(&work, data.as_ref()), expected, "{name}");
+        let (store, chat) = (FakeStore::default(), chat());
+        if let Some(d) = data {
+            store.data.lock().unwrap().insert(ID.into(), d);
+        }
+        processor("a", &store, &chat).handle(ID, work).await;
+        let idle = *store.writes.lock().unwrap() == 0
+            && chat.posts.lock().unwrap().is_empty()
+            && chat.updates.lock().unwrap().is_empty();
+        assert_eq!(idle, expected, "{name}: the processor did work: {}", !idle);
+    }
+}
+
 #[tokio::test]
 async fn three_replicas_racing_post_each_root_exactly_once() {
     let (store, chat) = (FakeStore::default(), chat());

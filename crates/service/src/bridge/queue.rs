@@ -3,14 +3,14 @@
 //! state, so a newer item for a key replaces one not yet started ("latest wins"), and a
 //! failed item is retried with bounded, jittered backoff unless something newer arrives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::retry::Backoff;
 use crate::sync;
@@ -73,9 +73,20 @@ struct Slot<V> {
     newer: Arc<Notify>,
 }
 
+struct State<K, V> {
+    slots: HashMap<K, Slot<V>>,
+    /// Keys with work and no worker yet, oldest first. A burst of events costs one slot per
+    /// request here, not one task each: workers exist only up to the concurrency limit (plus
+    /// those waiting to retry), and a worker done with its key takes the next one.
+    ready: VecDeque<K>,
+}
+
 struct Inner<K, V> {
-    slots: Mutex<HashMap<K, Slot<V>>>,
-    permits: Semaphore,
+    state: Mutex<State<K, V>>,
+    /// One permit per handler allowed to run. A permit is only ever released under the
+    /// `state` lock, after looking at `ready` (see [`release`]), so a key queued there is
+    /// never left without a worker while a permit sits unused.
+    permits: Arc<Semaphore>,
     active: watch::Sender<usize>,
     handler: Box<dyn Fn(K, V) -> HandlerFuture + Send + Sync>,
     policy: RetryPolicy,
@@ -107,8 +118,11 @@ where
         let (active, _) = watch::channel(0);
         Self {
             inner: Arc::new(Inner {
-                slots: Mutex::new(HashMap::new()),
-                permits: Semaphore::new(concurrency.max(1)),
+                state: Mutex::new(State {
+                    slots: HashMap::new(),
+                    ready: VecDeque::new(),
+                }),
+                permits: Arc::new(Semaphore::new(concurrency.max(1))),
                 active,
                 handler: Box::new(handler),
                 policy,
@@ -116,10 +130,11 @@ where
         }
     }
 
-    /// Queues `value` for `key`; starts a worker for the key unless one is running.
+    /// Queues `value` for `key`; starts a worker for the key unless one is running or the
+    /// concurrency limit is reached (the key then waits its turn in `ready`).
     pub fn submit(&self, key: K, value: V) {
-        let mut slots = sync::lock(&self.inner.slots);
-        if let Some(slot) = slots.get_mut(&key) {
+        let mut st = sync::lock(&self.inner.state);
+        if let Some(slot) = st.slots.get_mut(&key) {
             slot.pending = Some(match slot.pending.take() {
                 Some(old) => old.supersede(value),
                 None => value,
@@ -127,7 +142,7 @@ where
             slot.newer.notify_one();
             return;
         }
-        slots.insert(
+        st.slots.insert(
             key.clone(),
             Slot {
                 pending: Some(value),
@@ -135,9 +150,13 @@ where
             },
         );
         self.inner.active.send_modify(|n| *n += 1);
-        drop(slots);
-        let inner = self.inner.clone();
-        tokio::spawn(async move { worker(inner, key).await });
+        match self.inner.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                drop(st);
+                tokio::spawn(worker(self.inner.clone(), key, permit));
+            }
+            Err(_) => st.ready.push_back(key),
+        }
     }
 
     /// Keys with work queued or running.
@@ -152,7 +171,56 @@ where
     }
 }
 
-async fn worker<K, V>(inner: Arc<Inner<K, V>>, key: K)
+/// Gives up a worker's permit: to the oldest key waiting in `ready` (in a new worker), or
+/// back to the semaphore. Under the state lock, so `submit` never queues a key in `ready`
+/// while a permit is on its way back.
+fn release<K, V>(inner: &Arc<Inner<K, V>>, permit: &mut Option<OwnedSemaphorePermit>)
+where
+    K: Eq + Hash + Clone + Send + Sync + std::fmt::Display + 'static,
+    V: Supersede + Clone + Send + 'static,
+{
+    let Some(p) = permit.take() else { return };
+    let mut st = sync::lock(&inner.state);
+    match st.ready.pop_front() {
+        Some(next) => {
+            drop(st);
+            tokio::spawn(worker(inner.clone(), next, p));
+        }
+        None => {
+            drop(p);
+            drop(st);
+        }
+    }
+}
+
+/// Runs `key`'s work, then the next waiting key's with the same permit, until none waits.
+async fn worker<K, V>(inner: Arc<Inner<K, V>>, mut key: K, permit: OwnedSemaphorePermit)
+where
+    K: Eq + Hash + Clone + Send + Sync + std::fmt::Display + 'static,
+    V: Supersede + Clone + Send + 'static,
+{
+    let mut permit = Some(permit);
+    loop {
+        run_key(&inner, &key, &mut permit).await;
+        let mut st = sync::lock(&inner.state);
+        match st.ready.pop_front() {
+            Some(next) if permit.is_some() => key = next,
+            next => {
+                // Without a permit (never expected: a key ends right after its handler ran)
+                // the waiting key stays first in line for the next permit released.
+                if let Some(next) = next {
+                    st.ready.push_front(next);
+                }
+                drop(permit.take());
+                return;
+            }
+        }
+    }
+}
+
+/// Processes `key` until it has no work left, then removes its slot. Holds `permit` while
+/// the handler runs and gives it up while waiting to retry.
+async fn run_key<K, V>(inner: &Arc<Inner<K, V>>, key: &K, permit: &mut Option<OwnedSemaphorePermit>)
 where
     K: Eq + Hash + Clone + Send + Sync + std::fmt::Display + 'static,
     V: Supersede + Clone + Send + 'static,
@@ -162,8 +230,8 @@ where
     let mut current: Option<V> = None;
     loop {
         let newer = {
-            let mut slots = sync::lock(&inner.slots);
-            let Some(slot) = slots.get_mut(&key) else {
+            let mut st = sync::lock(&inner.state);
+            let Some(slot) = st.slots.get_mut(key) else {
                 return;
             };
             if let Some(v) = slot.pending.take() {
@@ -174,18 +242,25 @@ where
             match &current {
                 Some(_) => slot.newer.clone(),
                 None => {
-                    slots.remove(&key);
-                    drop(slots);
+                    st.slots.remove(key);
+                    drop(st);
                     inner.active.send_modify(|n| *n -= 1);
                     return;
                 }
             }
         };
         let value = current.clone().expect("checked above");
-        let outcome = {
-            let _permit = inner.permits.acquire().await.expect("never closed");
-            (inner.handler)(key.clone(), value).await
-        };
+        if permit.is_none() {
+            *permit = Some(
+                inner
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("never closed"),
+            );
+        }
+        let outcome = (inner.handler)(key.clone(), value).await;
         match outcome {
             Outcome::Done => current = None,
             Outcome::Fail(why) => {
@@ -200,6 +275,7 @@ where
                     continue;
                 }
                 tracing::debug!(request_id = %key, reason = %reason, retry_in_ms = after.as_millis() as u64, "waiting for another replica");
+                release(inner, permit);
                 tokio::select! {
                     _ = tokio::time::sleep(after) => {}
                     _ = newer.notified() => {}
@@ -221,6 +297,7 @@ where
                 }
                 let wait = after.unwrap_or_else(|| inner.policy.backoff.delay(attempt));
                 tracing::warn!(request_id = %key, error = %reason, retry_in_ms = wait.as_millis() as u64, "event failed; retrying");
+                release(inner, permit);
                 // A newer event for this request replaces the failed one at once.
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}

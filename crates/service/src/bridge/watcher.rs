@@ -2,7 +2,7 @@
 //! the work queue, keeps the rule cache current, and catches up after every (re)connect by
 //! listing requests (Teleport replays nothing after INIT). Readiness follows the watch.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::BridgeMetrics;
+use super::processor::settled;
 use super::queue::KeyedQueue;
 use super::work::Work;
 use crate::access::{AccessMonitoringRule, PluginData, RawData, RequestState, Resolution};
@@ -243,72 +244,87 @@ impl Watcher {
     /// never have been seen pending here, so it is posted like one (with its final status)
     /// unless it already has posts. Returns whether the requests were listed (the gap is
     /// covered).
+    ///
+    /// Compared cheaply: every request's plugin data comes in one listing, and a request
+    /// whose plugin data already shows its state is not queued at all (see [`settled`]), so
+    /// a catch-up over requests that did not change costs the two listings and nothing more.
     async fn catch_up(
         &self,
         cancel: CancellationToken,
         unwatched_since: Option<OffsetDateTime>,
     ) -> bool {
+        let started = Instant::now();
         // Plugin data first, requests second: ids are never reused, so a request in the first
         // snapshot and missing from the later one was deleted. (The other order would take a
-        // request created between the two listings for a deleted one.)
-        let listings = async {
-            let data = self.client.list_plugin_data(PLUGIN_NAME).await;
-            let requests = self
-                .client
-                .list_access_requests(&RequestFilter::default())
-                .await;
-            (data, requests)
-        };
-        let (data, requests) = tokio::select! {
-            r = listings => r,
+        // request created between the two listings for a deleted one.) Plugin data only moves
+        // forward, so data that already covers the later listing's request stays covering it.
+        let data = tokio::select! {
+            r = self.client.list_plugin_data(PLUGIN_NAME) => r,
             _ = cancel.cancelled() => return false,
         };
-        let requests = match requests {
-            Ok(r) => r,
+        let mut data: Option<HashMap<String, RawData>> = match data {
+            Ok(d) => Some(d.into_iter().collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up: could not list plugin data; every request is reconciled one by one, and requests deleted while the service was down keep their old status");
+                None
+            }
+        };
+        let (mut queued, mut unseen) = (0, 0);
+        let every = RequestFilter::default();
+        let listing = self.client.each_access_request(&every, |r| {
+            if let Some(s) = &self.reminders {
+                s.track(&r);
+            }
+            let stored = data.as_mut().map(|d| d.remove(&r.id));
+            let work = if r.state == RequestState::Pending {
+                Work::put(r)
+            } else if r.state.is_resolved() {
+                let missed = unwatched_since.is_some_and(|t| r.created.is_some_and(|c| c >= t));
+                unseen += usize::from(missed);
+                Work::resolved(r, missed)
+            } else {
+                return;
+            };
+            if let Some(stored) = stored
+                && settled(&work, stored.as_ref())
+            {
+                return;
+            }
+            let Work::Put(r, _) = &work else { return };
+            self.queue.submit(r.id.clone(), work);
+            queued += 1;
+        });
+        let n = tokio::select! {
+            r = listing => r,
+            _ = cancel.cancelled() => return false,
+        };
+        let n = match n {
+            Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "catch-up listing failed; new events are still processed");
                 return false;
             }
         };
-        let n = requests.len();
-        let live: HashSet<String> = requests.iter().map(|r| r.id.clone()).collect();
-        let mut unseen = 0;
-        for r in requests {
-            if let Some(s) = &self.reminders {
-                s.track(&r);
-            }
-            if r.state == RequestState::Pending {
-                self.queue.submit(r.id.clone(), Work::put(r));
-            } else if r.state.is_resolved() {
-                let missed = unwatched_since.is_some_and(|t| r.created.is_some_and(|c| c >= t));
-                unseen += usize::from(missed);
-                self.queue.submit(r.id.clone(), Work::resolved(r, missed));
-            }
-        }
-        let gone = match data {
-            Ok(data) => self.deleted_while_away(data, &live),
-            Err(e) => {
-                tracing::warn!(error = %e, "catch-up: could not list plugin data; requests deleted while the service was down keep their old status");
-                0
-            }
-        };
+        // What is left of the plugin data belongs to requests that no longer exist.
+        let gone = data.map_or(0, |d| self.deleted_while_away(d));
+        self.metrics.catch_ups.inc();
+        self.metrics.catch_up_queued.set((queued + gone) as i64);
         tracing::info!(
             requests = n,
+            queued,
             deleted = gone,
             resolved_while_away = unseen,
-            "catch-up: queued every request, and those deleted while away, for reconciliation"
+            took_ms = started.elapsed().as_millis() as u64,
+            "catch-up: listed every request; queued those whose posts lag behind, and those deleted while away, for reconciliation"
         );
         true
     }
 
     /// Requests deleted while nobody watched: their plugin data (kept by Teleport for an hour
     /// after the access expiry) still says they are open, and no DELETE will come again.
-    fn deleted_while_away(&self, data: Vec<(String, RawData)>, live: &HashSet<String>) -> usize {
+    fn deleted_while_away(&self, data: HashMap<String, RawData>) -> usize {
         let mut n = 0;
         for (id, raw) in data {
-            if live.contains(&id) {
-                continue;
-            }
             // Data this plugin cannot read would fail the same way in the processor.
             let Ok(data) = PluginData::decode(&raw) else {
                 tracing::debug!(request_id = %id, "catch-up: unreadable plugin data of a deleted request; leaving it");

@@ -193,6 +193,24 @@ impl MattermostClient {
     /// every retry, so a retry after a timeout returns the post already made instead of
     /// posting twice.
     pub async fn create_post(&self, post: &NewPost) -> Result<Post, MattermostError> {
+        self.send_post(post).await
+    }
+
+    /// [`MattermostClient::create_post`] reading only the new post's id from the answer:
+    /// Mattermost echoes the whole post, props (attachments, signed buttons) included, which
+    /// the bridge would otherwise parse into a JSON tree per post only to drop it.
+    pub async fn create_post_id(&self, post: &NewPost) -> Result<String, MattermostError> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            id: String,
+        }
+        self.send_post::<Created>(post).await.map(|c| c.id)
+    }
+
+    async fn send_post<T: serde::de::DeserializeOwned>(
+        &self,
+        post: &NewPost,
+    ) -> Result<T, MattermostError> {
         // Copied only when a key must be added: the body (props with buttons) is large.
         let mut post = std::borrow::Cow::Borrowed(post);
         if post.pending_post_id.is_none() {

@@ -89,23 +89,19 @@ pub fn review_to_proto(r: &Review, threshold_indexes: Vec<u32>) -> types::Access
     }
 }
 
-pub fn request_from_proto(r: &types::AccessRequestV3) -> AccessRequest {
-    let spec = r.spec.clone().unwrap_or_default();
+/// Takes the message by value: its strings move into the request instead of being copied
+/// (one decode per watch event and per listed request).
+pub fn request_from_proto(r: types::AccessRequestV3) -> AccessRequest {
+    let spec = r.spec.unwrap_or_default();
+    let metadata = r.metadata.unwrap_or_default();
     AccessRequest {
-        id: r
-            .metadata
-            .as_ref()
-            .map(|m| m.name.clone())
-            .unwrap_or_default(),
+        id: metadata.name,
         user: spec.user,
         roles: spec.roles,
         state: RequestState::from_i32(spec.state),
         created: ts_from(spec.created.as_ref()),
         expires: ts_from(spec.expires.as_ref()),
-        pending_expires: r
-            .metadata
-            .as_ref()
-            .and_then(|m| ts_from(m.expires.as_ref())),
+        pending_expires: ts_from(metadata.expires.as_ref()),
         max_duration: ts_from(spec.max_duration.as_ref()),
         session_ttl: ts_from(spec.session_ttl.as_ref()),
         request_reason: spec.request_reason,
@@ -113,9 +109,9 @@ pub fn request_from_proto(r: &types::AccessRequestV3) -> AccessRequest {
         system_annotations: labels_from(spec.system_annotations.as_ref()),
         thresholds: spec
             .thresholds
-            .iter()
+            .into_iter()
             .map(|t| Threshold {
-                name: t.name.clone(),
+                name: t.name,
                 approve: t.approve,
                 deny: t.deny,
             })

@@ -128,7 +128,7 @@ pub fn from_wire(ev: proto::Event) -> Option<WatchEvent> {
             confirmed_kinds: None,
         }),
         (proto::Operation::Put, Some(Resource::AccessRequest(r))) => Some(WatchEvent::RequestPut(
-            Box::new(convert::request_from_proto(&r)),
+            Box::new(convert::request_from_proto(r)),
         )),
         (proto::Operation::Put, Some(Resource::AccessMonitoringRule(r))) => {
             Some(WatchEvent::RulePut(convert::rule_from_proto(&r)))

@@ -97,6 +97,23 @@ fn behind(work: &Work, data: &PluginData, owed: &[String]) -> bool {
     resolved || (new_reviews && !data.messages.is_empty())
 }
 
+/// Whether [`Processor::acquire`] would find nothing to do for `work` over `stored` (the
+/// request's plugin data, `None` when it has none): no claim, and the posts already show
+/// everything `work` asks for. The catch-up queues only the requests for which this is false,
+/// so a resync of many requests that did not change reads and writes nothing more.
+pub fn settled(work: &Work, stored: Option<&RawData>) -> bool {
+    let Some(stored) = stored else {
+        // Without plugin data only a request seen pending is posted (see `acquire`).
+        return !work.was_pending();
+    };
+    if stored.get(claim::KEY).is_some_and(|c| !c.is_empty()) {
+        // Held, or left behind by a replica that died: the processor decides.
+        return false;
+    }
+    let owed = owed::decode(stored.get(owed::KEY));
+    PluginData::decode(stored).is_ok_and(|data| !behind(work, &data, &owed))
+}
+
 impl<S: Store, C: Chat, R: Renderer> Processor<S, C, R> {
     /// Takes the claim when there is work; `None` when the posts are already current.
     pub(super) async fn acquire(&self, id: &str, work: &Work) -> Result<Option<Held>, Acquire> {

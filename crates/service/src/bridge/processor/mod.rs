@@ -32,6 +32,7 @@ use super::work::{Summary, Work, resolution_of, reviews};
 use crate::access::{PluginData, RawData, Resolution};
 use crate::health::Readiness;
 use crate::route::Routing;
+pub use cas::settled;
 use cas::{Acquire, Leave};
 pub use recover::Scans;
 

@@ -219,3 +219,30 @@ async fn waiting_for_a_turn_under_the_rate_limit_never_gives_up() {
     q.idle().await;
     assert_eq!(calls.load(Ordering::SeqCst), 101);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_costs_a_task_per_running_request_not_per_queued_one() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = gate.clone();
+    let q = KeyedQueue::new(3, fast_policy(3), move |_k: String, _v: Item| {
+        let g = g.clone();
+        Box::pin(async move {
+            let _ = g.acquire().await;
+            Outcome::Done
+        }) as HandlerFuture
+    });
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    for k in 0..1000 {
+        q.submit(k.to_string(), Item(0));
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(q.active(), 1000);
+    assert!(
+        metrics.num_alive_tasks() - before <= 3,
+        "{} tasks for 1000 queued requests",
+        metrics.num_alive_tasks() - before
+    );
+    gate.add_permits(1000);
+    q.idle().await;
+}

@@ -98,12 +98,19 @@ impl std::fmt::Debug for TeleportClient {
     }
 }
 
+/// Largest answer accepted from `AuthService`. `GetPluginData` without a resource answers
+/// with every request's plugin data in one message (the catch-up's listing): about 0.4 KB per
+/// request posted to two channels, so tonic's default of 4 MiB would end near 10,000 open
+/// requests.
+const MAX_AUTH_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
 impl TeleportClient {
     /// A client over `dialer`; nothing is dialed until the first call.
     pub fn new(dialer: Arc<dyn Dialer>, tls: TlsSource, opts: ClientOptions) -> Self {
         let target = dialer.target();
         let channel = connect::channel(dialer.clone(), tls.clone(), opts.channel);
-        let auth = AuthServiceClient::with_interceptor(channel.clone(), VersionHeader);
+        let auth = AuthServiceClient::with_interceptor(channel.clone(), VersionHeader)
+            .max_decoding_message_size(MAX_AUTH_MESSAGE_BYTES);
         let rules =
             AccessMonitoringRulesServiceClient::with_interceptor(channel.clone(), VersionHeader);
         let users = UsersServiceClient::with_interceptor(channel.clone(), VersionHeader);

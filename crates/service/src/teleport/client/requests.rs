@@ -27,6 +27,19 @@ impl TeleportClient {
         &self,
         filter: &RequestFilter,
     ) -> Result<Vec<AccessRequest>, TeleportError> {
+        let mut out = Vec::new();
+        self.each_access_request(filter, |r| out.push(r)).await?;
+        Ok(out)
+    }
+
+    /// Hands every access request matching `filter` to `f` as it arrives, so a listing of
+    /// many requests is never held whole (the catch-up keeps only those it must reconcile).
+    /// Returns how many there were. On an error, `f` has seen only part of the listing.
+    pub async fn each_access_request(
+        &self,
+        filter: &RequestFilter,
+        mut f: impl FnMut(AccessRequest) + Send,
+    ) -> Result<usize, TeleportError> {
         let mut c = self.auth.clone();
         let wire = types::AccessRequestFilter {
             id: filter.id.clone().unwrap_or_default(),
@@ -39,11 +52,12 @@ impl TeleportClient {
                 .get_access_requests_v2(tonic::Request::new(wire))
                 .await?
                 .into_inner();
-            let mut out = Vec::new();
+            let mut n = 0;
             while let Some(r) = stream.next().await {
-                out.push(convert::request_from_proto(&r?));
+                f(convert::request_from_proto(r?));
+                n += 1;
             }
-            Ok::<_, tonic::Status>(out)
+            Ok::<_, tonic::Status>(n)
         };
         match tokio::time::timeout(budget, collect).await {
             Ok(r) => r.map_err(TeleportError::from),
@@ -79,6 +93,6 @@ impl TeleportClient {
         let r = self
             .unary("SubmitAccessReview", c.submit_access_review(self.req(wire)))
             .await?;
-        Ok(convert::request_from_proto(&r))
+        Ok(convert::request_from_proto(r))
     }
 }
