@@ -318,6 +318,20 @@ async fn reconcile_row(
     // Give a wrongly re-posting service the chance to show it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     f.reconcile_new_posts = w.mm.post_count().saturating_sub(posts_before);
+    svc.terminate(STOP).await?;
+
+    // Idle with every request on the reminder timer, at the default resync interval (the
+    // 1 s one above would be most of what is measured).
+    let (config, http, log) = write_config_with(w, "scheduled", &reminders_section(w))?;
+    let mut svc = ServiceProcess::spawn(bin, &config, http, &[], Some(&log))?;
+    if let Err(e) = svc.wait_ready(READY).await {
+        return Err(
+            anyhow::Error::new(e).context(format!("the scheduled service's log:\n{}", tail(&log)))
+        );
+    }
+    let deadline =
+        Instant::now() + Duration::from_secs(60).max(Duration::from_millis(10) * ids.len() as u32);
+    caught_up(&mut svc, 1, deadline, &log).await?;
     scheduled_idle_row(&svc, ids.len(), f).await?;
     svc.terminate(STOP).await?;
     Ok(())
