@@ -288,33 +288,30 @@ impl MattermostClient {
         channel_id: &str,
         since: u64,
     ) -> Result<Vec<ListedPost>, MattermostError> {
-        let target = || Target::ChannelId {
-            id: channel_id.into(),
-            display: None,
+        // `GET /channels/{id}/posts` with `query`, under the call's metric name.
+        let listing = |name: &'static str, query: &[(&str, String)]| {
+            let mut call = self.get(
+                name,
+                &["channels", channel_id, "posts"],
+                Target::ChannelId {
+                    id: channel_id.into(),
+                    display: None,
+                },
+            );
+            call.url.query_pairs_mut().extend_pairs(query);
+            call
         };
-        let mut call = self.get(
-            "get_channel_posts_since",
-            &["channels", channel_id, "posts"],
-            target(),
-        );
-        call.url
-            .query_pairs_mut()
-            .append_pair("since", &since.to_string());
+        let call = listing("get_channel_posts_since", &[("since", since.to_string())]);
         let list: PostList<ListedPost> = self.json(call).await?;
         if list.order.len() < SINCE_CAP {
             return Ok(created_since(list, since));
         }
         let mut all = Vec::new();
         for page in 0.. {
-            let mut call = self.get(
+            let call = listing(
                 "get_channel_posts",
-                &["channels", channel_id, "posts"],
-                target(),
+                &[("page", page.to_string()), ("per_page", PAGE.to_string())],
             );
-            call.url
-                .query_pairs_mut()
-                .append_pair("page", &page.to_string())
-                .append_pair("per_page", &PAGE.to_string());
             let list: PostList<ListedPost> = self.json(call).await?;
             let full = list.order.len() >= PAGE;
             let oldest = list
