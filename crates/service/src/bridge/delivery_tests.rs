@@ -261,10 +261,6 @@ async fn a_reply_batch_that_partly_failed_is_completed_without_duplicates() {
 #[tokio::test]
 async fn a_takeover_adopts_an_unrecorded_reminder_and_escalation() {
     let (store, chat) = (FakeStore::default(), no_dedup());
-    chat.channels
-        .lock()
-        .unwrap()
-        .insert("team/oncall".into(), "ch-oncall".into());
     let (early, work) = reminding(&store, &chat, 0);
     early.handle(ID, work).await;
     let before = store.get_now(ID).unwrap();

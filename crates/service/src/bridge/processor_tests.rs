@@ -674,11 +674,17 @@ fn the_fake_applies_teleports_update_rule() {
 }
 
 /// A processor with `[reminders]`: reminders at 30m and 2h, escalation to `team/oncall`
-/// after 1h, against a clock fixed at `minutes` after the request's creation.
+/// after 1h (`ch-oncall` in `chat`), against a clock fixed at `minutes` after the request's
+/// creation.
 pub(super) fn reminding(store: &FakeStore, chat: &FakeChat, minutes: i64) -> (P, Work) {
     use crate::config::{ReminderSchedule, RemindersConfig};
     let created = time::macros::datetime!(2026-12-02 02:00 UTC);
     let now = created + time::Duration::minutes(minutes);
+    // The escalation recipient resolves like the others.
+    chat.channels
+        .lock()
+        .unwrap()
+        .insert("team/oncall".into(), "ch-oncall".into());
     let mut p = processor("a", store, chat);
     p.reminders = Some(Arc::new(crate::remind::Reminders {
         config: RemindersConfig {
@@ -709,10 +715,6 @@ pub(super) fn reminding(store: &FakeStore, chat: &FakeChat, minutes: i64) -> (P,
 #[tokio::test]
 async fn a_reminder_that_fails_is_not_recorded_and_the_retry_sends_it_once() {
     let (store, chat) = (FakeStore::default(), chat());
-    chat.channels
-        .lock()
-        .unwrap()
-        .insert("team/oncall".into(), "ch-oncall".into());
     let (early, work) = reminding(&store, &chat, 0);
     assert!(matches!(
         early.handle(ID, work.clone()).await,
