@@ -107,8 +107,9 @@ async fn a_burst_of_posts_is_paced_under_the_limit_and_each_is_made_once() {
     assert_eq!(fx.sim.post_count(), n, "each post made once");
     assert_eq!(messages.len(), n);
     // Near zero: 0–1 on a quiet machine; on a loaded one the first answers, which the pace is
-    // learned from, come late (the unpaced client of the issue got 15 refusals per post).
-    assert!(refused(&fx.sim) <= n / 20, "{} refused", refused(&fx.sim));
+    // learned from, come late (6 of 100 seen with six busy loops beside the test). An unpaced
+    // client gets far more: every call past the burst is refused, most of them many times.
+    assert!(refused(&fx.sim) <= n / 5, "{} refused", refused(&fx.sim));
     let min = floor(n + 1, &limit);
     assert!(
         took >= min.mul_f64(0.9),
@@ -170,7 +171,8 @@ async fn calls_handed_back_get_their_turn_again_and_nothing_is_posted_twice() {
         handed_back.into_inner() > 0,
         "the queue bound was never reached"
     );
-    assert!(refused(&fx.sim) <= n / 20, "{} refused", refused(&fx.sim));
+    // As above: near zero on a quiet machine, a few when the first answers come late.
+    assert!(refused(&fx.sim) <= n / 5, "{} refused", refused(&fx.sim));
     // Kept turns: coming back does not queue a call behind everyone again.
     let min = floor(n + 1, &limit);
     // Generous: the tests share the machine with the rest of the suite. A call sent to the
@@ -242,8 +244,9 @@ async fn under_a_sustained_limit_the_bridge_posts_everything_once_gives_up_nothi
             .count();
     assert_eq!(roots, 200, "each request posted once per recipient");
     // A small fraction: the first answers, which the pace is learned from, may come late on a
-    // loaded machine (the unpaced client of the issue got 15 refusals per post).
-    assert!(refused(&w.mm) <= 25, "{} refused", refused(&w.mm));
+    // loaded machine (the unpaced client of the issue got 15 refusals per post; with the pacer
+    // bypassed this run is refused over 700 times).
+    assert!(refused(&w.mm) <= 60, "{} refused", refused(&w.mm));
     let text = svc.metrics.render();
     // Nothing counted as failed, retried as a failure, or given up on.
     for series in [
@@ -297,5 +300,7 @@ async fn each_distinct_reviewer_costs_one_lookup_and_one_direct_channel_per_burs
     };
     assert_eq!(answered("GET", "/api/v4/users/email/"), N);
     assert_eq!(answered("POST", "/api/v4/channels/direct"), N);
-    assert!(refused(&w.mm) <= 25, "{} refused", refused(&w.mm));
+    // A small fraction, as above: up to 40 seen with six busy loops beside the test; with the
+    // pacer bypassed this burst is refused over 300 times.
+    assert!(refused(&w.mm) <= 60, "{} refused", refused(&w.mm));
 }
