@@ -199,7 +199,7 @@ async fn a_history_written_by_the_go_plugin_is_honoured() {
     let history = r#"{"reviewer1@example.com":"2026-12-06T10:00:00.123456789Z","reviewer2@example.com":"0001-01-01T00:00:00Z"}"#;
     let set = BTreeMap::from([("user_notifications".to_string(), history.to_string())]);
     let expect = BTreeMap::from([("user_notifications".to_string(), String::new())]);
-    other_program(&w)
+    w.other_program()
         .update_plugin_data_of("access_list", "mattermost", "prod-admins", set, expect)
         .await
         .unwrap();
@@ -209,18 +209,6 @@ async fn a_history_written_by_the_go_plugin_is_honoured() {
     assert!(dms(&w, REVIEWER1).is_empty(), "already reminded this week");
     assert_eq!(dms(&w, REVIEWER2).len(), 1, "the zero time means never");
     svc.stop().await.unwrap();
-}
-
-/// A Teleport client with the plugin's identity: another program writing its plugin data.
-fn other_program(w: &World) -> teleport_mattermost::teleport::TeleportClient {
-    let cfg = w.config("");
-    let signals = teleport_mattermost::signals::Signals::manual(Default::default());
-    teleport_mattermost::teleport::TeleportClient::connect(
-        &cfg.teleport,
-        &signals,
-        Default::default(),
-    )
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

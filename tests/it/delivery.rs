@@ -221,3 +221,54 @@ async fn a_replica_killed_between_posting_and_recording_is_adopted_by_its_succes
     assert_eq!(roots(&w).len(), 3, "two roots and the requester's message");
     svc.stop().await.unwrap();
 }
+
+/// The value of one sample of the service's metrics (`None` when absent).
+fn sample(svc: &crate::harness::Service, series: &str) -> Option<f64> {
+    svc.metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_resync_skips_what_did_not_change_and_still_acts_on_what_changed_unannounced() {
+    let w = World::start().await;
+    let svc = w
+        .service(&format!(
+            "{TWO_RECIPIENTS}[bridge]\nresync_interval = \"1s\"\n"
+        ))
+        .await;
+    let id = request(&w);
+    w.data_within(&id, WAIT, |d, m| {
+        d.messages.len() == 2 && !m.contains_key(owed::KEY)
+    })
+    .await;
+    // The resyncs after the one that saw it current skip it undecoded.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sample(&svc, "teleport_mattermost_catch_up_unchanged") != Some(1.0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no resync skipped the unchanged request: {:?}",
+            sample(&svc, "teleport_mattermost_catch_up_unchanged")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Another program marks a recipient owed: no event announces plugin data, so only the
+    // resync can notice, by the bytes that changed.
+    let set = [(
+        owed::KEY.to_string(),
+        r#"["reviewer1@example.com"]"#.to_string(),
+    )]
+    .into();
+    let expect = [(owed::KEY.to_string(), String::new())].into();
+    w.other_program()
+        .update_plugin_data("mattermost", &id, set, expect)
+        .await
+        .unwrap();
+    w.data_within(&id, Duration::from_secs(5), |d, m| {
+        d.messages.len() == 2 && !m.contains_key(owed::KEY)
+    })
+    .await;
+    assert_eq!(roots(&w).len(), 2, "nothing posted twice");
+    svc.stop().await.unwrap();
+}

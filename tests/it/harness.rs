@@ -88,6 +88,18 @@ impl World {
     }
 
     /// Starts the service and waits until its watch is established.
+    /// A Teleport client with the plugin's identity: another program writing its plugin data.
+    pub fn other_program(&self) -> teleport_mattermost::teleport::TeleportClient {
+        let cfg = self.config("");
+        let signals = Signals::manual(Default::default());
+        teleport_mattermost::teleport::TeleportClient::connect(
+            &cfg.teleport,
+            &signals,
+            Default::default(),
+        )
+        .unwrap()
+    }
+
     pub async fn service(&self, extra: &str) -> Service {
         let s = self.service_unready(extra).await;
         s.ready().await;

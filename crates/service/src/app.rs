@@ -249,6 +249,7 @@ impl Application {
             metrics: bridge_metrics,
             fail_fast: self.options.fail_fast,
             resync: cfg.bridge.resync_interval,
+            unchanged: Default::default(),
         };
         // On a worker thread, not the thread blocked on the runtime: the request tasks it
         // spawns then start on the same worker instead of waking another thread per event.

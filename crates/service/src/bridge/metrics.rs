@@ -21,6 +21,7 @@ pub struct BridgeMetrics {
     pub reminders_scheduled: IntGauge,
     pub catch_ups: IntCounter,
     pub catch_up_queued: IntGauge,
+    pub catch_up_unchanged: IntGauge,
 }
 
 impl BridgeMetrics {
@@ -124,6 +125,13 @@ impl BridgeMetrics {
                 &IntGauge::new(
                     "teleport_mattermost_catch_up_queued",
                     "Requests the last catch-up queued for reconciliation (the others were already current).",
+                )
+                .expect("static metric"),
+            ),
+            catch_up_unchanged: m.register(
+                &IntGauge::new(
+                    "teleport_mattermost_catch_up_unchanged",
+                    "Requests the last catch-up skipped undecoded: their listing and plugin data were byte for byte what an earlier catch-up found current.",
                 )
                 .expect("static metric"),
             ),

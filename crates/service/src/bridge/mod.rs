@@ -14,6 +14,7 @@ pub mod processor;
 pub mod queue;
 pub mod render;
 pub mod teleport_store;
+pub mod unchanged;
 pub mod watcher;
 pub mod work;
 

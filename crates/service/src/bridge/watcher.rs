@@ -13,12 +13,13 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::BridgeMetrics;
 use super::processor::settled;
 use super::queue::KeyedQueue;
+use super::unchanged::{self, Unchanged};
 use super::work::Work;
 use crate::access::{AccessMonitoringRule, PluginData, RawData, RequestState, Resolution};
 use crate::health::Readiness;
 use crate::retry::Backoff;
 use crate::route::{PLUGIN_NAME, Routing, RuleSpec};
-use crate::teleport::client::RequestFilter;
+use crate::teleport::client::{Encoded, RequestFilter};
 use crate::teleport::events::{WatchEvent, WatchRequest};
 use crate::teleport::{TeleportClient, TeleportError};
 
@@ -63,6 +64,8 @@ pub struct Watcher {
     pub resync: Duration,
     /// `[reminders]`: every request seen is scheduled for its next notice.
     pub reminders: Option<Arc<crate::remind::Scheduler>>,
+    /// What the last catch-up found settled, so the next one skips what did not change.
+    pub unchanged: Unchanged,
 }
 
 impl Watcher {
@@ -257,6 +260,22 @@ impl Watcher {
         crate::access::PluginData::decode(raw).is_ok_and(|d| s.reminders.due(r, &d.notices).any())
     }
 
+    /// Now, on the reminders' clock when there are reminders (tests set it).
+    fn now(&self) -> OffsetDateTime {
+        self.reminders
+            .as_ref()
+            .map_or_else(OffsetDateTime::now_utc, |s| s.reminders.clock.now())
+    }
+
+    /// Until when a settled request's decision holds with its bytes unchanged: its next
+    /// reminder point, if it has one.
+    fn recheck_at(&self, work: &Work) -> Option<i64> {
+        let (Some(s), Work::Put(r, _)) = (&self.reminders, work) else {
+            return None;
+        };
+        s.reminders.next(r).map(|t| t.unix_timestamp())
+    }
+
     async fn catch_up(
         &self,
         cancel: CancellationToken,
@@ -268,23 +287,53 @@ impl Watcher {
         // request created between the two listings for a deleted one.) Plugin data only moves
         // forward, so data that already covers the later listing's request stays covering it.
         let data = tokio::select! {
-            r = self.client.list_plugin_data(PLUGIN_NAME) => r,
+            r = self.client.list_encoded_plugin_data(PLUGIN_NAME) => r,
             _ = cancel.cancelled() => return false,
         };
-        let mut data: Option<HashMap<String, RawData>> = match data {
-            Ok(d) => Some(d.into_iter().collect()),
+        let mut data: Option<HashMap<String, Encoded>> = match data {
+            Ok(d) => Some(d),
             Err(e) => {
                 tracing::warn!(error = %e, "catch-up: could not list plugin data; every request is reconciled one by one, and requests deleted while the service was down keep their old status");
                 None
             }
         };
-        let (mut queued, mut unseen) = (0, 0);
+        // Skipping by bytes needs the plugin data, and a decision that depends on nothing
+        // else (see `unchanged`).
+        let mut pass = self
+            .unchanged
+            .begin(unwatched_since.is_none() && data.is_some());
+        let now = self.now().unix_timestamp();
+        let (mut queued, mut unseen, mut unreadable) = (0, 0, 0);
         let every = RequestFilter::default();
-        let listing = self.client.each_access_request(&every, |r| {
+        let listing = self.client.each_encoded_request(&every, |listed| {
+            let Ok((id, request_digest)) = listed.request_digest() else {
+                unreadable += 1;
+                return;
+            };
+            // `None`: the plugin data is unknown (its listing failed).
+            let stored: Option<Option<Encoded>> = data.as_mut().map(|d| d.remove(&id));
+            let digest = match &stored {
+                Some(Some(e)) => e.plugin_digest(PLUGIN_NAME).ok(),
+                Some(None) => Some(None),
+                None => None,
+            }
+            .map(|d| unchanged::digest(request_digest, d));
+            if digest.is_some_and(|d| pass.skip(&id, d, now)) {
+                return;
+            }
+            let Ok(r) = listed.request() else {
+                unreadable += 1;
+                return;
+            };
             if let Some(s) = &self.reminders {
                 s.track(&r);
             }
-            let stored = data.as_mut().map(|d| d.remove(&r.id));
+            // Plugin data that cannot be read is left to the processor, like unknown data.
+            let stored: Option<Option<RawData>> = match stored {
+                Some(Some(e)) => e.plugin_data(PLUGIN_NAME).ok(),
+                Some(None) => Some(None),
+                None => None,
+            };
             let work = if r.state == RequestState::Pending {
                 Work::put(r)
             } else if r.state.is_resolved() {
@@ -292,12 +341,18 @@ impl Watcher {
                 unseen += usize::from(missed);
                 Work::resolved(r, missed)
             } else {
+                if let Some(d) = digest {
+                    pass.settled(&id, d, None);
+                }
                 return;
             };
             if let Some(stored) = stored
                 && settled(&work, stored.as_ref())
                 && !self.notices_due(&work, stored.as_ref())
             {
+                if let Some(d) = digest {
+                    pass.settled(&id, d, self.recheck_at(&work));
+                }
                 return;
             }
             let Work::Put(r, _) = &work else { return };
@@ -315,12 +370,22 @@ impl Watcher {
                 return false;
             }
         };
+        if unreadable > 0 {
+            tracing::warn!(
+                unreadable,
+                "catch-up: access requests in the listing could not be decoded and were left out; their events are still processed"
+            );
+        }
+        let unchanged = pass.skipped;
+        self.unchanged.end(pass);
         // What is left of the plugin data belongs to requests that no longer exist.
         let gone = data.map_or(0, |d| self.deleted_while_away(d));
         self.metrics.catch_ups.inc();
         self.metrics.catch_up_queued.set((queued + gone) as i64);
+        self.metrics.catch_up_unchanged.set(unchanged as i64);
         tracing::info!(
             requests = n,
+            unchanged,
             queued,
             deleted = gone,
             resolved_while_away = unseen,
@@ -332,12 +397,17 @@ impl Watcher {
 
     /// Requests deleted while nobody watched: their plugin data (kept by Teleport for an hour
     /// after the access expiry) still says they are open, and no DELETE will come again.
-    fn deleted_while_away(&self, data: HashMap<String, RawData>) -> usize {
+    fn deleted_while_away(&self, data: HashMap<String, Encoded>) -> usize {
         let mut n = 0;
-        for (id, raw) in data {
+        for (id, encoded) in data {
             // Data this plugin cannot read would fail the same way in the processor.
-            let Ok(data) = PluginData::decode(&raw) else {
-                tracing::debug!(request_id = %id, "catch-up: unreadable plugin data of a deleted request; leaving it");
+            let Some(data) = encoded
+                .plugin_data(PLUGIN_NAME)
+                .ok()
+                .flatten()
+                .and_then(|raw| PluginData::decode(&raw).ok())
+            else {
+                tracing::debug!(request_id = %id, "catch-up: no readable plugin data of a deleted request; leaving it");
                 continue;
             };
             let open = data.resolution == Resolution::Unresolved;

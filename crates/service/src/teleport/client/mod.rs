@@ -6,10 +6,12 @@
 
 mod access_lists;
 mod directory;
+mod encoded;
 mod plugin_data;
 mod requests;
 
 pub use access_lists::access_list_from_proto;
+pub use encoded::Encoded;
 pub use plugin_data::PluginDataClient;
 
 use std::future::Future;
@@ -78,6 +80,8 @@ type Svc = InterceptedService<Channel, VersionHeader>;
 #[derive(Clone)]
 pub struct TeleportClient {
     auth: AuthServiceClient<Svc>,
+    /// `AuthService` calls whose answers are kept encoded ([`encoded`]).
+    raw: tonic::client::Grpc<Svc>,
     rules: AccessMonitoringRulesServiceClient<Svc>,
     users: UsersServiceClient<Svc>,
     access_lists: AccessListServiceClient<Svc>,
@@ -111,12 +115,15 @@ impl TeleportClient {
         let channel = connect::channel(dialer.clone(), tls.clone(), opts.channel);
         let auth = AuthServiceClient::with_interceptor(channel.clone(), VersionHeader)
             .max_decoding_message_size(MAX_AUTH_MESSAGE_BYTES);
+        let raw = tonic::client::Grpc::new(InterceptedService::new(channel.clone(), VersionHeader))
+            .max_decoding_message_size(MAX_AUTH_MESSAGE_BYTES);
         let rules =
             AccessMonitoringRulesServiceClient::with_interceptor(channel.clone(), VersionHeader);
         let users = UsersServiceClient::with_interceptor(channel.clone(), VersionHeader);
         let access_lists = AccessListServiceClient::with_interceptor(channel, VersionHeader);
         Self {
             auth,
+            raw,
             rules,
             users,
             access_lists,

@@ -36,41 +36,11 @@ impl TeleportClient {
         let seq = self
             .unary("GetPluginData", c.get_plugin_data(self.req(filter)))
             .await?;
-        let data = seq
-            .plugin_data
-            .into_iter()
-            .find(|d| d.metadata.as_ref().is_some_and(|m| m.name == id))
-            .and_then(|d| d.spec)
-            .and_then(|mut s| s.entries.remove(plugin))
-            .map(|e| e.data.into_iter().collect::<RawData>())
-            .filter(|m| !m.is_empty());
-        Ok(data)
-    }
-
-    /// Every request's data of `plugin` (a filter without a resource): for catching up on
-    /// requests deleted while the service was not watching.
-    pub async fn list_plugin_data(
-        &self,
-        plugin: &str,
-    ) -> Result<Vec<(String, RawData)>, TeleportError> {
-        let mut c = self.auth.clone();
-        let filter = types::PluginDataFilter {
-            kind: KIND_ACCESS_REQUEST.into(),
-            resource: String::new(),
-            plugin: plugin.into(),
-        };
-        let seq = self
-            .unary("GetPluginData", c.get_plugin_data(self.req(filter)))
-            .await?;
         Ok(seq
             .plugin_data
             .into_iter()
-            .filter_map(|d| {
-                let id = d.metadata.as_ref()?.name.clone();
-                let data: RawData = d.spec?.entries.remove(plugin)?.data.into_iter().collect();
-                (!data.is_empty()).then_some((id, data))
-            })
-            .collect())
+            .find(|d| d.metadata.as_ref().is_some_and(|m| m.name == id))
+            .and_then(|d| super::encoded::plugin_entry(d, plugin)))
     }
 
     /// Compare-and-swap write of `plugin`'s data (`""` in `set` deletes, `""` in `expect`

@@ -1,6 +1,5 @@
 //! Access requests over `AuthService`: watch, list, get, and submit a review.
 
-use futures_util::StreamExt;
 use time::OffsetDateTime;
 
 use super::{NewReview, RequestFilter, TeleportClient, review_submission};
@@ -8,7 +7,6 @@ use crate::access::AccessRequest;
 use crate::teleport::TeleportError;
 use crate::teleport::convert;
 use crate::teleport::events::{self, EventStream, WatchRequest};
-use crate::teleport::wire::types;
 
 impl TeleportClient {
     /// Opens a watch. The first event is `Init`; the stream ends with an error when the
@@ -32,36 +30,27 @@ impl TeleportClient {
         Ok(out)
     }
 
-    /// Hands every access request matching `filter` to `f` as it arrives, so a listing of
-    /// many requests is never held whole (the catch-up keeps only those it must reconcile).
-    /// Returns how many there were. On an error, `f` has seen only part of the listing.
+    /// Hands every access request matching `filter` to `f` as it arrives (decoded from
+    /// [`TeleportClient::each_encoded_request`]). Returns how many there were; a request that
+    /// cannot be decoded ends the listing with an error, as tonic's own decoding would.
     pub async fn each_access_request(
         &self,
         filter: &RequestFilter,
         mut f: impl FnMut(AccessRequest) + Send,
     ) -> Result<usize, TeleportError> {
-        let mut c = self.auth.clone();
-        let wire = types::AccessRequestFilter {
-            id: filter.id.clone().unwrap_or_default(),
-            user: filter.user.clone().unwrap_or_default(),
-            state: filter.state.unwrap_or_default().to_i32(),
-        };
-        let budget = self.opts.list_timeout;
-        let collect = async move {
-            let mut stream = c
-                .get_access_requests_v2(tonic::Request::new(wire))
-                .await?
-                .into_inner();
-            let mut n = 0;
-            while let Some(r) = stream.next().await {
-                f(convert::request_from_proto(r?));
-                n += 1;
+        let mut failed = None;
+        let n = self
+            .each_encoded_request(filter, |e| match e.request() {
+                Ok(r) if failed.is_none() => f(r),
+                Ok(_) => {}
+                Err(e) => failed = Some(e),
+            })
+            .await?;
+        match failed {
+            Some(e) => {
+                Err(tonic::Status::internal(format!("unreadable access request: {e}")).into())
             }
-            Ok::<_, tonic::Status>(n)
-        };
-        match tokio::time::timeout(budget, collect).await {
-            Ok(r) => r.map_err(TeleportError::from),
-            Err(_) => Err(TeleportError::timeout("GetAccessRequestsV2", budget)),
+            None => Ok(n),
         }
     }
 
