@@ -32,9 +32,13 @@ fn props(json: Option<String>) -> Result<Option<Props>, PortError> {
         .map_err(|e| PortError::Fatal(format!("post props are not JSON: {e}")))
 }
 
+/// Each call's future is boxed where it is made: the client's futures (request, retries,
+/// pacing, answer) run to a few kilobytes, and the bridge moves its own futures around
+/// (collected into `join_all`, spawned), so unboxed they were copied several times per call
+/// (memmove was the largest single item of a burst's profile).
 impl Chat for MattermostClient {
     async fn resolve(&self, recipient: &Recipient) -> Result<Option<String>, PortError> {
-        match MattermostClient::resolve(self, recipient).await {
+        match Box::pin(MattermostClient::resolve(self, recipient)).await {
             Ok(r) => Ok(Some(r.channel_id)),
             // A person without a Mattermost account is skipped, as upstream.
             Err(
@@ -63,7 +67,9 @@ impl Chat for MattermostClient {
             props: props(p.body.props)?,
             pending_post_id: Some(p.idempotency_key),
         };
-        self.create_post_id(&post).await.map_err(port_error)
+        Box::pin(self.create_post_id(&post))
+            .await
+            .map_err(port_error)
     }
 
     async fn find(&self, place: Place<'_>) -> Result<Vec<Found>, PortError> {
@@ -94,7 +100,7 @@ impl Chat for MattermostClient {
             // Always sent: an update without buttons must remove the old ones.
             props: Some(props(body.props)?.unwrap_or_default()),
         };
-        self.update_post(&update)
+        Box::pin(self.update_post(&update))
             .await
             .map(|_| ())
             .map_err(port_error)

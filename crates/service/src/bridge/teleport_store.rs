@@ -18,12 +18,16 @@ fn port_error(e: TeleportError) -> PortError {
     }
 }
 
+/// Boxed where they are made, like the chat port's calls (`bridge/mattermost_chat.rs`): a
+/// gRPC call's future is kilobytes, and the processor's futures move.
 impl Store for PluginDataClient {
     async fn get(&self, request_id: &str) -> Result<Option<RawData>, PortError> {
-        self.client
-            .get_plugin_data_of(self.kind, &self.plugin, request_id)
-            .await
-            .map_err(port_error)
+        Box::pin(
+            self.client
+                .get_plugin_data_of(self.kind, &self.plugin, request_id),
+        )
+        .await
+        .map_err(port_error)
     }
 
     async fn update(
@@ -32,10 +36,15 @@ impl Store for PluginDataClient {
         set: RawData,
         expect: RawData,
     ) -> Result<(), PortError> {
-        self.client
-            .update_plugin_data_of(self.kind, &self.plugin, request_id, set, expect)
-            .await
-            .map_err(port_error)
+        Box::pin(self.client.update_plugin_data_of(
+            self.kind,
+            &self.plugin,
+            request_id,
+            set,
+            expect,
+        ))
+        .await
+        .map_err(port_error)
     }
 }
 
