@@ -254,7 +254,7 @@ async fn a_resync_skips_what_did_not_change_and_still_acts_on_what_changed_unann
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Another program marks a recipient owed: no event announces plugin data, so only the
-    // resync can notice, by the bytes that changed.
+    // resync can notice, by the digest of its pairs that changed.
     let set = [(
         owed::KEY.to_string(),
         r#"["reviewer1@example.com"]"#.to_string(),

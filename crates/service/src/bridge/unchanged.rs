@@ -1,11 +1,12 @@
-//! What the last catch-up found settled, remembered by a digest of the bytes it listed, so a
-//! periodic resync decodes and checks only the requests whose listing or plugin data changed.
+//! What the last catch-up found settled, remembered by a digest of what its decision read, so
+//! a periodic resync decodes and checks only the requests whose listing or plugin data changed.
 //!
-//! The catch-up's decision for a request is a function of the two encodings (the request as
-//! listed and its plugin data; see `processor::settled`) and of the time, through reminders
-//! only: equal bytes give an equal decision until the request's next reminder point. A
-//! request whose bytes changed, whose recheck time passed, or that was not settled last time
-//! is decoded and judged again. Memory: about 40 bytes per open request.
+//! The catch-up's decision for a request (`processor::settled`, and whether a reminder is
+//! due) reads a few fields of the request and this plugin's key/value pairs; the digest
+//! covers exactly those (`Encoded::request_digest`, `Encoded::plugin_digest`). Time enters
+//! through reminders only: an equal digest gives an equal decision until the request's next
+//! reminder point. A request whose digest changed, whose recheck time passed, or that was not
+//! settled last time is decoded and judged again. Memory: about 40 bytes per open request.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -19,8 +20,8 @@ pub struct Unchanged {
     last: Mutex<HashMap<u64, Seen>>,
 }
 
-/// One settled request: the digest of its bytes, and until when that decision holds (unix
-/// seconds; `None`: until the bytes change).
+/// One settled request: its digest, and until when that decision holds (unix
+/// seconds; `None`: until the digest changes).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Seen {
     digest: u64,
@@ -37,7 +38,7 @@ pub struct Pass {
     pub skipped: usize,
 }
 
-/// The digest of a request's two encodings (`data`: `None` when it has no plugin data).
+/// One digest of a request's two digests (`data`: `None` when it has no plugin data).
 pub fn digest(request: u64, data: Option<u64>) -> u64 {
     let mixed = data.map_or(0, |d| d.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
     request.wrapping_mul(0x0100_0000_01b3) ^ mixed
@@ -48,7 +49,7 @@ fn key(id: &str) -> u64 {
 }
 
 impl Unchanged {
-    /// Starts a catch-up. `usable` is false when its decisions depend on more than the bytes
+    /// Starts a catch-up. `usable` is false when its decisions depend on more than the digest
     /// (a catch-up after time without a watch treats a resolved request it never saw as new);
     /// it still records what it finds for the next one.
     pub fn begin(&self, usable: bool) -> Pass {
@@ -69,7 +70,7 @@ impl Unchanged {
 }
 
 impl Pass {
-    /// Whether request `id`, listed with `digest`, was settled with the same bytes last time
+    /// Whether request `id`, listed with `digest`, was settled with the same digest last time
     /// and its recheck time (compared with `now`, unix seconds) has not come. It is then
     /// remembered for the next catch-up as well.
     pub fn skip(&mut self, id: &str, digest: u64, now: i64) -> bool {
@@ -87,7 +88,7 @@ impl Pass {
         }
     }
 
-    /// Records that request `id`, listed with `digest`, needs nothing until its bytes change
+    /// Records that request `id`, listed with `digest`, needs nothing until its digest changes
     /// or `recheck_at` (unix seconds) comes.
     pub fn settled(&mut self, id: &str, digest: u64, recheck_at: Option<i64>) {
         self.next.insert(key(id), Seen { digest, recheck_at });
@@ -105,7 +106,7 @@ mod tests {
     }
 
     #[test]
-    fn a_settled_request_is_skipped_while_its_bytes_and_time_hold() {
+    fn a_settled_request_is_skipped_while_its_digest_and_time_hold() {
         let u = Unchanged::default();
         pass_after(&u, |p| {
             assert!(!p.skip("a", 1, 100), "nothing is known yet");
@@ -114,7 +115,7 @@ mod tests {
         });
         pass_after(&u, |p| {
             assert!(p.skip("a", 1, 200));
-            assert!(!p.skip("a", 9, 200), "other bytes");
+            assert!(!p.skip("a", 9, 200), "another digest");
             assert!(p.skip("b", 2, 149));
             assert_eq!(p.skipped, 2);
         });

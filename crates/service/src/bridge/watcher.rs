@@ -267,7 +267,7 @@ impl Watcher {
             .map_or_else(OffsetDateTime::now_utc, |s| s.reminders.clock.now())
     }
 
-    /// Until when a settled request's decision holds with its bytes unchanged: its next
+    /// Until when a settled request's decision holds with its digest unchanged: its next
     /// reminder point, if it has one.
     fn recheck_at(&self, work: &Work) -> Option<i64> {
         let (Some(s), Work::Put(r, _)) = (&self.reminders, work) else {
@@ -297,7 +297,7 @@ impl Watcher {
                 None
             }
         };
-        // Skipping by bytes needs the plugin data, and a decision that depends on nothing
+        // Skipping by digest needs the plugin data, and a decision that depends on nothing
         // else (see `unchanged`).
         let mut pass = self
             .unchanged

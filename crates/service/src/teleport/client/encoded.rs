@@ -1,7 +1,8 @@
 //! Listings kept in their wire encoding until somebody needs them decoded: every access
 //! request (`GetAccessRequestsV2`) and every request's plugin data (`GetPluginData` without a
-//! resource). The periodic resync lists both for every open request and decodes only those
-//! whose bytes changed since the last run (see `bridge::unchanged`); the field numbers used
+//! resource). The periodic resync lists both for every open request, reads a digest of what
+//! its decision needs from each (without decoding the rest), and decodes only the requests
+//! whose digest changed since the last run (see `bridge::unchanged`); the field numbers used
 //! here are in `docs/teleport-wire.md`.
 
 use std::collections::HashMap;
