@@ -315,6 +315,10 @@ async fn reconcile_row(
         .metric("teleport_mattermost_catch_up_queued")
         .await
         .unwrap_or(f64::NAN);
+    f.resync_unchanged = svc
+        .metric("teleport_mattermost_catch_up_unchanged")
+        .await
+        .unwrap_or(f64::NAN);
     // Give a wrongly re-posting service the chance to show it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     f.reconcile_new_posts = w.mm.post_count().saturating_sub(posts_before);

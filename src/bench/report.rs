@@ -40,10 +40,12 @@ pub struct Figures {
     pub reconcile_queued: f64,
     /// One periodic resync over the same open requests, none changed: service CPU (an upper
     /// bound: the 1 s interval and the benchmark's scrapes of /metrics are in it), time
-    /// between two resyncs' ends (the interval included), requests it queued.
+    /// between two resyncs' ends (the interval included), requests it queued, and requests
+    /// it skipped undecoded as unchanged.
     pub resync_cpu_ms: f64,
     pub resync_secs: f64,
     pub resync_queued: f64,
+    pub resync_unchanged: f64,
     /// Root posts of the bridge run and of the bare loop run.
     pub bridge_posts: PostCheck,
     pub bare_posts: PostCheck,
@@ -183,8 +185,8 @@ fn rows(f: &Figures) -> Vec<Row> {
         ),
         row(
             format!(
-                "periodic resync of the same requests, unchanged: service CPU per run ({} queued)",
-                f.resync_queued
+                "periodic resync of the same requests, unchanged: service CPU per run ({} queued, {} skipped)",
+                f.resync_queued, f.resync_unchanged
             ),
             format!("{:.0} ms", f.resync_cpu_ms),
             "",

@@ -67,6 +67,8 @@ async fn every_lookup_call_returns_the_simulated_objects() {
     let me = c.me().await.unwrap();
     assert_eq!(me.id, fx.sim.bot_id());
     assert!(me.is_bot);
+    // Once, unless that call was retried (CI once saw two here, on a loaded machine).
+    let fetched = fx.sim.request_count("GET", "/api/v4/users/me");
     assert_eq!(c.bot_id().await.unwrap(), fx.sim.bot_id());
     let by_id = c.user_by_id(&fx.reviewer1).await.unwrap();
     assert_eq!(by_id.username, "reviewer1");
@@ -82,8 +84,16 @@ async fn every_lookup_call_returns_the_simulated_objects() {
         .unwrap();
     assert_eq!(channel.id, fx.channel);
     assert_eq!(channel.team_id, team.id);
-    // `me` was fetched once; `bot_id` reuses it.
-    assert_eq!(fx.sim.request_count("GET", "/api/v4/users/me"), 1);
+    // `bot_id` reuses what `me` fetched.
+    let calls: Vec<_> = fx
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/v4/users/me"))
+        .map(|r| (r.method, r.path, r.status))
+        .collect();
+    assert_eq!(calls.len(), fetched, "{calls:?}");
+    assert!((1..=2).contains(&fetched), "{calls:?}");
 }
 
 #[tokio::test]
