@@ -8,7 +8,7 @@ use std::time::Duration;
 use teleport_mattermost::access::{PluginData, Resolution};
 use teleport_mattermost::bridge::owed;
 use teleport_mattermost_sim::mattermost::{RouteFilter, SimPost};
-use teleport_mattermost_sim::process::{ServiceProcess, free_port};
+use teleport_mattermost_sim::process::{ServiceProcess, free_port, metric_value};
 use teleport_mattermost_sim::teleport::NewRequest;
 use teleport_mattermost_sim::teleport::fixtures::{REQUESTER, REVIEWER2};
 
@@ -222,14 +222,6 @@ async fn a_replica_killed_between_posting_and_recording_is_adopted_by_its_succes
     svc.stop().await.unwrap();
 }
 
-/// The value of one sample of the service's metrics (`None` when absent).
-fn sample(svc: &crate::harness::Service, series: &str) -> Option<f64> {
-    svc.metrics
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[tokio::test]
 async fn a_resync_skips_what_did_not_change_and_still_acts_on_what_changed_unannounced() {
     let w = World::start().await;
@@ -245,11 +237,11 @@ async fn a_resync_skips_what_did_not_change_and_still_acts_on_what_changed_unann
     .await;
     // The resyncs after the one that saw it current skip it undecoded.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while sample(&svc, "teleport_mattermost_catch_up_unchanged") != Some(1.0) {
+    while unchanged(&svc) != Some(1.0) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no resync skipped the unchanged request: {:?}",
-            sample(&svc, "teleport_mattermost_catch_up_unchanged")
+            unchanged(&svc)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -271,4 +263,12 @@ async fn a_resync_skips_what_did_not_change_and_still_acts_on_what_changed_unann
     .await;
     assert_eq!(roots(&w).len(), 2, "nothing posted twice");
     svc.stop().await.unwrap();
+}
+
+/// `teleport_mattermost_catch_up_unchanged` of the service (`None` before the first catch-up).
+fn unchanged(svc: &crate::harness::Service) -> Option<f64> {
+    metric_value(
+        &svc.metrics.render(),
+        "teleport_mattermost_catch_up_unchanged",
+    )
 }

@@ -13,6 +13,7 @@ use teleport_mattermost::mattermost::model::NewPost;
 use teleport_mattermost::mattermost::{ClientOptions, MattermostClient, MattermostError};
 use teleport_mattermost::metrics::Metrics;
 use teleport_mattermost_sim::mattermost::{MattermostSim, RateLimit, RouteFilter, SimConfig};
+use teleport_mattermost_sim::process::metric_value;
 use teleport_mattermost_sim::teleport::NewRequest;
 use teleport_mattermost_sim::teleport::fixtures::{REQUESTER, REVIEWER1};
 use tokio::time::Instant;
@@ -33,11 +34,7 @@ fn refused(sim: &MattermostSim) -> usize {
 
 /// The value of one sample of the metrics text (0 when absent).
 fn sample(metrics: &Metrics, series: &str) -> f64 {
-    metrics
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    metric_value(&metrics.render(), series).unwrap_or(0.0)
 }
 
 /// `(posts − allowance) / rate`, the floor the limit sets for `posts` requests at once.

@@ -131,7 +131,7 @@ impl BridgeMetrics {
             catch_up_unchanged: m.register(
                 &IntGauge::new(
                     "teleport_mattermost_catch_up_unchanged",
-                    "Requests the last catch-up skipped undecoded: their listing and plugin data were byte for byte what an earlier catch-up found current.",
+                    "Requests the last catch-up skipped undecoded: what its decision reads of them and of their plugin data was as an earlier catch-up found it, current.",
                 )
                 .expect("static metric"),
             ),

@@ -371,10 +371,13 @@ impl Watcher {
             }
         };
         if unreadable > 0 {
+            // As when the listing itself fails: a request that cannot be read cannot be told
+            // from a deleted one, so the gap stays open and nothing is marked expired.
             tracing::warn!(
                 unreadable,
-                "catch-up: access requests in the listing could not be decoded and were left out; their events are still processed"
+                "catch-up listing had access requests that could not be decoded; new events are still processed"
             );
+            return false;
         }
         let unchanged = pass.skipped;
         self.unchanged.end(pass);
